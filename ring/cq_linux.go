@@ -1,0 +1,77 @@
+package ring
+
+import (
+	"sync/atomic"
+)
+
+// LockCQ takes the completion lock: only its holder may PeekBatch.
+func (r *Ring) LockCQ() { r.cqMu.Lock() }
+
+// TryLockCQ takes the completion lock if it is free.
+func (r *Ring) TryLockCQ() bool { return r.cqMu.TryLock() }
+
+// UnlockCQ releases the completion lock.
+func (r *Ring) UnlockCQ() { r.cqMu.Unlock() }
+
+// PeekBatch copies up to len(dst) CQEs into dst, advances the CQ head past
+// them and returns how many it copied. The completion lock must be held.
+// Internal CQEs (wake-ups, the ring's own cancels) are consumed but not
+// returned. When the CQ is empty but the kernel holds overflowed CQEs
+// (IORING_SQ_CQ_OVERFLOW) it flushes them into the CQ first, so no
+// completion is left behind.
+func (r *Ring) PeekBatch(dst []CQE) int {
+	n := 0
+	flushed := false
+	for n < len(dst) {
+		head := *r.cqHead
+		tail := atomic.LoadUint32(r.cqTail)
+		if head == tail {
+			if flushed || !r.needFlush() {
+				break
+			}
+			flushed = true
+			r.flush()
+			continue
+		}
+		var reaped uint64
+		var done int64
+		for ; head != tail && n < len(dst); head++ {
+			c := &r.cqes[head&r.cqMask]
+			reaped++
+			if c.Flags()&CQEFMore == 0 {
+				done++
+			}
+			if c.UserData() >= ReservedUserData {
+				continue
+			}
+			dst[n] = *c
+			n++
+		}
+		atomic.StoreUint32(r.cqHead, head)
+		r.stats.reaped.Add(reaped)
+		r.inflight.Add(-done)
+	}
+	return n
+}
+
+// Ready returns how many CQEs wait in the CQ (not counting overflowed ones).
+func (r *Ring) Ready() int {
+	return int(atomic.LoadUint32(r.cqTail) - atomic.LoadUint32(r.cqHead))
+}
+
+func (r *Ring) needFlush() bool {
+	return atomic.LoadUint32(r.sqFlags)&(sqCQOverflow|sqTaskrun) != 0
+}
+
+// flush asks the kernel to move overflowed CQEs into the CQ and to run
+// pending task work (IORING_SQ_TASKRUN), which posts completions.
+func (r *Ring) flush() {
+	if atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0 {
+		r.stats.overflows.Add(1)
+	}
+	r.enter(0, 0, enterGetEvents, nil, 0)
+}
+
+// Dropped returns the kernel's count of CQEs it could not even queue as
+// overflow (allocation failure): completions that are lost for good.
+func (r *Ring) Dropped() uint32 { return atomic.LoadUint32(r.cqOverflow) }

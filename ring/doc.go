@@ -1,0 +1,56 @@
+// Package ring is one io_uring instance and the reaper goroutine that
+// harvests its completions. It knows nothing of sockets: it sets the ring
+// up, restricts it, hands out submission queue entries, submits, and
+// delivers completion queue entries to a Handler.
+//
+// # Setup
+//
+// New creates the ring with IORING_SETUP_CQSIZE (CQ default 4 × SQ, since a
+// zero-copy send posts two CQEs), COOP_TASKRUN|TASKRUN_FLAG and SUBMIT_ALL
+// where the kernel has them, reads the features back and probes opcode
+// support (Supports). By default the ring is created disabled, limited with
+// IORING_REGISTER_RESTRICTIONS to DefaultOps and AllowedSQEFlags, and then
+// enabled: a process that is tricked into submitting another opcode gets
+// -EACCES in the CQE. Where io_uring is missing or refused (ENOSYS; EPERM
+// from kernel.io_uring_disabled or seccomp; ENOMEM) New returns a
+// *FeatureError that Is ErrNotSupported, naming the feature and the minimum
+// kernel.
+//
+// # Submitting
+//
+// The call sequence follows liburing: LockSQ, GetSQE, a Prep function,
+// SQE.SetUserData, UnlockSQ, then Submit (or SubmitAndWait). The submission
+// lock serializes submitters, which may be any goroutines; UnlockSQ
+// publishes the new tail, and any io_uring_enter made afterwards — by this
+// goroutine, another submitter or the reaper — submits them. So SQEs of many
+// goroutines leave in one system call when they meet. GetSQE on a full SQ
+// submits what is queued and retries, backing off while the kernel answers
+// EBUSY or EAGAIN, and gives up with ErrSQFull after a bounded time; it
+// never spins forever and never hands out an entry the kernel still owns.
+// Reserve keeps a linked chain in one submission.
+//
+// # Completing
+//
+// Every published SQE posts exactly one final CQE (one without CQEFMore).
+// The completion lock makes harvesting exclusive: its holder calls
+// PeekBatch, which copies CQEs out and advances the head at once, so the
+// kernel can reuse the slots. When the CQ is empty but the kernel has set
+// IORING_SQ_CQ_OVERFLOW (NODROP keeps overflowed CQEs in a kernel list),
+// PeekBatch flushes them into the CQ with io_uring_enter(GETEVENTS): no
+// completion is lost. A submitter may harvest inline with TryHarvest right
+// after Submit; the reaper harvests everything else. Each CQE is therefore
+// handed to the Handler exactly once, by whichever side got the lock.
+//
+// # The reaper
+//
+// StartReaper runs one goroutine per ring that harvests in batches, calls
+// Handler.AfterHarvest outside the lock, and then submits what is queued
+// and waits for the next completion in a single io_uring_enter. Wake posts
+// a NOP that makes it return. Close stops new submissions, cancels what is
+// in flight (IORING_ASYNC_CANCEL_ANY), lets the reaper deliver every
+// remaining CQE, waits for it to exit, and only then unmaps the rings and
+// closes the fd, so the kernel never writes to memory that was freed.
+//
+// user_data values from ReservedUserData up are the ring's own and are
+// never handed to the Handler.
+package ring

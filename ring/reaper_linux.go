@@ -1,0 +1,173 @@
+package ring
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives harvested CQEs.
+type Handler interface {
+	// HandleCQEs is called with the completion lock held, by the reaper or
+	// by a goroutine harvesting inline (TryHarvest). It must not block
+	// and must not take the completion lock; it may submit.
+	HandleCQEs(cqes []CQE)
+	// AfterHarvest is called by the reaper goroutine only, without the
+	// completion lock, after each round of harvesting: the place to run
+	// user callbacks.
+	AfterHarvest()
+}
+
+// Reaper is the goroutine that waits for completions of one ring and hands
+// them to a Handler in batches.
+type Reaper struct {
+	r    *Ring
+	h    Handler
+	buf  []CQE
+	done chan struct{}
+	// Batches is called with the size of every batch handed over; for
+	// metrics. Set before StartReaper returns; nil means none.
+	batches func(n int)
+}
+
+// drainBudget bounds how long Close waits for cancelled requests to post
+// their CQEs before it closes the ring anyway.
+const drainBudget = 10 * time.Second
+
+// StartReaper starts the ring's reaper goroutine; a ring has at most one.
+// batchSize bounds the CQEs handed over per HandleCQEs call (0: 256).
+// onBatch, if not nil, is told each batch's size.
+func (r *Ring) StartReaper(h Handler, batchSize int, onBatch func(n int)) (*Reaper, error) {
+	if batchSize <= 0 {
+		batchSize = 256
+	}
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closing.Load() {
+		return nil, ErrClosed
+	}
+	if r.reaper != nil {
+		return nil, errorf("reaper already started")
+	}
+	rp := &Reaper{r: r, h: h, buf: make([]CQE, batchSize), done: make(chan struct{}), batches: onBatch}
+	r.reaper = rp
+	go rp.loop()
+	return rp, nil
+}
+
+// TryHarvest harvests what is in the CQ into h if the completion lock is
+// free, and reports whether it got the lock. It is the inline peek: a
+// submitter calls it right after Submit to find completions that happened
+// inside the system call.
+func (r *Ring) TryHarvest(h Handler) (n int, ok bool) {
+	if !r.cqMu.TryLock() {
+		return 0, false
+	}
+	n = r.harvestLocked(h, r.scratch, nil)
+	r.cqMu.Unlock()
+	return n, true
+}
+
+func (r *Ring) harvestLocked(h Handler, buf []CQE, onBatch func(int)) int {
+	total := 0
+	for {
+		n := r.PeekBatch(buf)
+		if n > 0 {
+			h.HandleCQEs(buf[:n])
+			if onBatch != nil {
+				onBatch(n)
+			}
+		}
+		total += n
+		if n < len(buf) {
+			return total
+		}
+	}
+}
+
+func (rp *Reaper) loop() {
+	defer close(rp.done)
+	r := rp.r
+	for {
+		r.cqMu.Lock()
+		if r.closed.Load() {
+			r.cqMu.Unlock()
+			return
+		}
+		rp.r.harvestLocked(rp.h, rp.buf, rp.batches)
+		r.cqMu.Unlock()
+		rp.h.AfterHarvest()
+		if r.closing.Load() && r.inflight.Load() <= 0 {
+			return
+		}
+		// Submit what is queued and wait for a completion in one call.
+		r.stats.waits.Add(1)
+		_, errno := r.enter(r.pending(), 1, enterGetEvents, nil, 0)
+		switch errno {
+		case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY, unix.ETIME:
+		default:
+			// EBADR (lost CQEs) or worse: nothing to wait on reliably;
+			// keep harvesting without spinning hot.
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// Close stops accepting SQEs, cancels what is in flight, lets the reaper
+// hand over every remaining CQE (so each operation still completes exactly
+// once), stops the reaper, unmaps the rings and closes the fd. Without a
+// reaper the remaining CQEs are discarded. Calls other than Close must not
+// run concurrently with or after Close, except from the Handler.
+func (r *Ring) Close() error {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closed.Load() {
+		return nil
+	}
+	r.closing.Store(true)
+	if r.sqes != nil {
+		if r.inflight.Load() > 0 {
+			r.submitInternal(prepCancelAny)
+		}
+		deadline := time.Now().Add(drainBudget)
+		if rp := r.reaper; rp != nil {
+			r.Wake()
+			select {
+			case <-rp.done:
+			case <-time.After(drainBudget):
+				// A request the kernel would not cancel: stop waiting
+				// for it. The ring fd's release cancels it.
+			}
+		} else {
+			for r.inflight.Load() > 0 && time.Now().Before(deadline) {
+				r.SubmitAndWait(1, 10*time.Millisecond)
+				r.cqMu.Lock()
+				for r.PeekBatch(r.scratch) > 0 {
+				}
+				r.cqMu.Unlock()
+			}
+		}
+	}
+	r.sqMu.Lock()
+	r.cqMu.Lock()
+	r.closed.Store(true)
+	r.unmap()
+	err := unix.Close(r.fd)
+	r.cqMu.Unlock()
+	r.sqMu.Unlock()
+	if rp := r.reaper; rp != nil {
+		<-rp.done // returns promptly: enter on a closed fd fails
+	}
+	return err
+}
+
+func (r *Ring) submitInternal(prep func(*SQE)) {
+	r.LockSQ()
+	sqe, err := r.getSQE()
+	if err == nil {
+		prep(sqe)
+		sqe.SetUserData(cancelUserData)
+	}
+	r.UnlockSQ()
+	r.Submit()
+}

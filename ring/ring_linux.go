@@ -1,0 +1,324 @@
+package ring
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	sys "github.com/iceber/iouring-go/syscall"
+	"golang.org/x/sys/unix"
+)
+
+// Config sets up a Ring. The zero value is a restricted 256-entry ring.
+type Config struct {
+	// Entries is the SQ size, rounded up to a power of two by the kernel.
+	// Default 256.
+	Entries uint32
+	// CQEntries is the CQ size; default 4 × Entries (zero-copy sends post
+	// two CQEs each, and completions of earlier batches may still be there).
+	// It must be at least Entries.
+	CQEntries uint32
+	// NoCoopTaskrun leaves out IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG.
+	// Cooperative task running saves an IPI per completion but lets task
+	// work wait until the submitting thread next enters the kernel.
+	NoCoopTaskrun bool
+	// Unrestricted skips IORING_REGISTER_RESTRICTIONS: every opcode and
+	// SQE flag is allowed. By default the ring is created disabled, limited
+	// to AllowedOps and AllowedSQEFlags, then enabled.
+	Unrestricted bool
+	// ExtraOps are opcodes allowed besides DefaultOps.
+	ExtraOps []uint8
+}
+
+// DefaultOps is what a send engine needs: the sends, NOP (wake-ups),
+// ASYNC_CANCEL (Close) and LINK_TIMEOUT (per-send deadlines).
+var DefaultOps = []uint8{OpNop, OpSend, OpSendmsg, OpSendZC, OpSendmsgZC, OpAsyncCancel, OpLinkTimeout}
+
+// AllowedSQEFlags are the SQE flags a restricted ring accepts: IO_LINK for
+// link timeouts, FIXED_FILE for registered files, ASYNC to force io-wq.
+const AllowedSQEFlags = SQEIOLink | SQEFixedFile | SQEAsync
+
+// Reserved user_data values: the ring's own wake-ups and cancels. PeekBatch
+// never returns them. Callers must keep their user_data below ReservedUserData.
+const (
+	ReservedUserData = ^uint64(0) - 255
+	wakeUserData     = ^uint64(0)
+	cancelUserData   = ^uint64(0) - 1
+)
+
+// Ring is one io_uring instance. See the package documentation for the
+// concurrency model.
+type Ring struct {
+	fd       int
+	features uint32
+	flags    uint32
+	probe    [256]bool
+	sqMem    []byte
+	cqMem    []byte
+	sqeMem   []byte
+
+	sqMu      sync.Mutex
+	sqHead    *uint32 // kernel-owned
+	sqTail    *uint32 // ours; published under sqMu
+	sqFlags   *uint32
+	sqMask    uint32
+	sqEntries uint32
+	sqes      []SQE
+	localTail uint32 // next SQE to hand out; > *sqTail while unpublished
+	sqLocked  bool
+
+	cqMu        sync.Mutex
+	cqHead      *uint32 // ours
+	cqTail      *uint32 // kernel-owned
+	cqOverflow  *uint32
+	cqMask      uint32
+	cqEntries   uint32
+	cqes        []CQE
+	scratch     []CQE // harvest buffer, owned by whoever holds cqMu
+	lastOverflow uint32
+
+	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
+	closing  atomic.Bool
+	closed   atomic.Bool
+	closeMu  sync.Mutex
+	reaper   *Reaper
+
+	stats struct {
+		enters, submitted, reaped, overflows, waits atomic.Uint64
+	}
+}
+
+// New creates and enables a ring. It returns an error that Is
+// ErrNotSupported when io_uring is missing or refused.
+func New(cfg Config) (*Ring, error) {
+	if cfg.Entries == 0 {
+		cfg.Entries = 256
+	}
+	if cfg.CQEntries == 0 {
+		cfg.CQEntries = 4 * cfg.Entries
+	}
+	if cfg.CQEntries < cfg.Entries {
+		return nil, errorf("CQEntries %d < Entries %d", cfg.CQEntries, cfg.Entries)
+	}
+	var p sys.IOURingParams
+	p.Flags = setupCQSize | setupClamp | setupSubmitAll
+	if !cfg.NoCoopTaskrun {
+		p.Flags |= setupCoopTaskrun | setupTaskrunFlag
+	}
+	if !cfg.Unrestricted {
+		p.Flags |= setupRDisabled
+	}
+	p.CQEntries = cfg.CQEntries
+	fd, err := setup(cfg.Entries, &p)
+	if errors.Is(err, unix.EINVAL) {
+		// Kernels before 5.18/5.19 reject flags they do not know: retry
+		// without the optional ones.
+		p = sys.IOURingParams{Flags: setupCQSize | setupClamp, CQEntries: cfg.CQEntries}
+		if !cfg.Unrestricted {
+			p.Flags |= setupRDisabled
+		}
+		fd, err = setup(cfg.Entries, &p)
+	}
+	if err != nil {
+		return nil, setupError(err)
+	}
+	r := &Ring{fd: fd, features: p.Features, flags: p.Flags}
+	if err := r.mmap(&p); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if p.Features&FeatNoDrop == 0 {
+		r.Close()
+		return nil, &FeatureError{Name: "IORING_FEAT_NODROP", MinVersion: "5.5"}
+	}
+	r.loadProbe()
+	if !r.probe[OpSend] {
+		r.Close()
+		return nil, &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6"}
+	}
+	if !cfg.Unrestricted {
+		if err := r.restrict(append(append([]uint8(nil), DefaultOps...), cfg.ExtraOps...)); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func setup(entries uint32, p *sys.IOURingParams) (int, error) {
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(entries), uintptr(unsafe.Pointer(p)), 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+func setupError(err error) error {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	switch errno {
+	case unix.ENOSYS:
+		return &FeatureError{Name: "io_uring", MinVersion: "5.1", Err: err}
+	case unix.EPERM:
+		return &FeatureError{Name: "io_uring (refused: kernel.io_uring_disabled or seccomp)", Err: err}
+	case unix.ENOMEM:
+		return &FeatureError{Name: "io_uring (cannot lock ring memory: RLIMIT_MEMLOCK)", Err: err}
+	case unix.EINVAL:
+		return &FeatureError{Name: "io_uring with IORING_SETUP_CQSIZE|R_DISABLED", MinVersion: "5.10", Err: err}
+	}
+	return errorf("io_uring_setup: %w", err)
+}
+
+func (r *Ring) mmap(p *sys.IOURingParams) error {
+	sqSize := int(p.SQOffset.Array + p.SQEntries*4)
+	cqSize := int(p.CQOffset.Cqes + p.CQEntries*uint32(unsafe.Sizeof(CQE{})))
+	if p.Features&FeatSingleMmap != 0 {
+		sqSize = max(sqSize, cqSize)
+		cqSize = sqSize
+	}
+	var err error
+	prot, flags := unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE
+	if r.sqMem, err = unix.Mmap(r.fd, int64(offSQRing), sqSize, prot, flags); err != nil {
+		return errorf("mmap sq ring: %w", err)
+	}
+	r.cqMem = r.sqMem
+	if p.Features&FeatSingleMmap == 0 {
+		if r.cqMem, err = unix.Mmap(r.fd, int64(offCQRing), cqSize, prot, flags); err != nil {
+			r.unmap()
+			return errorf("mmap cq ring: %w", err)
+		}
+	}
+	sqeSize := int(p.SQEntries) * int(unsafe.Sizeof(SQE{}))
+	if r.sqeMem, err = unix.Mmap(r.fd, int64(offSQEs), sqeSize, prot, flags); err != nil {
+		r.unmap()
+		return errorf("mmap sqes: %w", err)
+	}
+	u32 := func(mem []byte, off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&mem[off])) }
+	r.sqHead = u32(r.sqMem, p.SQOffset.Head)
+	r.sqTail = u32(r.sqMem, p.SQOffset.Tail)
+	r.sqFlags = u32(r.sqMem, p.SQOffset.Flags)
+	r.sqMask = *u32(r.sqMem, p.SQOffset.RingMask)
+	r.sqEntries = *u32(r.sqMem, p.SQOffset.RingEntries)
+	// The index array maps SQ slots to SQEs one to one, once: SQEs are
+	// then addressed by tail & mask, as liburing does.
+	array := unsafe.Slice(u32(r.sqMem, p.SQOffset.Array), r.sqEntries)
+	for i := range array {
+		array[i] = uint32(i)
+	}
+	r.sqes = unsafe.Slice((*SQE)(unsafe.Pointer(&r.sqeMem[0])), r.sqEntries)
+	r.localTail = *r.sqTail
+
+	r.cqHead = u32(r.cqMem, p.CQOffset.Head)
+	r.cqTail = u32(r.cqMem, p.CQOffset.Tail)
+	r.cqOverflow = u32(r.cqMem, p.CQOffset.Overflow)
+	r.cqMask = *u32(r.cqMem, p.CQOffset.RingMask)
+	r.cqEntries = *u32(r.cqMem, p.CQOffset.RingEntries)
+	r.cqes = unsafe.Slice((*CQE)(unsafe.Pointer(&r.cqMem[p.CQOffset.Cqes])), r.cqEntries)
+	r.scratch = make([]CQE, min(r.cqEntries, 256))
+	return nil
+}
+
+func (r *Ring) unmap() {
+	if r.sqeMem != nil {
+		unix.Munmap(r.sqeMem)
+		r.sqeMem = nil
+	}
+	// With IORING_FEAT_SINGLE_MMAP the CQ shares the SQ's mapping.
+	if r.cqMem != nil && unsafe.SliceData(r.cqMem) != unsafe.SliceData(r.sqMem) {
+		unix.Munmap(r.cqMem)
+	}
+	r.cqMem = nil
+	if r.sqMem != nil {
+		unix.Munmap(r.sqMem)
+		r.sqMem = nil
+	}
+}
+
+func (r *Ring) register(op uint8, arg unsafe.Pointer, n uint32) error {
+	for {
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), uintptr(op), uintptr(arg), uintptr(n), 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	}
+}
+
+// loadProbe asks the kernel which opcodes it supports. A kernel without
+// IORING_REGISTER_PROBE (< 5.6) has no SEND either, so an empty table is
+// the right answer there.
+func (r *Ring) loadProbe() {
+	var p probe
+	if err := r.register(registerProbe, unsafe.Pointer(&p), uint32(len(p.ops))); err != nil {
+		return
+	}
+	for i := 0; i < int(p.opsLen) && i < len(p.ops); i++ {
+		if p.ops[i].flags&probeOpSupported != 0 {
+			r.probe[p.ops[i].op] = true
+		}
+	}
+}
+
+func (r *Ring) restrict(ops []uint8) error {
+	res := make([]restriction, 0, len(ops)+1)
+	for _, op := range ops {
+		if r.probe[op] {
+			res = append(res, restriction{opcode: restrictSQEOp, arg: op})
+		}
+	}
+	res = append(res, restriction{opcode: restrictSQEFlags, arg: AllowedSQEFlags})
+	if err := r.register(registerRestrict, unsafe.Pointer(&res[0]), uint32(len(res))); err != nil {
+		return &FeatureError{Name: "IORING_REGISTER_RESTRICTIONS", MinVersion: "5.10", Err: err}
+	}
+	if err := r.register(registerEnable, nil, 0); err != nil {
+		return &FeatureError{Name: "IORING_REGISTER_ENABLE_RINGS", MinVersion: "5.10", Err: err}
+	}
+	return nil
+}
+
+// Supports reports whether the kernel supports opcode op
+// (IORING_REGISTER_PROBE). A restricted ring may still refuse it.
+func (r *Ring) Supports(op uint8) bool { return r.probe[op] }
+
+// Features returns the IORING_FEAT_* bits the kernel reported at setup.
+func (r *Ring) Features() uint32 { return r.features }
+
+// SetupFlags returns the IORING_SETUP_* flags the ring was created with.
+func (r *Ring) SetupFlags() uint32 { return r.flags }
+
+// FD returns the ring's file descriptor.
+func (r *Ring) FD() int { return r.fd }
+
+// SQEntries and CQEntries return the sizes the kernel chose.
+func (r *Ring) SQEntries() uint32 { return r.sqEntries }
+
+// CQEntries returns the CQ size the kernel chose.
+func (r *Ring) CQEntries() uint32 { return r.cqEntries }
+
+// Inflight returns how many published SQEs have not yet posted their final CQE.
+func (r *Ring) Inflight() int64 { return r.inflight.Load() }
+
+// Stats are cumulative counters of a ring, read atomically one by one.
+type Stats struct {
+	Enters    uint64 // io_uring_enter calls
+	Submitted uint64 // SQEs the kernel consumed
+	Reaped    uint64 // CQEs harvested (including internal ones)
+	Overflows uint64 // times the CQ overflowed (kernel's overflow counter and IORING_SQ_CQ_OVERFLOW flushes)
+	Waits     uint64 // enters that waited for completions
+}
+
+// Stats returns a snapshot of the ring's counters.
+func (r *Ring) Stats() Stats {
+	return Stats{
+		Enters:    r.stats.enters.Load(),
+		Submitted: r.stats.submitted.Load(),
+		Reaped:    r.stats.reaped.Load(),
+		Overflows: r.stats.overflows.Load(),
+		Waits:     r.stats.waits.Load(),
+	}
+}

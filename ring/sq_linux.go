@@ -1,0 +1,194 @@
+package ring
+
+import (
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sqFullBudget bounds how long GetSQE waits for the kernel to take entries
+// from a full SQ before it gives up with ErrSQFull.
+const sqFullBudget = 2 * time.Second
+
+// LockSQ takes the submission lock. Between LockSQ and UnlockSQ the caller
+// may take SQEs with GetSQE and fill them; UnlockSQ publishes them.
+func (r *Ring) LockSQ() { r.sqMu.Lock() }
+
+// UnlockSQ publishes the SQEs taken since LockSQ to the kernel (they are
+// submitted by the next io_uring_enter, whoever makes it) and releases the
+// submission lock. Every SQE taken must be fully prepared by then.
+func (r *Ring) UnlockSQ() {
+	r.publishLocked()
+	r.sqMu.Unlock()
+}
+
+func (r *Ring) publishLocked() {
+	if n := r.localTail - *r.sqTail; n != 0 {
+		r.inflight.Add(int64(n))
+		atomic.StoreUint32(r.sqTail, r.localTail)
+	}
+}
+
+// GetSQE returns a zeroed SQE; the submission lock must be held. When the
+// SQ is full it publishes and submits what is queued and tries again;
+// if the kernel will not take entries for a while it returns ErrSQFull.
+// After Close has begun it returns ErrClosed.
+func (r *Ring) GetSQE() (*SQE, error) {
+	if r.closing.Load() {
+		return nil, ErrClosed
+	}
+	return r.getSQE()
+}
+
+// Reserve makes sure n SQEs can be taken without a flush in between, so
+// that a linked chain (send + LINK_TIMEOUT) reaches the kernel in one
+// submission. The submission lock must be held.
+func (r *Ring) Reserve(n int) error {
+	if n <= 0 || uint32(n) > r.sqEntries {
+		return errorf("Reserve(%d): SQ has %d entries", n, r.sqEntries)
+	}
+	return r.reserveLocked(uint32(n))
+}
+
+func (r *Ring) getSQE() (*SQE, error) {
+	if err := r.reserveLocked(1); err != nil {
+		return nil, err
+	}
+	sqe := &r.sqes[r.localTail&r.sqMask]
+	r.localTail++
+	sqe.Reset()
+	return sqe, nil
+}
+
+func (r *Ring) reserveLocked(n uint32) error {
+	var start time.Time
+	for wait := 10 * time.Microsecond; ; {
+		head := atomic.LoadUint32(r.sqHead)
+		if r.sqEntries-(r.localTail-head) >= n {
+			return nil
+		}
+		if r.closed.Load() {
+			return ErrClosed
+		}
+		// Full: hand what is queued to the kernel. Without SQPOLL the
+		// kernel consumes the entries inside the call.
+		r.publishLocked()
+		_, errno := r.enter(r.localTail-head, 0, 0, nil, 0)
+		switch errno {
+		case 0, unix.EINTR:
+			continue
+		case unix.EBUSY, unix.EAGAIN:
+			// The kernel wants its CQ drained first; the reaper does
+			// that on its own. Back off, but not forever.
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) > sqFullBudget {
+				return ErrSQFull
+			}
+			time.Sleep(wait)
+			wait = min(2*wait, 5*time.Millisecond)
+		case unix.EBADR:
+			return ErrCQELost
+		default:
+			return errorf("io_uring_enter: %w", errno)
+		}
+	}
+}
+
+// pending is the number of published SQEs the kernel has not consumed.
+func (r *Ring) pending() uint32 {
+	return atomic.LoadUint32(r.sqTail) - atomic.LoadUint32(r.sqHead)
+}
+
+// Submit hands every published SQE to the kernel with one io_uring_enter
+// and returns how many it consumed. Sends on idle sockets usually complete
+// inside this call, so their CQEs are ready to peek when it returns.
+// With nothing to submit it makes no system call.
+func (r *Ring) Submit() (int, error) {
+	for {
+		toSubmit := r.pending()
+		if toSubmit == 0 || r.closed.Load() {
+			return 0, nil
+		}
+		n, errno := r.enter(toSubmit, 0, 0, nil, 0)
+		switch errno {
+		case 0:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EBADR:
+			return n, ErrCQELost
+		}
+		return n, errno
+	}
+}
+
+// SubmitAndWait submits what is published and waits until at least
+// minComplete CQEs are in the CQ, or timeout passes (0: no timeout; needs
+// IORING_FEAT_EXT_ARG, 5.11). It returns the number of SQEs submitted. On
+// timeout the error is unix.ETIME. EINTR is retried.
+func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, error) {
+	var arg geteventsArg
+	var ts unix.Timespec
+	flags := uint32(enterGetEvents)
+	var argp unsafe.Pointer
+	var argsz uintptr
+	if timeout > 0 {
+		if r.features&FeatExtArg == 0 {
+			return 0, &FeatureError{Name: "IORING_ENTER_EXT_ARG", MinVersion: "5.11"}
+		}
+		ts = unix.NsecToTimespec(int64(timeout))
+		arg.ts = uint64(uintptr(unsafe.Pointer(&ts)))
+		flags |= enterExtArg
+		argp, argsz = unsafe.Pointer(&arg), unsafe.Sizeof(arg)
+	}
+	r.stats.waits.Add(1)
+	for {
+		if r.closed.Load() {
+			return 0, ErrClosed
+		}
+		n, errno := r.enter(r.pending(), minComplete, flags, argp, argsz)
+		switch errno {
+		case 0:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EBADR:
+			return n, ErrCQELost
+		}
+		return n, errno
+	}
+}
+
+func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argsz uintptr) (int, syscall.Errno) {
+	r.stats.enters.Add(1)
+	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit),
+		uintptr(minComplete), uintptr(flags), uintptr(arg), argsz)
+	if errno == 0 && n > 0 {
+		r.stats.submitted.Add(uint64(n))
+	}
+	return int(n), errno
+}
+
+// Wake makes a reaper blocked in io_uring_enter return, by posting a NOP
+// whose CQE is never handed to the handler.
+func (r *Ring) Wake() error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	r.LockSQ()
+	sqe, err := r.getSQE()
+	if err == nil {
+		PrepNop(sqe)
+		sqe.SetUserData(wakeUserData)
+	}
+	r.UnlockSQ()
+	if err != nil {
+		return err
+	}
+	_, err = r.Submit()
+	return err
+}
