@@ -1,0 +1,38 @@
+package sendop
+
+import (
+	"errors"
+	"syscall"
+)
+
+// Errors returned by SendAsync before anything is sent. Their text never
+// changes; compare with errors.Is.
+var (
+	// ErrNilArgs: SendAsync was given a nil *Args.
+	ErrNilArgs = errors.New("sendop: nil *Args")
+	// ErrNoBuffer: neither Buffer nor BufferList is set.
+	ErrNoBuffer = errors.New("sendop: neither Buffer nor BufferList is set")
+	// ErrBufferConflict: Buffer and BufferList are both set; one or the
+	// other, as .NET requires.
+	ErrBufferConflict = errors.New("sendop: both Buffer and BufferList are set")
+	// ErrInProgress: the Args is still used by an operation that has not
+	// completed (Completed has not been raised yet).
+	ErrInProgress = errors.New("sendop: Args is already in use by an operation in progress")
+	// ErrBadFlags: Flags holds MSG_* bits a send engine cannot honour
+	// (MSG_DONTWAIT, MSG_WAITALL as a user flag, unknown bits...).
+	ErrBadFlags = errors.New("sendop: unsupported MSG_* flags")
+)
+
+// Error is the result of a send that did not succeed: the SocketError and
+// the errno behind it. errors.Is(err, syscall.EPIPE) works through Unwrap.
+type Error struct {
+	Code  SocketError
+	Errno syscall.Errno
+}
+
+func (e *Error) Error() string {
+	return "send: " + e.Code.String() + " (" + e.Errno.Error() + ")"
+}
+
+// Unwrap returns the errno.
+func (e *Error) Unwrap() error { return e.Errno }

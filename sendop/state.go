@@ -1,0 +1,78 @@
+package sendop
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// An Args moves through the states below, held in one atomic word (as Go's
+// internal/poll fd mutex holds its state). SendAsync is "the caller"; the
+// goroutine that harvests the final CQE — the engine's reaper, or a caller
+// peeking inline — is "the harvester".
+//
+//	free ──Claim──▶ claimed ──Queue──▶ queued ──Launch──▶ pending
+//	                   │                                    │
+//	                   └──Inline──▶ inline ──Decide──▶ pending ──Finish──▶ free, Completed raised
+//	                                  │
+//	                                  └──Finish──▶ harvested ──Decide──▶ free, SendAsync returns false
+//
+// The race of DESIGN.md is the pair of CASes out of inline: Decide
+// (inline→pending, by the caller) and Finish (inline→harvested, by the
+// harvester). Exactly one wins, so a send completes exactly once: either
+// SendAsync returns false or Completed is raised, never both, never neither.
+const (
+	stateFree      uint32 = iota // not in use; SendAsync may claim it
+	stateClaimed                 // SendAsync owns it: validating, choosing inline or queue
+	stateQueued                  // waiting behind other sends; SendAsync returned pending
+	stateInline                  // on the wire, submitted inline; SendAsync has not decided
+	statePending                 // on the wire or queued; SendAsync returned pending
+	stateHarvested               // finished before SendAsync decided: it will return false
+)
+
+var stateNames = [...]string{"free", "claimed", "queued", "inline", "pending", "harvested"}
+
+type opState struct{ v atomic.Uint32 }
+
+func (s *opState) load() uint32 { return s.v.Load() }
+
+// claim moves free → claimed; false means the Args is in use.
+func (s *opState) claim() bool { return s.v.CompareAndSwap(stateFree, stateClaimed) }
+
+// set moves the state from "from" to "to" for the single owner of "from";
+// any other current state is a bug.
+func (s *opState) set(from, to uint32) {
+	if !s.v.CompareAndSwap(from, to) {
+		panic(fmt.Sprintf("sendop: inconsistent op state: want %s→%s, have %s", name(from), name(to), name(s.v.Load())))
+	}
+}
+
+// decide is the caller's side of the race: true (pending) if it moved
+// inline → pending; false if the harvester finished first, in which case
+// the Args is free again.
+func (s *opState) decide() (pending bool) {
+	if s.v.CompareAndSwap(stateInline, statePending) {
+		return true
+	}
+	s.set(stateHarvested, stateFree)
+	return false
+}
+
+// finish is the harvester's side: it returns true when Completed must be
+// raised (the caller returned pending), false when the caller will report
+// the result itself (inline → harvested).
+func (s *opState) finish() (raise bool) {
+	if s.v.CompareAndSwap(stateInline, stateHarvested) {
+		return false
+	}
+	if st := s.v.Load(); st != statePending {
+		panic(fmt.Sprintf("sendop: finishing an op in state %s", name(st)))
+	}
+	return true
+}
+
+func name(st uint32) string {
+	if int(st) < len(stateNames) {
+		return stateNames[st]
+	}
+	return fmt.Sprintf("state(%d)", st)
+}
