@@ -1,0 +1,219 @@
+package socket
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/uringsend/uringsend/ring"
+	"github.com/uringsend/uringsend/sendop"
+)
+
+// Backend names.
+const (
+	BackendAuto    = "auto"     // io_uring, or epoll where io_uring is refused
+	BackendIOURing = "io_uring" // io_uring only: NewEngine fails without it
+	BackendEpoll   = "epoll"    // non-blocking sendmsg on Go's netpoller
+)
+
+// EngineConfig configures an Engine. The zero value is a good default.
+type EngineConfig struct {
+	// Backend is BackendAuto (""), BackendIOURing or BackendEpoll.
+	Backend string
+	// Rings is the number of io_uring instances (each with its own reaper
+	// goroutine); sockets are spread over them. Default 1.
+	Rings int
+	// Entries is the SQ size of each ring. Default 256.
+	Entries uint32
+	// CQEntries is the CQ size of each ring. Default 4 × Entries.
+	CQEntries uint32
+	// Ring is passed to ring.New for each ring, after Entries and
+	// CQEntries are filled in; for experiments.
+	Ring ring.Config
+}
+
+// Engine executes sends: on io_uring rings with a reaper goroutine each,
+// or, where io_uring is unavailable or not wanted, on Go's netpoller with
+// the same contract.
+type Engine struct {
+	backend  string
+	fallback error // why io_uring is not used (BackendAuto), or nil
+	rings    []*uring
+	next     atomic.Uint32
+
+	mu     sync.Mutex
+	socks  map[*Socket]struct{}
+	closed bool
+}
+
+// NewEngine starts an engine.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.Rings <= 0 {
+		cfg.Rings = 1
+	}
+	e := &Engine{socks: make(map[*Socket]struct{})}
+	switch cfg.Backend {
+	case "", BackendAuto, BackendIOURing:
+		err := e.startRings(cfg)
+		if err == nil {
+			e.backend = BackendIOURing
+			return e, nil
+		}
+		if cfg.Backend == BackendIOURing || !errors.Is(err, ring.ErrNotSupported) {
+			return nil, err
+		}
+		e.fallback = err
+		e.backend = BackendEpoll
+	case BackendEpoll:
+		e.backend = BackendEpoll
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrBadBackend, cfg.Backend)
+	}
+	return e, nil
+}
+
+func (e *Engine) startRings(cfg EngineConfig) error {
+	rc := cfg.Ring
+	rc.Entries, rc.CQEntries = cfg.Entries, cfg.CQEntries
+	for i := 0; i < cfg.Rings; i++ {
+		u, err := newURing(e, rc)
+		if err != nil {
+			for _, u := range e.rings {
+				u.close()
+			}
+			e.rings = nil
+			return err
+		}
+		e.rings = append(e.rings, u)
+	}
+	return nil
+}
+
+// Backend reports the backend in use: BackendIOURing or BackendEpoll.
+func (e *Engine) Backend() string { return e.backend }
+
+// FallbackReason says why BackendAuto chose epoll (it Is
+// ring.ErrNotSupported), or nil.
+func (e *Engine) FallbackReason() error { return e.fallback }
+
+var (
+	defaultOnce   sync.Once
+	defaultEngine *Engine
+	defaultErr    error
+)
+
+// DefaultEngine returns the engine used by sockets created without
+// WithEngine, starting it on first use with the zero EngineConfig. It is
+// never closed.
+func DefaultEngine() (*Engine, error) {
+	defaultOnce.Do(func() { defaultEngine, defaultErr = NewEngine(EngineConfig{}) })
+	return defaultEngine, defaultErr
+}
+
+func (e *Engine) add(s *Socket) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	e.socks[s] = struct{}{}
+	if e.backend == BackendIOURing {
+		s.u = e.rings[int(e.next.Add(1))%len(e.rings)]
+	}
+	return nil
+}
+
+func (e *Engine) remove(s *Socket) {
+	e.mu.Lock()
+	delete(e.socks, s)
+	e.mu.Unlock()
+}
+
+// Close closes every socket of the engine (their pending sends complete
+// with OperationAborted, or their real result if they finished first),
+// then stops the rings and their reapers. It must not be called from a
+// Completed handler.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.closed = true
+	socks := make([]*Socket, 0, len(e.socks))
+	for s := range e.socks {
+		socks = append(socks, s)
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	var err error
+	for _, u := range e.rings {
+		err = errors.Join(err, u.close())
+	}
+	return err
+}
+
+// errnoOf turns an engine-side failure to submit into the errno the op
+// completes with.
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return errno
+	case errors.Is(err, ring.ErrClosed):
+		return syscall.ECANCELED
+	case errors.Is(err, ring.ErrSQFull):
+		return syscall.ENOBUFS
+	}
+	return syscall.EIO
+}
+
+// raiseQueue collects ops whose Completed must be raised on a reaper
+// goroutine. Harvesters append; the reaper swaps the slice out and raises.
+type raiseQueue struct {
+	mu    sync.Mutex
+	q     []*sendop.Args
+	spare []*sendop.Args
+}
+
+func (r *raiseQueue) push(e *sendop.Args) {
+	r.mu.Lock()
+	r.q = append(r.q, e)
+	r.mu.Unlock()
+}
+
+func (r *raiseQueue) len() int {
+	r.mu.Lock()
+	n := len(r.q)
+	r.mu.Unlock()
+	return n
+}
+
+// raiseAll raises everything queued, in order, including what Completed
+// handlers queue meanwhile. Only the ring's reaper calls it. The two
+// slices trade places so steady state allocates nothing.
+func (r *raiseQueue) raiseAll() {
+	for {
+		r.mu.Lock()
+		q := r.q
+		r.q, r.spare = r.spare[:0], q[:0]
+		r.mu.Unlock()
+		if len(q) == 0 {
+			return
+		}
+		for i, e := range q {
+			q[i] = nil
+			sendop.OpOf(e).Raise()
+		}
+	}
+}

@@ -1,0 +1,19 @@
+package socket
+
+import "errors"
+
+// Errors returned by SendAsync and the constructors. Their text never
+// changes; compare with errors.Is.
+var (
+	// ErrClosed: the Socket (or its Engine) was closed.
+	ErrClosed = errors.New("socket: closed")
+	// ErrNotConnected: the socket has no peer — a stream socket that is
+	// not connected, or a datagram socket without a default destination.
+	ErrNotConnected = errors.New("socket: not connected")
+	// ErrNotSocket: the descriptor given to FromFD is not a socket.
+	ErrNotSocket = errors.New("socket: not a socket")
+	// ErrBadBackend: EngineConfig.Backend names no backend.
+	ErrBadBackend = errors.New("socket: unknown backend (want auto, io_uring or epoll)")
+	// ErrNotSupported: uringsend runs on Linux only.
+	ErrNotSupported = errors.New("socket: not supported on this platform")
+)

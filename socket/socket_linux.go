@@ -1,0 +1,309 @@
+package socket
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
+)
+
+// Socket is a connected socket whose sends run on an Engine. Its methods
+// are safe for concurrent use.
+type Socket struct {
+	eng    *Engine
+	u      *uring // nil on the epoll backend
+	fd     int
+	rc     syscall.RawConn
+	owner  io.Closer // closed by Close; nil for FromConn
+	conn   net.Conn  // FromConn's connection, for deadlines
+	stream bool      // SOCK_STREAM: continue short sends
+	closed atomic.Bool
+	conned atomic.Bool // a peer was seen
+
+	mu      sync.Mutex
+	q       sendop.Queue // q.Head() is the send on the wire
+	closing bool
+	writing bool          // epoll: the writer goroutine owns the head
+	drained chan struct{} // closed when a closing socket's queue empties
+}
+
+// Option configures a Socket.
+type Option func(*options)
+
+type options struct {
+	eng *Engine
+}
+
+// WithEngine runs the socket's sends on e instead of the DefaultEngine.
+func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }
+
+func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected bool, opts []Option) (*Socket, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.eng == nil {
+		e, err := DefaultEngine()
+		if err != nil {
+			return nil, err
+		}
+		o.eng = e
+	}
+	s := &Socket{eng: o.eng, rc: rc, owner: owner, conn: conn}
+	var typ int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		s.fd = int(fd)
+		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		if errors.Is(serr, unix.ENOTSOCK) {
+			return nil, ErrNotSocket
+		}
+		return nil, serr
+	}
+	s.stream = typ == unix.SOCK_STREAM
+	s.conned.Store(connected)
+	if err := o.eng.add(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dial connects to address on network (tcp, tcp4, tcp6, udp, udp4, udp6,
+// unix, unixgram, unixpacket) with Go's net.Dial and returns the
+// connection as a Socket that owns it.
+func Dial(network, address string, opts ...Option) (*Socket, error) {
+	c, err := net.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	s, err := own(c, opts)
+	if err != nil {
+		c.Close()
+	}
+	return s, err
+}
+
+func own(c net.Conn, opts []Option) (*Socket, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("socket: %T does not implement syscall.Conn", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return newSocket(rc, c, c, true, opts)
+}
+
+// FromConn returns a Socket that sends on c's descriptor. c must implement
+// syscall.Conn (every *net.TCPConn, *net.UDPConn, *net.UnixConn does) and
+// stays the owner of the descriptor: Socket.Close never closes it, and c
+// must stay open until the Socket is closed.
+func FromConn(c net.Conn, opts ...Option) (*Socket, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("socket: %T does not implement syscall.Conn", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return newSocket(rc, nil, c, false, opts)
+}
+
+// FromFD returns a Socket that owns fd, a socket descriptor: Close closes
+// it. fd is switched to non-blocking mode.
+func FromFD(fd int, opts ...Option) (*Socket, error) {
+	if _, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		if errors.Is(err, unix.ENOTSOCK) {
+			return nil, ErrNotSocket
+		}
+		return nil, fmt.Errorf("socket: FromFD(%d): %w", fd, err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "socket")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSocket(rc, f, nil, false, opts)
+	if err != nil {
+		// The caller still owns fd on failure.
+		return nil, err
+	}
+	return s, nil
+}
+
+// Backend reports the backend that runs the socket's sends.
+func (s *Socket) Backend() string { return s.eng.backend }
+
+// FD returns the socket's descriptor.
+func (s *Socket) FD() int { return s.fd }
+
+func (s *Socket) checkConnected() error {
+	if s.conned.Load() {
+		return nil
+	}
+	if _, err := unix.Getpeername(s.fd); err != nil {
+		return ErrNotConnected
+	}
+	s.conned.Store(true)
+	return nil
+}
+
+// SendAsync starts sending e's Buffer or BufferList.
+//
+// pending == false, err == nil: the send finished before SendAsync
+// returned; e holds the result (BytesTransferred, SocketError) and
+// Completed is not raised. pending == true: Completed is raised exactly
+// once, later, on the engine's goroutine. err != nil: nothing was sent,
+// nothing will be raised, and e is free again; err is one of
+// sendop.ErrNilArgs, ErrNoBuffer, ErrBufferConflict, ErrInProgress,
+// ErrBadFlags, ErrClosed or ErrNotConnected.
+//
+// Sends on one socket leave in call order and never interleave. On a
+// stream socket a send completes with all its bytes or with an error.
+func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
+	if e == nil {
+		return false, sendop.ErrNilArgs
+	}
+	op := sendop.OpOf(e)
+	if err := op.Claim(e); err != nil {
+		return false, err
+	}
+	if s.closed.Load() {
+		op.Abandon()
+		return false, ErrClosed
+	}
+	if err := s.checkConnected(); err != nil {
+		op.Abandon()
+		return false, err
+	}
+	op.Begin(e, s.stream)
+	op.Socket = s
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		op.Abandon()
+		return false, ErrClosed
+	}
+	if s.q.Len() > 0 || s.writing {
+		s.q.Push(e)
+		op.MarkQueued()
+		s.mu.Unlock()
+		return true, nil
+	}
+	s.q.Push(e)
+	op.MarkInline()
+	s.mu.Unlock()
+	if s.u != nil {
+		s.u.start(s, e, true)
+	} else {
+		s.epollStart(e)
+	}
+	return op.Decide(), nil
+}
+
+// complete finishes the head op e with errno (0: keep its recorded
+// result), pops it, and returns whether Completed must be raised for it
+// and the next op to put on the wire. On a closing socket the queued ops
+// are completed too, with OperationAborted, and returned in order as
+// aborted: each must be raised after e (SendAsync returned pending for
+// all of them).
+func (s *Socket) complete(e *sendop.Args, errno syscall.Errno) (raise bool, next *sendop.Args, aborted []*sendop.Args) {
+	s.mu.Lock()
+	if s.q.Pop() != e {
+		s.mu.Unlock()
+		panic("socket: completed op is not the head of its queue")
+	}
+	if s.closing {
+		for q := s.q.Pop(); q != nil; q = s.q.Pop() {
+			aborted = append(aborted, q)
+		}
+		if s.drained != nil {
+			close(s.drained)
+			s.drained = nil
+		}
+	} else if next = s.q.Head(); next != nil {
+		sendop.OpOf(next).Launch()
+	}
+	s.mu.Unlock()
+	raise = sendop.OpOf(e).Complete(errno)
+	for _, q := range aborted {
+		op := sendop.OpOf(q)
+		op.Launch()
+		op.Complete(syscall.ECANCELED)
+	}
+	return raise, next, aborted
+}
+
+// Close closes the socket. Sends still queued or on the wire complete with
+// OperationAborted (a send that finished first keeps its real result),
+// each exactly once; in-flight sends are cancelled in the kernel before
+// the descriptor is closed, so its number cannot be reused while the
+// kernel still holds it. Close may be called from Completed. A Socket
+// made by FromConn leaves the connection open. A second Close returns
+// ErrClosed.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closing = true
+	s.closed.Store(true)
+	var drained chan struct{}
+	if s.q.Len() > 0 {
+		drained = make(chan struct{})
+		s.drained = drained
+	}
+	s.mu.Unlock()
+	if drained != nil {
+		s.cancelAndWait(drained)
+	}
+	s.eng.remove(s)
+	if s.owner != nil {
+		return s.owner.Close()
+	}
+	return nil
+}
+
+// cancelAndWait cancels the head until the queue has drained. The cancel is
+// repeated because the head may reach the kernel just after a cancel did.
+func (s *Socket) cancelAndWait(drained chan struct{}) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		if s.u != nil {
+			s.u.cancel(s)
+			s.u.progress()
+		} else {
+			s.epollCancel()
+		}
+		t.Reset(wait)
+		select {
+		case <-drained:
+			if s.u != nil {
+				s.u.afterInlineHarvest()
+			} else if s.conn != nil {
+				s.conn.SetWriteDeadline(time.Time{})
+			}
+			return
+		case <-t.C:
+		}
+	}
+}

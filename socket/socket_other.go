@@ -1,0 +1,64 @@
+//go:build !linux
+
+package socket
+
+import (
+	"net"
+
+	"github.com/uringsend/uringsend/sendop"
+)
+
+// EngineConfig configures an Engine (Linux only).
+type EngineConfig struct {
+	Backend string
+	Rings   int
+	Entries uint32
+}
+
+// Engine is not available on this platform.
+type Engine struct{}
+
+// NewEngine returns ErrNotSupported.
+func NewEngine(cfg EngineConfig) (*Engine, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (e *Engine) Close() error { return nil }
+
+// Socket is not available on this platform.
+type Socket struct{}
+
+// Option configures a Socket.
+type Option func()
+
+// WithEngine selects an engine.
+func WithEngine(e *Engine) Option { return func() {} }
+
+// Dial returns ErrNotSupported.
+func Dial(network, address string, opts ...Option) (*Socket, error) { return nil, ErrNotSupported }
+
+// FromConn returns ErrNotSupported.
+func FromConn(c net.Conn, opts ...Option) (*Socket, error) { return nil, ErrNotSupported }
+
+// FromFD returns ErrNotSupported.
+func FromFD(fd int, opts ...Option) (*Socket, error) { return nil, ErrNotSupported }
+
+// SendAsync returns ErrNotSupported.
+func (s *Socket) SendAsync(e *sendop.Args) (bool, error) { return false, ErrNotSupported }
+
+// Close does nothing.
+func (s *Socket) Close() error { return nil }
+
+// Listener is not available on this platform.
+type Listener struct{}
+
+// Listen returns ErrNotSupported.
+func Listen(network, address string, opts ...Option) (*Listener, error) { return nil, ErrNotSupported }
+
+// Accept returns ErrNotSupported.
+func (l *Listener) Accept() (*Socket, error) { return nil, ErrNotSupported }
+
+// Addr returns nil.
+func (l *Listener) Addr() net.Addr { return nil }
+
+// Close does nothing.
+func (l *Listener) Close() error { return nil }
