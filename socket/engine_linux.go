@@ -180,10 +180,13 @@ func errnoOf(err error) syscall.Errno {
 
 // raiseQueue collects ops whose Completed must be raised on a reaper
 // goroutine. Harvesters append; the reaper swaps the slice out and raises.
+// raising tells an inline harvester that the reaper is inside raiseAll and
+// will see what it appends, so no wake-up is needed.
 type raiseQueue struct {
-	mu    sync.Mutex
-	q     []*sendop.Args
-	spare []*sendop.Args
+	mu      sync.Mutex
+	q       []*sendop.Args
+	spare   []*sendop.Args
+	raising atomic.Bool
 }
 
 func (r *raiseQueue) push(e *sendop.Args) {
@@ -192,25 +195,35 @@ func (r *raiseQueue) push(e *sendop.Args) {
 	r.mu.Unlock()
 }
 
-func (r *raiseQueue) len() int {
+// needsWake reports whether queued ops wait for a reaper that is not
+// raising: then the reaper must be woken.
+func (r *raiseQueue) needsWake() bool {
+	if r.raising.Load() {
+		return false
+	}
 	r.mu.Lock()
 	n := len(r.q)
 	r.mu.Unlock()
-	return n
+	return n > 0
 }
 
 // raiseAll raises everything queued, in order, including what Completed
 // handlers queue meanwhile. Only the ring's reaper calls it. The two
 // slices trade places so steady state allocates nothing.
 func (r *raiseQueue) raiseAll() {
+	r.raising.Store(true)
 	for {
 		r.mu.Lock()
 		q := r.q
 		r.q, r.spare = r.spare[:0], q[:0]
-		r.mu.Unlock()
 		if len(q) == 0 {
+			// Clear the flag under the lock: a push after this
+			// sees raising == false and wakes the reaper.
+			r.raising.Store(false)
+			r.mu.Unlock()
 			return
 		}
+		r.mu.Unlock()
 		for i, e := range q {
 			q[i] = nil
 			sendop.OpOf(e).Raise()

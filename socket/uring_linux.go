@@ -136,7 +136,7 @@ func (u *uring) afterInlineHarvest() {
 	if u.r.Pending() > 0 {
 		u.r.Submit()
 	}
-	if u.raise.len() > 0 {
+	if u.raise.needsWake() {
 		u.r.Wake() // only the reaper raises Completed
 	}
 }
