@@ -11,7 +11,7 @@ import (
 	"github.com/uringsend/uringsend/sendop"
 )
 
-func TestSmoke(t *testing.T) {
+func TestBothBackendsHashAndOrder(t *testing.T) {
 	for _, be := range []string{BackendIOURing, BackendEpoll} {
 		t.Run(be, func(t *testing.T) {
 			eng, err := NewEngine(EngineConfig{Backend: be})
