@@ -154,7 +154,12 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 		op := sendop.OpOf(e)
 		s := op.Socket.(*Socket)
 		if !op.Advance(c.Result()) {
-			// Short send on a stream socket: send the rest now.
+			// Short send on a stream socket: send the rest now, unless
+			// Close cancelled it part way.
+			if s.closed.Load() {
+				u.start(s, u.finish(s, e, syscall.ECANCELED), false)
+				continue
+			}
 			err := u.submit(s, e)
 			if err == nil {
 				continue
