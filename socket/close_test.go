@@ -96,3 +96,54 @@ func TestCloseWithPendingCompletesEachOnce(t *testing.T) {
 		})
 	}
 }
+
+// Engine.Close from a Completed handler starts the shutdown and returns;
+// the shutdown then completes.
+func TestEngineCloseFromCompleted(t *testing.T) {
+	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			time.Sleep(50 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	s, err := Dial("tcp", l.Addr().String(), WithEngine(eng))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	var e sendop.Args
+	e.SetBuffer(make([]byte, 8<<20)) // more than loopback buffers: pending
+	e.Completed = func(*sendop.Args) { closed <- eng.Close() }
+	pending, err := s.SendAsync(&e)
+	if err != nil || !pending {
+		t.Fatalf("pending %v err %v", pending, err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Engine.Close from Completed deadlocked")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := eng.Close(); err == ErrClosed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("engine not closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -133,9 +134,24 @@ func (e *Engine) remove(s *Socket) {
 
 // Close closes every socket of the engine (their pending sends complete
 // with OperationAborted, or their real result if they finished first),
-// then stops the rings and their reapers. It must not be called from a
-// Completed handler.
+// then stops the rings and their reapers, and returns when all of that is
+// done. Called from a Completed handler — on a reaper, which cannot wait
+// for itself — Close starts the same shutdown and returns at once; it
+// finishes after the handler returns.
 func (e *Engine) Close() error {
+	g := goid()
+	for _, u := range e.rings {
+		if u.reaperG.Load() == g {
+			e.mu.Lock()
+			closed := e.closed
+			e.mu.Unlock()
+			if closed {
+				return ErrClosed
+			}
+			go e.Close()
+			return nil
+		}
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -229,4 +245,21 @@ func (r *raiseQueue) raiseAll() {
 			sendop.OpOf(e).Raise()
 		}
 	}
+}
+
+// goid returns the current goroutine's id, read from its stack header
+// ("goroutine 123 [running]:"). Only Engine.Close and the reaper's first
+// harvest use it.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }

@@ -22,8 +22,9 @@ type uring struct {
 	free   []uint32
 	gen    uint32
 
-	raise raiseQueue
-	stale atomic.Uint64 // CQEs whose user_data matched no live op (must stay 0)
+	raise   raiseQueue
+	stale   atomic.Uint64 // CQEs whose user_data matched no live op (must stay 0)
+	reaperG atomic.Uint64 // the reaper's goroutine id, once it has harvested
 }
 
 type slot struct {
@@ -172,7 +173,12 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 }
 
 // AfterHarvest implements ring.Handler: the reaper raises Completed here.
-func (u *uring) AfterHarvest() { u.raise.raiseAll() }
+func (u *uring) AfterHarvest() {
+	if u.reaperG.Load() == 0 {
+		u.reaperG.Store(goid())
+	}
+	u.raise.raiseAll()
+}
 
 // finish completes op e of s with errno (0: its recorded result) and
 // returns the next op of s to start, if any.
