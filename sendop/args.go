@@ -171,6 +171,10 @@ func (o *Op) MarkInline() { o.state.set(stateClaimed, stateInline) }
 // Launch records that a queued op became the head and goes on the wire.
 func (o *Op) Launch() { o.state.set(stateQueued, statePending) }
 
+// LaunchIfQueued is Launch for an op that may already be on the wire
+// (launched before, or submitted inline): only a queued op changes state.
+func (o *Op) LaunchIfQueued() { o.state.v.CompareAndSwap(stateQueued, statePending) }
+
 // Decide is SendAsync's last step for an inline op: pending == false
 // means the op already finished and e holds the result (and is free);
 // pending == true means Completed will be raised.

@@ -155,3 +155,55 @@ func (o *Op) skip(n int) {
 		o.seg, o.off = o.seg+1, 0
 	}
 }
+
+// Coalescing: an engine may send the remaining bytes of several queued
+// stream ops in one SENDMSG. It asks each op for its iovecs in turn and,
+// when the CQE comes, hands each op its share of the result with Advance.
+
+// Coalescable reports whether o may share a SENDMSG with other ops: a
+// stream op whose flags are the default (a MSG_MORE, MSG_OOB or MSG_EOR
+// of one op must not apply to its neighbours).
+func (o *Op) Coalescable() bool { return o.stream && o.flags == msgNoSignal }
+
+// Remaining is the number of bytes o has still to send.
+func (o *Op) Remaining() int { return o.total - o.transferred }
+
+// IovecCount is the number of non-empty iovecs o's remaining bytes need.
+func (o *Op) IovecCount() int {
+	if o.bufs == nil {
+		if o.off < len(o.buf) {
+			return 1
+		}
+		return 0
+	}
+	n := 0
+	for s, off := o.seg, o.off; s < len(o.bufs); s, off = s+1, 0 {
+		if len(o.bufs[s]) > off {
+			n++
+		}
+	}
+	return n
+}
+
+// AppendIovecs appends iovecs for o's remaining bytes to iov.
+func (o *Op) AppendIovecs(iov []unix.Iovec) []unix.Iovec {
+	if o.bufs == nil {
+		if b := o.buf[o.off:]; len(b) > 0 {
+			v := unix.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+		}
+		return iov
+	}
+	for s, off := o.seg, o.off; s < len(o.bufs); s, off = s+1, 0 {
+		if b := o.bufs[s][off:]; len(b) > 0 {
+			v := unix.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+		}
+	}
+	return iov
+}
+
+// StreamFlags are the MSG_* flags of a coalesced SENDMSG.
+const StreamFlags = msgNoSignal | unix.MSG_WAITALL

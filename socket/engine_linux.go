@@ -122,6 +122,7 @@ func (e *Engine) add(s *Socket) error {
 	e.socks[s] = struct{}{}
 	if e.backend == BackendIOURing {
 		s.u = e.rings[int(e.next.Add(1))%len(e.rings)]
+		s.u.add(s)
 	}
 	return nil
 }
@@ -130,6 +131,9 @@ func (e *Engine) remove(s *Socket) {
 	e.mu.Lock()
 	delete(e.socks, s)
 	e.mu.Unlock()
+	if s.u != nil {
+		s.u.remove(s)
+	}
 }
 
 // Close closes every socket of the engine (their pending sends complete

@@ -20,6 +20,7 @@ import (
 type Socket struct {
 	eng    *Engine
 	u      *uring // nil on the epoll backend
+	us     uringSock
 	fd     int
 	rc     syscall.RawConn
 	owner  io.Closer // closed by Close; nil for FromConn
@@ -209,9 +210,10 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.q.Push(e)
 	op.MarkInline()
+	s.us.wire = 1
 	s.mu.Unlock()
 	if s.u != nil {
-		s.u.start(s, e, true)
+		s.u.start(s, e)
 	} else {
 		s.epollStart(e)
 	}

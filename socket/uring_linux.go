@@ -1,36 +1,49 @@
 package socket
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
 )
 
 // uring is the io_uring backend of one ring: the ring, its reaper, and the
-// user_data table. user_data is gen<<32 | index into slots, never a
-// pointer; the slot holds the *Args, which keeps it (and through it the
-// buffers) reachable while the kernel has it.
+// user_data table. Each socket has at most one SQE on the wire — the
+// "wire" at the front of its queue: the inline send, or a batch of queued
+// sends coalesced into one SENDMSG. user_data is gen<<32 | index of the
+// socket in socks, never a pointer; gen changes with every submission, so
+// a stale CQE cannot be taken for a live one.
 type uring struct {
 	eng *Engine
 	r   *ring.Ring
 
-	slotMu sync.Mutex
-	slots  []slot
+	socks  atomic.Pointer[[]*Socket] // copy-on-write: lookups take no lock
+	slotMu sync.Mutex                // serializes add/remove
 	free   []uint32
-	gen    uint32
+	gen    atomic.Uint32
 
 	raise   raiseQueue
-	stale   atomic.Uint64 // CQEs whose user_data matched no live op (must stay 0)
+	stale   atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
 	reaperG atomic.Uint64 // the reaper's goroutine id, once it has harvested
 }
 
-type slot struct {
-	gen uint32
-	e   *sendop.Args
+// uringSock is the io_uring state of a Socket.
+type uringSock struct {
+	idx  uint32
+	gen  atomic.Uint32 // generation of the SQE on the wire
+	wire int           // ops at the front of q on the wire; guarded by Socket.mu
+	iov  []unix.Iovec  // a coalesced batch's iovecs
+	msg  unix.Msghdr
+	pin  runtime.Pinner
 }
+
+// Coalescing limits: one SENDMSG carries at most IOVMax iovecs and, past
+// its first op, no more than maxBatchBytes.
+const maxBatchBytes = 4 << 20
 
 func newURing(eng *Engine, cfg ring.Config) (*uring, error) {
 	r, err := ring.New(cfg)
@@ -38,6 +51,7 @@ func newURing(eng *Engine, cfg ring.Config) (*uring, error) {
 		return nil, err
 	}
 	u := &uring{eng: eng, r: r}
+	u.socks.Store(new([]*Socket))
 	if _, err := r.StartReaper(u, 0, nil); err != nil {
 		r.Close()
 		return nil, err
@@ -47,81 +61,52 @@ func newURing(eng *Engine, cfg ring.Config) (*uring, error) {
 
 func (u *uring) close() error { return u.r.Close() }
 
-// alloc gives op a user_data of its own for its time on the wire.
-func (u *uring) alloc(e *sendop.Args) uint64 {
-	u.slotMu.Lock()
-	var idx uint32
-	if n := len(u.free); n > 0 {
-		idx = u.free[n-1]
-		u.free = u.free[:n-1]
-	} else {
-		idx = uint32(len(u.slots))
-		u.slots = append(u.slots, slot{})
-	}
-	// Generations stay below 1<<31 so user_data never reaches the
-	// ring's reserved values.
-	u.gen = (u.gen + 1) & 0x7fffffff
-	if u.gen == 0 {
-		u.gen = 1
-	}
-	u.slots[idx] = slot{gen: u.gen, e: e}
-	u.slotMu.Unlock()
-	return uint64(u.gen)<<32 | uint64(idx)
-}
-
-// lookup returns the op tagged ud, or nil if the tag is stale.
-func (u *uring) lookup(ud uint64) *sendop.Args {
-	idx, gen := uint32(ud), uint32(ud>>32)
+func (u *uring) add(s *Socket) {
 	u.slotMu.Lock()
 	defer u.slotMu.Unlock()
-	if int(idx) >= len(u.slots) || u.slots[idx].gen != gen {
+	old := *u.socks.Load()
+	socks := make([]*Socket, len(old), max(len(old)+1, 2*len(old)))
+	copy(socks, old)
+	if n := len(u.free); n > 0 {
+		s.us.idx = u.free[n-1]
+		u.free = u.free[:n-1]
+		socks[s.us.idx] = s
+	} else {
+		s.us.idx = uint32(len(socks))
+		socks = append(socks, s)
+	}
+	u.socks.Store(&socks)
+}
+
+func (u *uring) remove(s *Socket) {
+	u.slotMu.Lock()
+	defer u.slotMu.Unlock()
+	old := *u.socks.Load()
+	socks := append([]*Socket(nil), old...)
+	socks[s.us.idx] = nil
+	u.free = append(u.free, s.us.idx)
+	u.socks.Store(&socks)
+	s.us.pin.Unpin()
+}
+
+// lookup returns the socket whose SQE is tagged ud, or nil if stale.
+func (u *uring) lookup(ud uint64) *Socket {
+	socks := *u.socks.Load()
+	idx := uint32(ud)
+	if int(idx) >= len(socks) {
 		return nil
 	}
-	return u.slots[idx].e
+	s := socks[idx]
+	if s == nil || s.us.gen.Load() != uint32(ud>>32) {
+		return nil
+	}
+	return s
 }
 
-func (u *uring) release(ud uint64) {
-	idx := uint32(ud)
-	u.slotMu.Lock()
-	u.slots[idx] = slot{}
-	u.free = append(u.free, idx)
-	u.slotMu.Unlock()
-}
-
-// submit publishes the op's next SQE (not yet entering the kernel).
-func (u *uring) submit(s *Socket, e *sendop.Args) error {
-	op := sendop.OpOf(e)
-	if op.UserData == 0 {
-		op.UserData = u.alloc(e)
-	}
-	u.r.LockSQ()
-	sqe, err := u.r.GetSQE()
-	if err == nil {
-		op.Prep(sqe, s.fd)
-		sqe.SetUserData(op.UserData)
-	}
-	u.r.UnlockSQ()
-	return err
-}
-
-// start puts the head op of s on the wire. inline: called by SendAsync,
-// which then submits and peeks at once.
-func (u *uring) start(s *Socket, e *sendop.Args, inline bool) {
-	for e != nil {
-		op := sendop.OpOf(e)
-		errno := op.Check()
-		if errno == 0 {
-			err := u.submit(s, e)
-			if err == nil {
-				break
-			}
-			errno = errnoOf(err)
-		}
-		e = u.finish(s, e, errno)
-	}
-	if !inline {
-		return
-	}
+// start is SendAsync's inline path: e is alone at the front of s's queue
+// (wire == 1). Submit, then peek.
+func (u *uring) start(s *Socket, e *sendop.Args) {
+	u.launch(s)
 	u.r.Submit()
 	// The peek: a send on an idle socket completes inside io_uring_enter,
 	// so its CQE is usually there now. Waiting for the completion lock
@@ -131,6 +116,150 @@ func (u *uring) start(s *Socket, e *sendop.Args, inline bool) {
 	u.r.PeekAndHandle(u)
 	u.r.UnlockCQ()
 	u.afterInlineHarvest()
+}
+
+// launch publishes the SQE for s's wire (not yet entering the kernel).
+// A failure to get an SQE completes the wire's first op with the error,
+// and launch tries again with what is left.
+func (u *uring) launch(s *Socket) {
+	for {
+		err := u.prep(s)
+		if err == nil {
+			return
+		}
+		if !u.onResult(s, -int32(errnoOf(err))) {
+			return
+		}
+	}
+}
+
+func (u *uring) prep(s *Socket) error {
+	e := s.q.Head() // stable: only the wire's owner pops
+	op := sendop.OpOf(e)
+	if s.us.wire == 1 {
+		if errno := op.Check(); errno != 0 {
+			return errno
+		}
+	}
+	gen := (u.gen.Add(1) & 0x7fffffff) | 1 // never 0, never reserved
+	s.us.gen.Store(gen)
+	ud := uint64(gen)<<32 | uint64(s.us.idx)
+	u.r.LockSQ()
+	sqe, err := u.r.GetSQE()
+	if err == nil {
+		if s.us.wire == 1 {
+			op.Prep(sqe, s.fd)
+		} else {
+			ring.PrepSendmsg(sqe, s.fd, &s.us.msg, sendop.StreamFlags)
+		}
+		sqe.SetUserData(ud)
+	}
+	u.r.UnlockSQ()
+	return err
+}
+
+// buildWire picks the next wire from the front of s's queue, with s.mu
+// held: the head alone, or — on a stream socket — as many coalescable
+// queued ops as fit one SENDMSG. Ops that were on the wire before (a
+// partly sent head, an inline op) keep their state; queued ones launch.
+func (s *Socket) buildWire() {
+	head := s.q.Head()
+	hop := sendop.OpOf(head)
+	s.us.wire = 1
+	hop.LaunchIfQueued()
+	if !hop.Coalescable() || hop.Next() == nil || !sendop.OpOf(hop.Next()).Coalescable() {
+		return
+	}
+	if s.us.iov == nil {
+		s.us.iov = make([]unix.Iovec, 0, sendop.IOVMax)
+		s.us.pin.Pin(&s.us.iov[:1][0])
+		s.us.pin.Pin(s) // the msghdr lives in the Socket
+	}
+	iov := hop.AppendIovecs(s.us.iov[:0])
+	if len(iov) > sendop.IOVMax {
+		return // a long BufferList goes alone, in pieces
+	}
+	bytes := hop.Remaining()
+	for e := hop.Next(); e != nil; e = sendop.OpOf(e).Next() {
+		op := sendop.OpOf(e)
+		if !op.Coalescable() || len(iov)+op.IovecCount() > sendop.IOVMax || bytes+op.Remaining() > maxBatchBytes {
+			break
+		}
+		iov = op.AppendIovecs(iov)
+		bytes += op.Remaining()
+		op.LaunchIfQueued()
+		s.us.wire++
+	}
+	if s.us.wire == 1 {
+		return
+	}
+	s.us.iov = iov[:0]
+	s.us.msg = unix.Msghdr{}
+	if len(iov) > 0 {
+		s.us.msg.Iov = &iov[0]
+		s.us.msg.SetIovlen(len(iov))
+	}
+}
+
+// onResult hands a wire's result (bytes, or -errno) to its ops in order,
+// completes the ones that are done, builds the next wire, and reports
+// whether there is one to launch. Completed ops are queued for raising;
+// an inline op that finished is left for SendAsync to report.
+func (u *uring) onResult(s *Socket, res int32) (more bool) {
+	var done sendop.Queue // popped ops, in order; intrusive, no allocation
+	s.mu.Lock()
+	n := s.us.wire
+	s.us.wire = 0
+	if res < 0 || n == 1 {
+		if sendop.OpOf(s.q.Head()).Advance(res) {
+			done.Push(s.q.Pop())
+		}
+	} else {
+		rem := int(res)
+		for i := 0; i < n; i++ {
+			op := sendop.OpOf(s.q.Head())
+			need := op.Remaining()
+			if rem < need {
+				if rem > 0 {
+					op.Advance(int32(rem))
+				}
+				break
+			}
+			op.Advance(int32(need))
+			rem -= need
+			done.Push(s.q.Pop())
+		}
+	}
+	var aborted sendop.Queue
+	if s.closing {
+		// Close cancelled the wire: nothing more goes out; what is left,
+		// including a partly sent head, completes with OperationAborted.
+		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
+			aborted.Push(e)
+		}
+		if s.drained != nil {
+			close(s.drained)
+			s.drained = nil
+		}
+	} else if s.q.Len() > 0 {
+		s.buildWire()
+		more = true
+	}
+	s.mu.Unlock()
+
+	for e := done.Pop(); e != nil; e = done.Pop() {
+		if sendop.OpOf(e).Complete(0) {
+			u.raise.push(e)
+		}
+	}
+	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
+		op := sendop.OpOf(e)
+		op.LaunchIfQueued()
+		if op.Complete(syscall.ECANCELED) {
+			u.raise.push(e)
+		}
+	}
+	return more
 }
 
 func (u *uring) afterInlineHarvest() {
@@ -147,28 +276,14 @@ func (u *uring) afterInlineHarvest() {
 func (u *uring) HandleCQEs(cqes []ring.CQE) {
 	for i := range cqes {
 		c := &cqes[i]
-		e := u.lookup(c.UserData())
-		if e == nil {
+		s := u.lookup(c.UserData())
+		if s == nil {
 			u.stale.Add(1)
 			continue
 		}
-		op := sendop.OpOf(e)
-		s := op.Socket.(*Socket)
-		if !op.Advance(c.Result()) {
-			// Short send on a stream socket: send the rest now, unless
-			// Close cancelled it part way.
-			if s.closed.Load() {
-				u.start(s, u.finish(s, e, syscall.ECANCELED), false)
-				continue
-			}
-			err := u.submit(s, e)
-			if err == nil {
-				continue
-			}
-			u.start(s, u.finish(s, e, errnoOf(err)), false)
-			continue
+		if u.onResult(s, c.Result()) {
+			u.launch(s)
 		}
-		u.start(s, u.finish(s, e, 0), false)
 	}
 }
 
@@ -178,24 +293,6 @@ func (u *uring) AfterHarvest() {
 		u.reaperG.Store(goid())
 	}
 	u.raise.raiseAll()
-}
-
-// finish completes op e of s with errno (0: its recorded result) and
-// returns the next op of s to start, if any.
-func (u *uring) finish(s *Socket, e *sendop.Args, errno syscall.Errno) *sendop.Args {
-	op := sendop.OpOf(e)
-	if op.UserData != 0 {
-		u.release(op.UserData)
-		op.UserData = 0
-	}
-	raise, next, aborted := s.complete(e, errno)
-	if raise {
-		u.raise.push(e)
-	}
-	for _, a := range aborted {
-		u.raise.push(a)
-	}
-	return next
 }
 
 // cancel asks the kernel to abort every request on s's fd.
