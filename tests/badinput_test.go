@@ -332,3 +332,58 @@ func TestBadInputNotSocket(t *testing.T) {
 		}
 	})
 }
+
+// Empty buffers are valid input: an empty Buffer, a BufferList of no
+// segments, of nil or empty segments. Each send completes with Success and
+// 0 bytes (or is refused with an error), and the socket keeps working.
+// A panic in SendAsync is caught and reported, so the suite goes on.
+func TestEmptyBuffers(t *testing.T) {
+	cases := []struct {
+		name string
+		sh   shape
+	}{
+		{"Buffer", shape{buf: []byte{}}},
+		{"BufferList-none", shape{bufs: [][]byte{}}},
+		{"BufferList-nil", shape{bufs: [][]byte{nil}}},
+		{"BufferList-empty", shape{bufs: [][]byte{{}, nil, {}}}},
+	}
+	forEachBackend(t, func(t *testing.T, eng *socket.Engine) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				s, peer := tcpPair(t, eng, pairConfig{})
+				r := startReaderKeep(t, peer, readOpts{}, true)
+				w := newWatched(t)
+				tc.sh.apply(&w.Args)
+				pending, err, p := sendRecover(s, &w.Args)
+				if p != nil {
+					t.Fatalf("BUG: SendAsync panics on %s: %v", tc.name, p)
+				}
+				if err != nil {
+					t.Logf("refused: %v", err)
+				} else {
+					if pending {
+						waitChan(t, w.ch, longWait(), "Completed")
+					}
+					if w.SocketError() != sendop.Success || w.BytesTransferred() != 0 {
+						t.Fatalf("empty send: %v, %d bytes", w.Err(), w.BytesTransferred())
+					}
+				}
+				w.SetBufferList(nil)
+				w.SetBuffer([]byte("ok"))
+				w.sendOK(t, s)
+				closeSocket(s)
+				r.wait(t)
+				if string(r.got) != "ok" {
+					t.Fatalf("peer received %q, want %q", r.got, "ok")
+				}
+			})
+		}
+	})
+}
+
+// sendRecover is sendAsync that turns a panic into a value.
+func sendRecover(s *socket.Socket, e *sendop.Args) (pending bool, err error, p any) {
+	defer func() { p = recover() }()
+	pending, err = sendAsync(s, e)
+	return
+}

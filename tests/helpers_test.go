@@ -178,15 +178,16 @@ func randomSize(rng *rand.Rand, max int) int {
 	}
 }
 
-// randomShape makes a Buffer (possibly empty) or a BufferList of up to
-// maxSegs segments (possibly none, some nil or empty) of up to maxSize
-// bytes in all, cut from the pool.
+// randomShape makes a Buffer (possibly empty) or a BufferList of 1 to
+// maxSegs segments (some nil or empty) of up to maxSize bytes in all, cut
+// from the pool. (A list of no segments at all is tested on its own, in
+// TestEmptyBuffers.)
 func randomShape(rng *rand.Rand, maxSize, maxSegs int) shape {
 	size := randomSize(rng, maxSize)
 	if maxSegs == 0 || rng.IntN(2) == 0 {
 		return shape{buf: poolSlice(rng, size)}
 	}
-	n := rng.IntN(maxSegs + 1)
+	n := 1 + rng.IntN(maxSegs)
 	bufs := make([][]byte, n)
 	left := size
 	for i := range bufs {
