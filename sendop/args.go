@@ -263,5 +263,20 @@ func (q *Queue) Pop() *Args {
 	return e
 }
 
+// Concat moves every Args of r to the end of q, leaving r empty.
+func (q *Queue) Concat(r *Queue) {
+	if r.head == nil {
+		return
+	}
+	if q.tail == nil {
+		q.head = r.head
+	} else {
+		q.tail.op.next = r.head
+	}
+	q.tail = r.tail
+	q.n += r.n
+	*r = Queue{}
+}
+
 // Len returns the number of queued Args.
 func (q *Queue) Len() int { return q.n }

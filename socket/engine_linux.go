@@ -199,19 +199,29 @@ func errnoOf(err error) syscall.Errno {
 }
 
 // raiseQueue collects ops whose Completed must be raised on a reaper
-// goroutine. Harvesters append; the reaper swaps the slice out and raises.
-// raising tells an inline harvester that the reaper is inside raiseAll and
-// will see what it appends, so no wake-up is needed.
+// goroutine: an intrusive FIFO (the ops' own links), so appending a whole
+// batch takes one lock and no allocation. raising tells an inline
+// harvester that the reaper is inside raiseAll and will see what it
+// appends, so no wake-up is needed.
 type raiseQueue struct {
 	mu      sync.Mutex
-	q       []*sendop.Args
-	spare   []*sendop.Args
+	q       sendop.Queue
 	raising atomic.Bool
 }
 
 func (r *raiseQueue) push(e *sendop.Args) {
 	r.mu.Lock()
-	r.q = append(r.q, e)
+	r.q.Push(e)
+	r.mu.Unlock()
+}
+
+// pushAll appends every op of q, in order, and empties q.
+func (r *raiseQueue) pushAll(q *sendop.Queue) {
+	if q.Len() == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.q.Concat(q)
 	r.mu.Unlock()
 }
 
@@ -222,21 +232,20 @@ func (r *raiseQueue) needsWake() bool {
 		return false
 	}
 	r.mu.Lock()
-	n := len(r.q)
+	n := r.q.Len()
 	r.mu.Unlock()
 	return n > 0
 }
 
 // raiseAll raises everything queued, in order, including what Completed
-// handlers queue meanwhile. Only the ring's reaper calls it. The two
-// slices trade places so steady state allocates nothing.
+// handlers queue meanwhile. Only the ring's reaper calls it.
 func (r *raiseQueue) raiseAll() {
 	r.raising.Store(true)
 	for {
 		r.mu.Lock()
 		q := r.q
-		r.q, r.spare = r.spare[:0], q[:0]
-		if len(q) == 0 {
+		r.q = sendop.Queue{}
+		if q.Len() == 0 {
 			// Clear the flag under the lock: a push after this
 			// sees raising == false and wakes the reaper.
 			r.raising.Store(false)
@@ -244,8 +253,7 @@ func (r *raiseQueue) raiseAll() {
 			return
 		}
 		r.mu.Unlock()
-		for i, e := range q {
-			q[i] = nil
+		for e := q.Pop(); e != nil; e = q.Pop() {
 			sendop.OpOf(e).Raise()
 		}
 	}

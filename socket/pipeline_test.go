@@ -137,6 +137,7 @@ func BenchmarkPipeline64(b *testing.B) {
 	for _, be := range []string{BackendIOURing, BackendEpoll} {
 		b.Run(be, func(b *testing.B) { benchPipeline(b, be, 64, 1024) })
 	}
+	b.Run("io_uring-batching", func(b *testing.B) { benchPipeline(b, BackendIOURing, 64, 1024, WithBatching()) })
 	b.Run("net.Conn.Write", func(b *testing.B) {
 		c := benchPair(b)
 		buf := make([]byte, 64)
@@ -151,13 +152,13 @@ func BenchmarkPipeline64(b *testing.B) {
 	})
 }
 
-func benchPipeline(b *testing.B, backend string, size, depth int) {
+func benchPipeline(b *testing.B, backend string, size, depth int, opts ...Option) {
 	eng, err := NewEngine(EngineConfig{Backend: backend})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer eng.Close()
-	s, err := FromConn(benchPair(b), WithEngine(eng))
+	s, err := FromConn(benchPair(b), append(opts, WithEngine(eng))...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,6 +33,8 @@ type Socket struct {
 	q       sendop.Queue // q.Head() is the send on the wire
 	closing bool
 	writing bool          // epoll: the writer goroutine owns the head
+	batch   bool          // WithBatching: never inline; queue and coalesce
+	flush   bool          // batching: the reaper will put the queue on the wire
 	drained chan struct{} // closed when a closing socket's queue empties
 }
 
@@ -40,8 +42,18 @@ type Socket struct {
 type Option func(*options)
 
 type options struct {
-	eng *Engine
+	eng   *Engine
+	batch bool
 }
+
+// WithBatching puts a stream socket in batching mode, for pipelines that
+// keep many sends in flight: SendAsync never submits inline; sends
+// accumulate on the socket and leave coalesced, many in one SENDMSG, from
+// the engine's reaper. Every SendAsync then returns pending == true and
+// Completed reports each send, in order. Without it, a send on an idle
+// socket goes out at once and usually completes synchronously. It has no
+// effect on datagram sockets or on the epoll backend.
+func WithBatching() Option { return func(o *options) { o.batch = true } }
 
 // WithEngine runs the socket's sends on e instead of the DefaultEngine.
 func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }
@@ -74,6 +86,7 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 		return nil, serr
 	}
 	s.stream = typ == unix.SOCK_STREAM
+	s.batch = o.batch && s.stream
 	s.conned.Store(connected)
 	if err := o.eng.add(s); err != nil {
 		return nil, err
@@ -208,6 +221,14 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 		s.mu.Unlock()
 		return true, nil
 	}
+	if s.batch && s.u != nil {
+		s.q.Push(e)
+		op.MarkQueued()
+		s.flush = true
+		s.mu.Unlock()
+		s.u.scheduleFlush(s)
+		return true, nil
+	}
 	s.q.Push(e)
 	op.MarkInline()
 	s.us.wire = 1
@@ -291,6 +312,9 @@ func (s *Socket) cancelAndWait(drained chan struct{}) {
 	defer t.Stop()
 	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
 		if s.u != nil {
+			if s.batch {
+				s.u.abortCorked(s)
+			}
 			s.u.cancel(s)
 			s.u.progress()
 		} else {

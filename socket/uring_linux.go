@@ -27,6 +27,10 @@ type uring struct {
 	gen    atomic.Uint32
 
 	raise   raiseQueue
+	flushMu sync.Mutex
+	flushQ  []*Socket // batching sockets whose queue waits for a wire
+	flushSp []*Socket
+	idle    atomic.Bool // the reaper is done with AfterHarvest and will wait
 	stale   atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
 	reaperG atomic.Uint64 // the reaper's goroutine id, once it has harvested
 }
@@ -247,18 +251,20 @@ func (u *uring) onResult(s *Socket, res int32) (more bool) {
 	}
 	s.mu.Unlock()
 
+	var raise sendop.Queue
 	for e := done.Pop(); e != nil; e = done.Pop() {
 		if sendop.OpOf(e).Complete(0) {
-			u.raise.push(e)
+			raise.Push(e)
 		}
 	}
 	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
 		op := sendop.OpOf(e)
 		op.LaunchIfQueued()
 		if op.Complete(syscall.ECANCELED) {
-			u.raise.push(e)
+			raise.Push(e)
 		}
 	}
+	u.raise.pushAll(&raise)
 	return more
 }
 
@@ -287,12 +293,90 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 	}
 }
 
-// AfterHarvest implements ring.Handler: the reaper raises Completed here.
+// AfterHarvest implements ring.Handler: the reaper raises Completed and
+// flushes batching sockets here, until neither has work; then it marks
+// itself idle (about to wait), and whoever queues work after that wakes it.
 func (u *uring) AfterHarvest() {
 	if u.reaperG.Load() == 0 {
 		u.reaperG.Store(goid())
 	}
-	u.raise.raiseAll()
+	for {
+		u.idle.Store(false)
+		u.raise.raiseAll()
+		u.flushAll()
+		u.idle.Store(true)
+		if !u.hasFlush() && !u.raise.needsWake() {
+			return
+		}
+	}
+}
+
+// scheduleFlush asks the reaper to put s's queue on the wire.
+func (u *uring) scheduleFlush(s *Socket) {
+	u.flushMu.Lock()
+	u.flushQ = append(u.flushQ, s)
+	u.flushMu.Unlock()
+	if u.idle.Load() {
+		u.r.Wake()
+	}
+}
+
+func (u *uring) hasFlush() bool {
+	u.flushMu.Lock()
+	n := len(u.flushQ)
+	u.flushMu.Unlock()
+	return n > 0
+}
+
+// flushAll launches a wire for every socket waiting for one; the reaper's
+// next io_uring_enter submits them all at once.
+func (u *uring) flushAll() {
+	u.flushMu.Lock()
+	q := u.flushQ
+	u.flushQ, u.flushSp = u.flushSp[:0], q[:0]
+	u.flushMu.Unlock()
+	for i, s := range q {
+		q[i] = nil
+		s.mu.Lock()
+		s.flush = false
+		if s.closing && s.us.wire == 0 && s.q.Len() > 0 {
+			s.mu.Unlock()
+			u.abortCorked(s)
+			continue
+		}
+		launch := s.us.wire == 0 && s.q.Len() > 0
+		if launch {
+			s.buildWire()
+		}
+		s.mu.Unlock()
+		if launch {
+			u.launch(s)
+		}
+	}
+}
+
+// abortCorked completes the sends of a closing batching socket that never
+// reached the wire.
+func (u *uring) abortCorked(s *Socket) {
+	var aborted sendop.Queue
+	s.mu.Lock()
+	if s.us.wire == 0 {
+		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
+			aborted.Push(e)
+		}
+		if s.drained != nil {
+			close(s.drained)
+			s.drained = nil
+		}
+	}
+	s.mu.Unlock()
+	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
+		op := sendop.OpOf(e)
+		op.LaunchIfQueued()
+		if op.Complete(syscall.ECANCELED) {
+			u.raise.push(e)
+		}
+	}
 }
 
 // cancel asks the kernel to abort every request on s's fd.
