@@ -30,7 +30,7 @@ type uring struct {
 	flushMu sync.Mutex
 	flushQ  []*Socket // batching sockets whose queue waits for a wire
 	flushSp []*Socket
-	idle    atomic.Bool // the reaper is done with AfterHarvest and will wait
+	idle    atomic.Bool   // the reaper is done with AfterHarvest and will wait
 	stale   atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
 	reaperG atomic.Uint64 // the reaper's goroutine id, once it has harvested
 }
