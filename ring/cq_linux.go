@@ -18,8 +18,11 @@ func (r *Ring) UnlockCQ() { r.cqMu.Unlock() }
 // Internal CQEs (wake-ups, the ring's own cancels) are consumed but not
 // returned. When the CQ is empty but the kernel holds overflowed CQEs
 // (IORING_SQ_CQ_OVERFLOW) it flushes them into the CQ first, so no
-// completion is left behind.
+// completion is left behind. After Close it returns 0.
 func (r *Ring) PeekBatch(dst []CQE) int {
+	if r.closed.Load() {
+		return 0
+	}
 	n := 0
 	flushed := false
 	for n < len(dst) {
@@ -55,7 +58,12 @@ func (r *Ring) PeekBatch(dst []CQE) int {
 }
 
 // Ready returns how many CQEs wait in the CQ (not counting overflowed ones).
+// After Close it returns 0.
 func (r *Ring) Ready() int {
+	if !r.acquire() {
+		return 0
+	}
+	defer r.release()
 	return int(atomic.LoadUint32(r.cqTail) - atomic.LoadUint32(r.cqHead))
 }
 
@@ -74,4 +82,10 @@ func (r *Ring) flush() {
 
 // Dropped returns the kernel's count of CQEs it could not even queue as
 // overflow (allocation failure): completions that are lost for good.
-func (r *Ring) Dropped() uint32 { return atomic.LoadUint32(r.cqOverflow) }
+func (r *Ring) Dropped() uint32 {
+	if !r.acquire() {
+		return 0
+	}
+	defer r.release()
+	return atomic.LoadUint32(r.cqOverflow)
+}

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -116,8 +117,11 @@ func (rp *Reaper) loop() {
 // Close stops accepting SQEs, cancels what is in flight, lets the reaper
 // hand over every remaining CQE (so each operation still completes exactly
 // once), stops the reaper, unmaps the rings and closes the fd. Without a
-// reaper the remaining CQEs are discarded. Calls other than Close must not
-// run concurrently with or after Close, except from the Handler.
+// reaper the remaining CQEs are discarded. Other methods may race with
+// Close: once it has begun, GetSQE and Reserve return ErrClosed; once it has
+// unmapped the rings, Submit, SubmitAndWait and Wake return ErrClosed and
+// Ready, PeekBatch and TryHarvest find nothing. Close must not be called
+// from the Handler: it waits for the reaper.
 func (r *Ring) Close() error {
 	r.closeMu.Lock()
 	defer r.closeMu.Unlock()
@@ -151,6 +155,9 @@ func (r *Ring) Close() error {
 	r.sqMu.Lock()
 	r.cqMu.Lock()
 	r.closed.Store(true)
+	for r.users.Load() != 0 {
+		runtime.Gosched() // a Submit or Ready still reading the rings
+	}
 	r.unmap()
 	err := unix.Close(r.fd)
 	r.cqMu.Unlock()

@@ -81,7 +81,8 @@ type Ring struct {
 
 	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
 	closing  atomic.Bool
-	closed   atomic.Bool
+	closed   atomic.Bool  // set by Close under sqMu and cqMu, before unmapping
+	users    atomic.Int32 // lock-free users of the mappings and fd (see acquire)
 	closeMu  sync.Mutex
 	reaper   *Reaper
 
@@ -280,6 +281,22 @@ func (r *Ring) restrict(ops []uint8) error {
 	}
 	return nil
 }
+
+// acquire marks a use of the ring's mappings and fd by a method that holds
+// neither the submission nor the completion lock (Submit, Ready, ...). It
+// fails once Close has set closed; Close waits for every use that
+// succeeded to release before it unmaps. Methods that hold sqMu or cqMu
+// check closed instead: Close sets it holding both.
+func (r *Ring) acquire() bool {
+	r.users.Add(1)
+	if r.closed.Load() {
+		r.users.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (r *Ring) release() { r.users.Add(-1) }
 
 // Supports reports whether the kernel supports opcode op
 // (IORING_REGISTER_PROBE). A restricted ring may still refuse it.

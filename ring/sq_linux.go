@@ -26,6 +26,9 @@ func (r *Ring) UnlockSQ() {
 }
 
 func (r *Ring) publishLocked() {
+	if r.closed.Load() {
+		return
+	}
 	if n := r.localTail - *r.sqTail; n != 0 {
 		r.inflight.Add(int64(n))
 		atomic.StoreUint32(r.sqTail, r.localTail)
@@ -50,6 +53,9 @@ func (r *Ring) Reserve(n int) error {
 	if n <= 0 || uint32(n) > r.sqEntries {
 		return errorf("Reserve(%d): SQ has %d entries", n, r.sqEntries)
 	}
+	if r.closing.Load() {
+		return ErrClosed
+	}
 	return r.reserveLocked(uint32(n))
 }
 
@@ -66,12 +72,12 @@ func (r *Ring) getSQE() (*SQE, error) {
 func (r *Ring) reserveLocked(n uint32) error {
 	var start time.Time
 	for wait := 10 * time.Microsecond; ; {
+		if r.closed.Load() {
+			return ErrClosed
+		}
 		head := atomic.LoadUint32(r.sqHead)
 		if r.sqEntries-(r.localTail-head) >= n {
 			return nil
-		}
-		if r.closed.Load() {
-			return ErrClosed
 		}
 		// Full: hand what is queued to the kernel. Without SQPOLL the
 		// kernel consumes the entries inside the call.
@@ -106,11 +112,16 @@ func (r *Ring) pending() uint32 {
 // Submit hands every published SQE to the kernel with one io_uring_enter
 // and returns how many it consumed. Sends on idle sockets usually complete
 // inside this call, so their CQEs are ready to peek when it returns.
-// With nothing to submit it makes no system call.
+// With nothing to submit it makes no system call. After Close it returns
+// ErrClosed.
 func (r *Ring) Submit() (int, error) {
+	if !r.acquire() {
+		return 0, ErrClosed
+	}
+	defer r.release()
 	for {
 		toSubmit := r.pending()
-		if toSubmit == 0 || r.closed.Load() {
+		if toSubmit == 0 {
 			return 0, nil
 		}
 		n, errno := r.enter(toSubmit, 0, 0, nil, 0)
@@ -147,10 +158,14 @@ func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, er
 	}
 	r.stats.waits.Add(1)
 	for {
-		if r.closed.Load() {
+		// Only reading the tail needs the mapping; waiting in the kernel
+		// does not, and Close must not wait for waiters.
+		if !r.acquire() {
 			return 0, ErrClosed
 		}
-		n, errno := r.enter(r.pending(), minComplete, flags, argp, argsz)
+		toSubmit := r.pending()
+		r.release()
+		n, errno := r.enter(toSubmit, minComplete, flags, argp, argsz)
 		switch errno {
 		case 0:
 			return n, nil

@@ -1,0 +1,101 @@
+//go:build linux
+
+package ring
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Regression tests, each named after the bug it pins down.
+
+// Bug: after Close unmapped the rings, UnlockSQ (the error path of every
+// GetSQE that returned ErrClosed), Submit, Ready, PeekBatch, TryHarvest and
+// Reserve read the unmapped head/tail words and the process died with
+// SIGSEGV ("unexpected fault address").
+func TestUseAfterCloseFaults(t *testing.T) {
+	r, err := New(Config{})
+	if err != nil {
+		t.Skip(err)
+	}
+	r.Close()
+	r.LockSQ()
+	if err := r.Reserve(2); !errors.Is(err, ErrClosed) {
+		t.Errorf("Reserve after Close: %v, want ErrClosed", err)
+	}
+	if _, err := r.GetSQE(); !errors.Is(err, ErrClosed) {
+		t.Errorf("GetSQE after Close: %v, want ErrClosed", err)
+	}
+	r.UnlockSQ()
+	if _, err := r.Submit(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Submit after Close: %v, want ErrClosed", err)
+	}
+	if _, err := r.SubmitAndWait(1, time.Millisecond); !errors.Is(err, ErrClosed) {
+		t.Errorf("SubmitAndWait after Close: %v, want ErrClosed", err)
+	}
+	if err := r.Wake(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Wake after Close: %v, want ErrClosed", err)
+	}
+	if _, err := r.StartReaper(newRecorder(), 0, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("StartReaper after Close: %v, want ErrClosed", err)
+	}
+	if n := r.Ready(); n != 0 {
+		t.Errorf("Ready after Close = %d", n)
+	}
+	if n := r.Dropped(); n != 0 {
+		t.Errorf("Dropped after Close = %d", n)
+	}
+	if n, ok := r.TryHarvest(newRecorder()); n != 0 || !ok {
+		t.Errorf("TryHarvest after Close = %d, %v", n, ok)
+	}
+	r.LockCQ()
+	if n := r.PeekBatch(make([]CQE, 4)); n != 0 {
+		t.Errorf("PeekBatch after Close = %d", n)
+	}
+	r.UnlockCQ()
+}
+
+// The same, racing: submitters and inline harvesters keep going while
+// another goroutine closes the ring. They must see ErrClosed, not a fault.
+func TestUseDuringCloseFaults(t *testing.T) {
+	for range 20 {
+		r, err := New(Config{Entries: 8})
+		if err != nil {
+			t.Skip(err)
+		}
+		h := newRecorder()
+		if _, err := r.StartReaper(h, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var stop atomic.Bool
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; !stop.Load(); i++ {
+					r.LockSQ()
+					sqe, err := r.GetSQE()
+					if err == nil {
+						PrepNop(sqe)
+						sqe.SetUserData(uint64(g)<<32 | uint64(i))
+					}
+					r.UnlockSQ()
+					r.Submit()
+					r.Ready()
+					r.TryHarvest(h)
+				}
+			}()
+		}
+		time.Sleep(2 * time.Millisecond)
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		stop.Store(true)
+		wg.Wait()
+	}
+}
