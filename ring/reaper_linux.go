@@ -130,9 +130,7 @@ func (r *Ring) Close() error {
 	}
 	r.closing.Store(true)
 	if r.sqes != nil {
-		if r.inflight.Load() > 0 {
-			r.submitInternal(prepCancelAny)
-		}
+		r.cancelInflight()
 		deadline := time.Now().Add(drainBudget)
 		if rp := r.reaper; rp != nil {
 			r.Wake()
@@ -168,11 +166,19 @@ func (r *Ring) Close() error {
 	return err
 }
 
-func (r *Ring) submitInternal(prep func(*SQE)) {
+// cancelInflight submits IORING_ASYNC_CANCEL_ANY if anything is in
+// flight. It decides under the submission lock: a submitter that took an
+// SQE before closing was set has published it by the time the lock is
+// free, so Inflight counts it, and the cancel leaves after it.
+func (r *Ring) cancelInflight() {
 	r.LockSQ()
+	if r.inflight.Load() <= 0 {
+		r.UnlockSQ()
+		return
+	}
 	sqe, err := r.getSQE()
 	if err == nil {
-		prep(sqe)
+		prepCancelAny(sqe)
 		sqe.SetUserData(cancelUserData)
 	}
 	r.UnlockSQ()

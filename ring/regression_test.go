@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Regression tests, each named after the bug it pins down.
@@ -97,5 +99,50 @@ func TestUseDuringCloseFaults(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		stop.Store(true)
 		wg.Wait()
+	}
+}
+
+// Bug: Close decided whether to cancel from Inflight read outside the
+// submission lock. An SQE taken before Close began but published while it
+// ran (its submitter still held the lock) was never cancelled: a send
+// blocked on a full socket kept the reaper waiting, Close gave up after
+// its drain budget and then waited for the reaper forever.
+func TestCloseMissesSQEPublishedDuringClose(t *testing.T) {
+	r := newRing(t, Config{})
+	h := newRecorder()
+	if _, err := r.StartReaper(h, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := socketpair(t, unix.SOCK_STREAM)
+	fillSocket(t, a, b)
+	msg := pattern(100, 1)
+
+	r.LockSQ()
+	sqe, err := r.GetSQE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	PrepSend(sqe, a, msg, unix.MSG_NOSIGNAL)
+	sqe.SetUserData(1)
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	for !r.closing.Load() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	time.Sleep(5 * time.Millisecond) // let Close look at Inflight
+	r.UnlockSQ()
+	r.Submit()
+
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(timeout(3 * time.Second)):
+		t.Fatalf("Close did not return: the send published during Close was not cancelled (Inflight %d)", r.Inflight())
+	}
+	cqes, _ := h.snapshot()
+	if len(cqes) != 1 || cqes[0].UserData() != 1 || cqes[0].Result() != -int32(unix.ECANCELED) {
+		t.Fatalf("handler got %s, want the send once with -ECANCELED", fmtCQEs(cqes))
 	}
 }
