@@ -9,17 +9,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The epoll backend runs the same contract without io_uring: SendAsync
-// tries a non-blocking send(2)/sendmsg(2) inline; what does not finish
-// there is continued by a writer goroutine per busy socket that waits for
-// writability on Go's netpoller (syscall.RawConn.Write) and raises
+// The epoll backend runs the same contract without io_uring. SendAsync
+// tries the head with a non-blocking send(2)/sendmsg(2) inline. What does
+// not finish there is continued by a writer goroutine per busy socket,
+// which waits for writability on Go's netpoller (syscall.RawConn.Write),
+// sends wires — coalesced batches, like the io_uring backend — and raises
 // Completed. The writer exits when the socket's queue is empty.
 
-// sendOnce makes one non-blocking send of op's remaining bytes.
-func sendOnce(fd int, op *sendop.Op) (int, syscall.Errno) {
-	buf, msg, flags := op.SendmsgArgs()
+// sendWire makes one non-blocking send of the wire's remaining bytes.
+func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 	var n uintptr
 	var errno syscall.Errno
+	if s.w.wire > 1 {
+		n, _, errno = unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.w.msg)),
+			uintptr(unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT))
+		return int(n), errno
+	}
+	op := sendop.OpOf(s.q.Head())
+	if errno := op.Check(); errno != 0 {
+		return 0, errno
+	}
+	buf, msg, flags := op.SendmsgArgs()
 	if msg == nil {
 		n, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf))),
 			uintptr(len(buf)), uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
@@ -29,54 +39,37 @@ func sendOnce(fd int, op *sendop.Op) (int, syscall.Errno) {
 	return int(n), errno
 }
 
-// trySend sends until op is done or the socket would block.
-func trySend(fd int, op *sendop.Op) (done bool) {
+// epollStart is SendAsync's inline attempt at the head e (wire == 1).
+func (s *Socket) epollStart(e *sendop.Args) {
 	for {
-		n, errno := sendOnce(fd, op)
+		n, errno := s.sendWire(s.fd)
 		switch errno {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			s.kickWriter()
+			return
 		case 0:
-			if op.Advance(int32(n)) {
-				return true
-			}
 		default:
-			return op.Advance(-int32(errno))
+			n = -int(errno)
 		}
+		raise, more := s.settle(int32(n))
+		if raise.Len() > 0 {
+			// Never on the caller's goroutine: Completed belongs to the engine.
+			go raiseAll(&raise)
+		}
+		if more {
+			// A partly sent head, or sends queued meanwhile: the writer
+			// goes on with them.
+			s.kickWriter()
+		}
+		return
 	}
 }
 
-// epollStart is SendAsync's inline attempt.
-func (s *Socket) epollStart(e *sendop.Args) {
-	op := sendop.OpOf(e)
-	if errno := op.Check(); errno != 0 {
-		s.epollFinishInline(e, errno)
-		return
-	}
-	if trySend(s.fd, op) {
-		s.epollFinishInline(e, 0)
-		return
-	}
-	s.kickWriter()
-}
-
-func (s *Socket) epollFinishInline(e *sendop.Args, errno syscall.Errno) {
-	raise, next, aborted := s.complete(e, errno)
-	if raise || len(aborted) > 0 {
-		// Not on the caller's goroutine: Completed belongs to the engine.
-		go func() {
-			if raise {
-				sendop.OpOf(e).Raise()
-			}
-			for _, a := range aborted {
-				sendop.OpOf(a).Raise()
-			}
-		}()
-	}
-	if next != nil {
-		s.kickWriter()
+func raiseAll(q *sendop.Queue) {
+	for e := q.Pop(); e != nil; e = q.Pop() {
+		sendop.OpOf(e).Raise()
 	}
 }
 
@@ -89,47 +82,58 @@ func (s *Socket) kickWriter() {
 	s.mu.Unlock()
 }
 
-// writeLoop sends the head of the queue until the queue is empty.
+// writeLoop sends wires until the queue is empty.
 func (s *Socket) writeLoop() {
 	for {
 		s.mu.Lock()
-		e := s.q.Head()
-		if e == nil {
-			s.writing = false
-			s.mu.Unlock()
-			return
+		if s.w.wire == 0 {
+			if s.q.Len() == 0 {
+				s.writing = false
+				s.mu.Unlock()
+				return
+			}
+			s.buildWire()
 		}
 		s.mu.Unlock()
-		errno := s.sendBlocking(e)
-		raise, _, aborted := s.complete(e, errno)
-		if raise {
-			sendop.OpOf(e).Raise()
-		}
-		for _, a := range aborted {
-			sendop.OpOf(a).Raise()
-		}
+		res := s.sendWireBlocking()
+		raise, _ := s.settle(res)
+		raiseAll(&raise)
 	}
 }
 
-// sendBlocking sends all of e, waiting for writability on the netpoller.
-// It returns ECANCELED when Close has set a past write deadline.
-func (s *Socket) sendBlocking(e *sendop.Args) syscall.Errno {
-	op := sendop.OpOf(e)
-	if errno := op.Check(); errno != 0 {
-		return errno
-	}
-	done := false
-	err := s.rc.Write(func(fd uintptr) bool {
-		done = trySend(int(fd), op)
-		return done
-	})
-	if done {
-		return 0
+// sendWireBlocking sends once, waiting for writability on the netpoller
+// first if the socket would block. It returns bytes sent or -errno;
+// -ECANCELED when Close has set a past write deadline.
+func (s *Socket) sendWireBlocking() int32 {
+	s.wres, s.wdone = 0, false
+	err := s.rc.Write(s.writeFn)
+	if s.wdone {
+		return s.wres
 	}
 	if err != nil {
-		return syscall.ECANCELED
+		return -int32(syscall.ECANCELED)
 	}
 	return 0
+}
+
+// writeOnce is the RawConn.Write callback (made once per socket, so the
+// writer allocates nothing per send).
+func (s *Socket) writeOnce(fd uintptr) bool {
+	for {
+		n, errno := s.sendWire(int(fd))
+		switch errno {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case 0:
+			s.wres = int32(n)
+		default:
+			s.wres = -int32(errno)
+		}
+		s.wdone = true
+		return true
+	}
 }
 
 // epollCancel wakes a writer blocked on writability: a write deadline in

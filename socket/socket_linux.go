@@ -20,7 +20,7 @@ import (
 type Socket struct {
 	eng    *Engine
 	u      *uring // nil on the epoll backend
-	us     uringSock
+	w      wireState
 	fd     int
 	rc     syscall.RawConn
 	owner  io.Closer // closed by Close; nil for FromConn
@@ -32,8 +32,11 @@ type Socket struct {
 	mu      sync.Mutex
 	q       sendop.Queue // q.Head() is the send on the wire
 	closing bool
-	writing bool          // epoll: the writer goroutine owns the head
-	batch   bool          // WithBatching: never inline; queue and coalesce
+	writing bool                  // epoll: the writer goroutine owns the head
+	batch   bool                  // WithBatching: never inline; queue and coalesce
+	writeFn func(fd uintptr) bool // epoll: s.writeOnce, made once
+	wres    int32                 // epoll: result of writeOnce
+	wdone   bool
 	flush   bool          // batching: the reaper will put the queue on the wire
 	drained chan struct{} // closed when a closing socket's queue empties
 }
@@ -87,6 +90,7 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 	}
 	s.stream = typ == unix.SOCK_STREAM
 	s.batch = o.batch && s.stream
+	s.writeFn = s.writeOnce
 	s.conned.Store(connected)
 	if err := o.eng.add(s); err != nil {
 		return nil, err
@@ -231,7 +235,7 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.q.Push(e)
 	op.MarkInline()
-	s.us.wire = 1
+	s.w.wire = 1
 	s.mu.Unlock()
 	if s.u != nil {
 		s.u.start(s, e)
@@ -239,39 +243,6 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 		s.epollStart(e)
 	}
 	return op.Decide(), nil
-}
-
-// complete finishes the head op e with errno (0: keep its recorded
-// result), pops it, and returns whether Completed must be raised for it
-// and the next op to put on the wire. On a closing socket the queued ops
-// are completed too, with OperationAborted, and returned in order as
-// aborted: each must be raised after e (SendAsync returned pending for
-// all of them).
-func (s *Socket) complete(e *sendop.Args, errno syscall.Errno) (raise bool, next *sendop.Args, aborted []*sendop.Args) {
-	s.mu.Lock()
-	if s.q.Pop() != e {
-		s.mu.Unlock()
-		panic("socket: completed op is not the head of its queue")
-	}
-	if s.closing {
-		for q := s.q.Pop(); q != nil; q = s.q.Pop() {
-			aborted = append(aborted, q)
-		}
-		if s.drained != nil {
-			close(s.drained)
-			s.drained = nil
-		}
-	} else if next = s.q.Head(); next != nil {
-		sendop.OpOf(next).Launch()
-	}
-	s.mu.Unlock()
-	raise = sendop.OpOf(e).Complete(errno)
-	for _, q := range aborted {
-		op := sendop.OpOf(q)
-		op.Launch()
-		op.Complete(syscall.ECANCELED)
-	}
-	return raise, next, aborted
 }
 
 // Close closes the socket. Sends still queued or on the wire complete with

@@ -1,14 +1,12 @@
 package socket
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
-	"golang.org/x/sys/unix"
 )
 
 // uring is the io_uring backend of one ring: the ring, its reaper, and the
@@ -35,20 +33,6 @@ type uring struct {
 	reaperG atomic.Uint64 // the reaper's goroutine id, once it has harvested
 }
 
-// uringSock is the io_uring state of a Socket.
-type uringSock struct {
-	idx  uint32
-	gen  atomic.Uint32 // generation of the SQE on the wire
-	wire int           // ops at the front of q on the wire; guarded by Socket.mu
-	iov  []unix.Iovec  // a coalesced batch's iovecs
-	msg  unix.Msghdr
-	pin  runtime.Pinner
-}
-
-// Coalescing limits: one SENDMSG carries at most IOVMax iovecs and, past
-// its first op, no more than maxBatchBytes.
-const maxBatchBytes = 4 << 20
-
 func newURing(eng *Engine, cfg ring.Config) (*uring, error) {
 	r, err := ring.New(cfg)
 	if err != nil {
@@ -72,11 +56,11 @@ func (u *uring) add(s *Socket) {
 	socks := make([]*Socket, len(old), max(len(old)+1, 2*len(old)))
 	copy(socks, old)
 	if n := len(u.free); n > 0 {
-		s.us.idx = u.free[n-1]
+		s.w.idx = u.free[n-1]
 		u.free = u.free[:n-1]
-		socks[s.us.idx] = s
+		socks[s.w.idx] = s
 	} else {
-		s.us.idx = uint32(len(socks))
+		s.w.idx = uint32(len(socks))
 		socks = append(socks, s)
 	}
 	u.socks.Store(&socks)
@@ -87,10 +71,10 @@ func (u *uring) remove(s *Socket) {
 	defer u.slotMu.Unlock()
 	old := *u.socks.Load()
 	socks := append([]*Socket(nil), old...)
-	socks[s.us.idx] = nil
-	u.free = append(u.free, s.us.idx)
+	socks[s.w.idx] = nil
+	u.free = append(u.free, s.w.idx)
 	u.socks.Store(&socks)
-	s.us.pin.Unpin()
+	s.w.pin.Unpin()
 }
 
 // lookup returns the socket whose SQE is tagged ud, or nil if stale.
@@ -101,7 +85,7 @@ func (u *uring) lookup(ud uint64) *Socket {
 		return nil
 	}
 	s := socks[idx]
-	if s == nil || s.us.gen.Load() != uint32(ud>>32) {
+	if s == nil || s.w.gen.Load() != uint32(ud>>32) {
 		return nil
 	}
 	return s
@@ -140,21 +124,21 @@ func (u *uring) launch(s *Socket) {
 func (u *uring) prep(s *Socket) error {
 	e := s.q.Head() // stable: only the wire's owner pops
 	op := sendop.OpOf(e)
-	if s.us.wire == 1 {
+	if s.w.wire == 1 {
 		if errno := op.Check(); errno != 0 {
 			return errno
 		}
 	}
 	gen := (u.gen.Add(1) & 0x7fffffff) | 1 // never 0, never reserved
-	s.us.gen.Store(gen)
-	ud := uint64(gen)<<32 | uint64(s.us.idx)
+	s.w.gen.Store(gen)
+	ud := uint64(gen)<<32 | uint64(s.w.idx)
 	u.r.LockSQ()
 	sqe, err := u.r.GetSQE()
 	if err == nil {
-		if s.us.wire == 1 {
+		if s.w.wire == 1 {
 			op.Prep(sqe, s.fd)
 		} else {
-			ring.PrepSendmsg(sqe, s.fd, &s.us.msg, sendop.StreamFlags)
+			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
 		}
 		sqe.SetUserData(ud)
 	}
@@ -162,108 +146,10 @@ func (u *uring) prep(s *Socket) error {
 	return err
 }
 
-// buildWire picks the next wire from the front of s's queue, with s.mu
-// held: the head alone, or — on a stream socket — as many coalescable
-// queued ops as fit one SENDMSG. Ops that were on the wire before (a
-// partly sent head, an inline op) keep their state; queued ones launch.
-func (s *Socket) buildWire() {
-	head := s.q.Head()
-	hop := sendop.OpOf(head)
-	s.us.wire = 1
-	hop.LaunchIfQueued()
-	if !hop.Coalescable() || hop.Next() == nil || !sendop.OpOf(hop.Next()).Coalescable() {
-		return
-	}
-	if s.us.iov == nil {
-		s.us.iov = make([]unix.Iovec, 0, sendop.IOVMax)
-		s.us.pin.Pin(&s.us.iov[:1][0])
-		s.us.pin.Pin(s) // the msghdr lives in the Socket
-	}
-	iov := hop.AppendIovecs(s.us.iov[:0])
-	if len(iov) > sendop.IOVMax {
-		return // a long BufferList goes alone, in pieces
-	}
-	bytes := hop.Remaining()
-	for e := hop.Next(); e != nil; e = sendop.OpOf(e).Next() {
-		op := sendop.OpOf(e)
-		if !op.Coalescable() || len(iov)+op.IovecCount() > sendop.IOVMax || bytes+op.Remaining() > maxBatchBytes {
-			break
-		}
-		iov = op.AppendIovecs(iov)
-		bytes += op.Remaining()
-		op.LaunchIfQueued()
-		s.us.wire++
-	}
-	if s.us.wire == 1 {
-		return
-	}
-	s.us.iov = iov[:0]
-	s.us.msg = unix.Msghdr{}
-	if len(iov) > 0 {
-		s.us.msg.Iov = &iov[0]
-		s.us.msg.SetIovlen(len(iov))
-	}
-}
-
-// onResult hands a wire's result (bytes, or -errno) to its ops in order,
-// completes the ones that are done, builds the next wire, and reports
-// whether there is one to launch. Completed ops are queued for raising;
-// an inline op that finished is left for SendAsync to report.
+// onResult settles a wire's result and queues the completions for the
+// reaper to raise; it reports whether a next wire is to be launched.
 func (u *uring) onResult(s *Socket, res int32) (more bool) {
-	var done sendop.Queue // popped ops, in order; intrusive, no allocation
-	s.mu.Lock()
-	n := s.us.wire
-	s.us.wire = 0
-	if res < 0 || n == 1 {
-		if sendop.OpOf(s.q.Head()).Advance(res) {
-			done.Push(s.q.Pop())
-		}
-	} else {
-		rem := int(res)
-		for i := 0; i < n; i++ {
-			op := sendop.OpOf(s.q.Head())
-			need := op.Remaining()
-			if rem < need {
-				if rem > 0 {
-					op.Advance(int32(rem))
-				}
-				break
-			}
-			op.Advance(int32(need))
-			rem -= need
-			done.Push(s.q.Pop())
-		}
-	}
-	var aborted sendop.Queue
-	if s.closing {
-		// Close cancelled the wire: nothing more goes out; what is left,
-		// including a partly sent head, completes with OperationAborted.
-		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
-			aborted.Push(e)
-		}
-		if s.drained != nil {
-			close(s.drained)
-			s.drained = nil
-		}
-	} else if s.q.Len() > 0 {
-		s.buildWire()
-		more = true
-	}
-	s.mu.Unlock()
-
-	var raise sendop.Queue
-	for e := done.Pop(); e != nil; e = done.Pop() {
-		if sendop.OpOf(e).Complete(0) {
-			raise.Push(e)
-		}
-	}
-	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
-		op := sendop.OpOf(e)
-		op.LaunchIfQueued()
-		if op.Complete(syscall.ECANCELED) {
-			raise.Push(e)
-		}
-	}
+	raise, more := s.settle(res)
 	u.raise.pushAll(&raise)
 	return more
 }
@@ -339,12 +225,12 @@ func (u *uring) flushAll() {
 		q[i] = nil
 		s.mu.Lock()
 		s.flush = false
-		if s.closing && s.us.wire == 0 && s.q.Len() > 0 {
+		if s.closing && s.w.wire == 0 && s.q.Len() > 0 {
 			s.mu.Unlock()
 			u.abortCorked(s)
 			continue
 		}
-		launch := s.us.wire == 0 && s.q.Len() > 0
+		launch := s.w.wire == 0 && s.q.Len() > 0
 		if launch {
 			s.buildWire()
 		}
@@ -360,7 +246,7 @@ func (u *uring) flushAll() {
 func (u *uring) abortCorked(s *Socket) {
 	var aborted sendop.Queue
 	s.mu.Lock()
-	if s.us.wire == 0 {
+	if s.w.wire == 0 {
 		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
 			aborted.Push(e)
 		}
