@@ -55,8 +55,11 @@ func (s *Socket) epollStart(e *sendop.Args) {
 		}
 		raise, more := s.settle(int32(n))
 		if raise.Len() > 0 {
-			// Never on the caller's goroutine: Completed belongs to the engine.
-			go raiseAll(&raise)
+			// Never on the caller's goroutine: Completed belongs to the
+			// engine. (A copy, so only this rare branch allocates.)
+			q := new(sendop.Queue)
+			q.Concat(&raise)
+			go raiseAll(q)
 		}
 		if more {
 			// A partly sent head, or sends queued meanwhile: the writer
