@@ -140,15 +140,11 @@ func (r *Ring) Close() error {
 				// A request the kernel would not cancel: stop waiting
 				// for it. The ring fd's release cancels it.
 			}
-		} else {
-			for r.inflight.Load() > 0 && time.Now().Before(deadline) {
-				r.SubmitAndWait(1, 10*time.Millisecond)
-				r.cqMu.Lock()
-				for r.PeekBatch(r.scratch) > 0 {
-				}
-				r.cqMu.Unlock()
-			}
 		}
+		// Without a reaper, discard what completes. With one, only the
+		// wake-up above can be left: the reaper may have harvested the
+		// last request and left before it was posted.
+		r.drain(deadline)
 	}
 	r.sqMu.Lock()
 	r.cqMu.Lock()
@@ -164,6 +160,23 @@ func (r *Ring) Close() error {
 		<-rp.done // returns promptly: enter on a closed fd fails
 	}
 	return err
+}
+
+// drain harvests and discards CQEs until nothing is in flight or deadline
+// passes.
+func (r *Ring) drain(deadline time.Time) {
+	for r.inflight.Load() > 0 && time.Now().Before(deadline) {
+		if r.features&FeatExtArg != 0 {
+			r.SubmitAndWait(1, 10*time.Millisecond)
+		} else {
+			r.Submit()
+			time.Sleep(time.Millisecond)
+		}
+		r.cqMu.Lock()
+		for r.PeekBatch(r.scratch) > 0 {
+		}
+		r.cqMu.Unlock()
+	}
 }
 
 // cancelInflight submits IORING_ASYNC_CANCEL_ANY if anything is in

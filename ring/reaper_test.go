@@ -36,6 +36,7 @@ func TestReaperDelivers(t *testing.T) {
 	h.waitTotal(t, n, 10*time.Second)
 	_, counts := h.snapshot()
 	checkExactlyOnce(t, counts, n)
+	closeWithin(t, r, 5*time.Second) // onBatch runs after HandleCQEs: wait for the reaper
 	if got := batched.Load(); got != n {
 		t.Errorf("onBatch saw %d CQEs, want %d", got, n)
 	}

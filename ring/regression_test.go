@@ -146,3 +146,46 @@ func TestCloseMissesSQEPublishedDuringClose(t *testing.T) {
 		t.Fatalf("handler got %s, want the send once with -ECANCELED", fmtCQEs(cqes))
 	}
 }
+
+// Bug: Close posted its wake-up NOP after cancelling. When the reaper had
+// already harvested the cancelled requests and left (nothing in flight),
+// nobody harvested that NOP and Inflight stayed 1 after Close.
+func TestCloseLeavesWakeupInflight(t *testing.T) {
+	for i := range 30 {
+		r, err := New(Config{})
+		if err != nil {
+			t.Skip(err)
+		}
+		h := newRecorder()
+		if _, err := r.StartReaper(h, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		a, b := socketpair(t, unix.SOCK_STREAM)
+		fillSocket2(t, a, b)
+		msg := pattern(100, 1)
+		submit1(t, r, 1, func(sqe *SQE) { PrepSend(sqe, a, msg, unix.MSG_NOSIGNAL) })
+		closeWithin(t, r, 5*time.Second)
+		if n := r.Inflight(); n != 0 {
+			t.Fatalf("round %d: Inflight() = %d after Close", i, n)
+		}
+		if h.total.Load() != 1 {
+			t.Fatalf("round %d: %d completions handed over, want 1", i, h.total.Load())
+		}
+	}
+}
+
+// fillSocket2 is fillSocket without the wait for TCP to settle: enough
+// for AF_UNIX.
+func fillSocket2(t testing.TB, fd, peer int) {
+	t.Helper()
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := unix.SendmsgN(fd, chunk, nil, nil, unix.MSG_DONTWAIT); err != nil {
+			if err != unix.EAGAIN {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
