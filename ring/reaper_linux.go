@@ -98,7 +98,9 @@ func (rp *Reaper) loop() {
 		rp.r.harvestLocked(rp.h, rp.buf, rp.batches)
 		r.cqMu.Unlock()
 		rp.h.AfterHarvest()
-		if r.closing.Load() && r.inflight.Load() <= 0 {
+		// Leave once Close has sealed the SQ (no caller's SQE can
+		// follow) and everything published has been handed over.
+		if r.sealed.Load() && r.inflight.Load() <= 0 {
 			return
 		}
 		// Submit what is queued and wait for a completion in one call.
@@ -180,11 +182,13 @@ func (r *Ring) drain(deadline time.Time) {
 }
 
 // cancelInflight submits IORING_ASYNC_CANCEL_ANY if anything is in
-// flight. It decides under the submission lock: a submitter that took an
-// SQE before closing was set has published it by the time the lock is
-// free, so Inflight counts it, and the cancel leaves after it.
+// flight, and seals the SQ. It decides under the submission lock: a
+// submitter that took an SQE before closing was set has published it by
+// the time the lock is free, so Inflight counts it, the cancel leaves after
+// it, and no caller's SQE can follow (GetSQE sees closing).
 func (r *Ring) cancelInflight() {
 	r.LockSQ()
+	r.sealed.Store(true)
 	if r.inflight.Load() <= 0 {
 		r.UnlockSQ()
 		return

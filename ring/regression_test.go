@@ -189,3 +189,67 @@ func fillSocket2(t testing.TB, fd, peer int) {
 		}
 	}
 }
+
+// Bug: the reaper left as soon as Close had begun and nothing was in
+// flight. A submitter that had taken an SQE before Close began published
+// it afterwards; Close cancelled it, but nobody was left to hand its CQE
+// to the Handler: the operation never completed.
+func TestReaperLeavesBeforeLastSQE(t *testing.T) {
+	r := newRing(t, Config{})
+	gate := make(chan struct{})
+	h := &gatedHandler{recorder: newRecorder(), gateUD: 100, gate: gate, entered: make(chan struct{})}
+	if _, err := r.StartReaper(h, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := socketpair(t, unix.SOCK_STREAM)
+	fillSocket2(t, a, b)
+	msg := pattern(100, 1)
+
+	submit1(t, r, 100, PrepNop)
+	<-h.entered // the reaper is inside HandleCQEs
+	r.LockSQ()
+	sqe, err := r.GetSQE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	PrepSend(sqe, a, msg, unix.MSG_NOSIGNAL)
+	sqe.SetUserData(1)
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	for !r.closing.Load() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	close(gate)                      // the reaper finishes its round: nothing in flight
+	time.Sleep(5 * time.Millisecond) // and would leave
+	r.UnlockSQ()
+	r.Submit()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(timeout(5 * time.Second)):
+		t.Fatal("Close did not return")
+	}
+	_, counts := h.snapshot()
+	if counts[1] != 1 || counts[100] != 1 {
+		t.Fatalf("completions per user_data %v: want the send and the NOP once each", counts)
+	}
+}
+
+type gatedHandler struct {
+	*recorder
+	gateUD  uint64
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (h *gatedHandler) HandleCQEs(cqes []CQE) {
+	for _, c := range cqes {
+		if c.UserData() == h.gateUD {
+			close(h.entered)
+			<-h.gate
+		}
+	}
+	h.recorder.HandleCQEs(cqes)
+}

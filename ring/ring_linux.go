@@ -81,6 +81,7 @@ type Ring struct {
 
 	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
 	closing  atomic.Bool
+	sealed   atomic.Bool  // set by Close under sqMu once no caller's SQE can be published any more
 	closed   atomic.Bool  // set by Close under sqMu and cqMu, before unmapping
 	users    atomic.Int32 // lock-free users of the mappings and fd (see acquire)
 	closeMu  sync.Mutex
