@@ -33,7 +33,11 @@ func benchPair(b *testing.B) *net.TCPConn {
 }
 
 func benchSync(b *testing.B, backend string, size int) {
-	eng, err := NewEngine(EngineConfig{Backend: backend})
+	benchSyncCfg(b, EngineConfig{Backend: backend}, size)
+}
+
+func benchSyncCfg(b *testing.B, cfg EngineConfig, size int) {
+	eng, err := NewEngine(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,9 +7,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
 )
 
 // Backend names.
@@ -33,6 +36,9 @@ type EngineConfig struct {
 	// Ring is passed to ring.New for each ring, after Entries and
 	// CQEntries are filled in; for experiments.
 	Ring ring.Config
+	// Metrics receives what the engine observes; nil means none, at the
+	// cost of one nil check per send.
+	Metrics *metrics.Metrics
 }
 
 // Engine executes sends: on io_uring rings with a reaper goroutine each,
@@ -43,6 +49,8 @@ type Engine struct {
 	fallback error // why io_uring is not used (BackendAuto), or nil
 	rings    []*uring
 	next     atomic.Uint32
+	m        *metrics.Metrics
+	t0       time.Time // origin of Op.Start, for latencies
 
 	mu     sync.Mutex
 	socks  map[*Socket]struct{}
@@ -54,7 +62,12 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Rings <= 0 {
 		cfg.Rings = 1
 	}
-	e := &Engine{socks: make(map[*Socket]struct{})}
+	e := &Engine{socks: make(map[*Socket]struct{}), m: cfg.Metrics, t0: time.Now()}
+	defer func() {
+		if e.backend != "" {
+			e.m.SetEngineInfo(e.backend, kernelRelease())
+		}
+	}()
 	switch cfg.Backend {
 	case "", BackendAuto, BackendIOURing:
 		err := e.startRings(cfg)
@@ -79,7 +92,7 @@ func (e *Engine) startRings(cfg EngineConfig) error {
 	rc := cfg.Ring
 	rc.Entries, rc.CQEntries = cfg.Entries, cfg.CQEntries
 	for i := 0; i < cfg.Rings; i++ {
-		u, err := newURing(e, rc)
+		u, err := newURing(e, rc, cfg.Metrics)
 		if err != nil {
 			for _, u := range e.rings {
 				u.close()
@@ -239,7 +252,7 @@ func (r *raiseQueue) needsWake() bool {
 
 // raiseAll raises everything queued, in order, including what Completed
 // handlers queue meanwhile. Only the ring's reaper calls it.
-func (r *raiseQueue) raiseAll() {
+func (r *raiseQueue) raiseAll(eng *Engine) {
 	r.raising.Store(true)
 	for {
 		r.mu.Lock()
@@ -253,10 +266,65 @@ func (r *raiseQueue) raiseAll() {
 			return
 		}
 		r.mu.Unlock()
-		for e := q.Pop(); e != nil; e = q.Pop() {
-			sendop.OpOf(e).Raise()
-		}
+		eng.raiseAll(&q)
 	}
+}
+
+// now is the time since the engine started, for Op.Start.
+func (e *Engine) now() int64 { return int64(time.Since(e.t0)) }
+
+// accepted records a send SendAsync took on.
+func (e *Engine) accepted(op *sendop.Op) {
+	if e.m != nil {
+		op.Start = e.now()
+		e.m.InflightAdd(1)
+	}
+}
+
+// observe records a completed send, before its result can change (sync:
+// before SendAsync returns; async: before Completed runs).
+func (e *Engine) observe(a *sendop.Args, sync bool) {
+	if e.m == nil {
+		return
+	}
+	secs := float64(e.now()-sendop.OpOf(a).Start) / 1e9
+	e.m.ObserveSend(sync, a.SocketError().String(), a.BytesTransferred(), secs)
+	e.m.InflightAdd(-1)
+}
+
+// raiseAll raises Completed for every op of q, in order. With metrics it
+// reads the clock once and counts successes once for the whole batch.
+func (e *Engine) raiseAll(q *sendop.Queue) {
+	if e.m == nil {
+		for a := q.Pop(); a != nil; a = q.Pop() {
+			sendop.OpOf(a).Raise()
+		}
+		return
+	}
+	now := e.now()
+	n, ok, bytes := 0, 0, 0
+	for a := q.Pop(); a != nil; a = q.Pop() {
+		op := sendop.OpOf(a)
+		e.m.ObserveLatency(false, float64(now-op.Start)/1e9)
+		if code := a.SocketError(); code == sendop.Success {
+			ok++
+			bytes += a.BytesTransferred()
+		} else {
+			e.m.AddSends(false, code.String(), 1, 0)
+		}
+		n++
+		op.Raise()
+	}
+	e.m.AddSends(false, sendop.Success.String(), ok, bytes)
+	e.m.InflightAdd(-n)
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // goid returns the current goroutine's id, read from its stack header

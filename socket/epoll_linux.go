@@ -59,7 +59,7 @@ func (s *Socket) epollStart(e *sendop.Args) {
 			// engine. (A copy, so only this rare branch allocates.)
 			q := new(sendop.Queue)
 			q.Concat(&raise)
-			go raiseAll(q)
+			go s.eng.raiseAll(q)
 		}
 		if more {
 			// A partly sent head, or sends queued meanwhile: the writer
@@ -67,12 +67,6 @@ func (s *Socket) epollStart(e *sendop.Args) {
 			s.kickWriter()
 		}
 		return
-	}
-}
-
-func raiseAll(q *sendop.Queue) {
-	for e := q.Pop(); e != nil; e = q.Pop() {
-		sendop.OpOf(e).Raise()
 	}
 }
 
@@ -100,7 +94,7 @@ func (s *Socket) writeLoop() {
 		s.mu.Unlock()
 		res := s.sendWireBlocking()
 		raise, _ := s.settle(res)
-		raiseAll(&raise)
+		s.eng.raiseAll(&raise)
 	}
 }
 

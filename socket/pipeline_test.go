@@ -153,7 +153,11 @@ func BenchmarkPipeline64(b *testing.B) {
 }
 
 func benchPipeline(b *testing.B, backend string, size, depth int, opts ...Option) {
-	eng, err := NewEngine(EngineConfig{Backend: backend})
+	benchPipelineCfg(b, EngineConfig{Backend: backend}, size, depth, opts...)
+}
+
+func benchPipelineCfg(b *testing.B, cfg EngineConfig, size, depth int, opts ...Option) {
+	eng, err := NewEngine(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

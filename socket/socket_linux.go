@@ -219,6 +219,7 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 		op.Abandon()
 		return false, ErrClosed
 	}
+	s.eng.accepted(op)
 	if s.q.Len() > 0 || s.writing {
 		s.q.Push(e)
 		op.MarkQueued()
@@ -242,7 +243,11 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	} else {
 		s.epollStart(e)
 	}
-	return op.Decide(), nil
+	if op.Decide() {
+		return true, nil
+	}
+	s.eng.observe(e, true)
+	return false, nil
 }
 
 // Close closes the socket. Sends still queued or on the wire complete with

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 )
@@ -24,30 +25,44 @@ type uring struct {
 	free   []uint32
 	gen    atomic.Uint32
 
-	raise   raiseQueue
-	flushMu sync.Mutex
-	flushQ  []*Socket // batching sockets whose queue waits for a wire
-	flushSp []*Socket
-	idle    atomic.Bool   // the reaper is done with AfterHarvest and will wait
-	stale   atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
-	reaperG atomic.Uint64 // the reaper's goroutine id, once it has harvested
+	raise    raiseQueue
+	flushMu  sync.Mutex
+	flushQ   []*Socket // batching sockets whose queue waits for a wire
+	flushSp  []*Socket
+	idle     atomic.Bool   // the reaper is done with AfterHarvest and will wait
+	stale    atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
+	reaperG  atomic.Uint64 // the reaper's goroutine id, once it has harvested
+	unmetric func()        // removes the ring's metrics source
 }
 
-func newURing(eng *Engine, cfg ring.Config) (*uring, error) {
+func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) {
 	r, err := ring.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	u := &uring{eng: eng, r: r}
 	u.socks.Store(new([]*Socket))
-	if _, err := r.StartReaper(u, 0, nil); err != nil {
-		r.Close()
+	var onBatch func(int)
+	if m != nil {
+		onBatch = m.ObserveReaperBatch
+		u.unmetric = m.AddRingSource(func() metrics.RingStats {
+			st := r.Stats()
+			return metrics.RingStats{Enters: st.Enters, Submitted: st.Submitted, Reaped: st.Reaped, Overflows: st.Overflows}
+		})
+	}
+	if _, err := r.StartReaper(u, 0, onBatch); err != nil {
+		u.close()
 		return nil, err
 	}
 	return u, nil
 }
 
-func (u *uring) close() error { return u.r.Close() }
+func (u *uring) close() error {
+	if u.unmetric != nil {
+		u.unmetric()
+	}
+	return u.r.Close()
+}
 
 func (u *uring) add(s *Socket) {
 	u.slotMu.Lock()
@@ -188,7 +203,7 @@ func (u *uring) AfterHarvest() {
 	}
 	for {
 		u.idle.Store(false)
-		u.raise.raiseAll()
+		u.raise.raiseAll(u.eng)
 		u.flushAll()
 		u.idle.Store(true)
 		if !u.hasFlush() && !u.raise.needsWake() {
