@@ -101,6 +101,8 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 	m.InflightAdd(3)
 	m.ObserveReaperBatch(7)
 	m.SetEngineInfo("epoll", "6.1")
+	m.ObserveLatency(true, 1)
+	m.AddSends(false, "Success", 3, 100)
 	remove := m.AddRingSource(func() RingStats { t.Error("source of nil Metrics read"); return RingStats{} })
 	if remove == nil {
 		t.Fatal("AddRingSource on nil Metrics returned a nil remove")
@@ -155,6 +157,31 @@ func TestSendValues(t *testing.T) {
 	}
 	if h.GetSchema() != 0 || len(h.GetPositiveSpan()) != 0 {
 		t.Error("native buckets present without Options.NativeHistograms")
+	}
+}
+
+func TestBatched(t *testing.T) {
+	m, reg := newMetrics(t, Options{})
+	m.AddSends(false, "Success", 16, 24000)
+	m.AddSends(false, "ConnectionReset", 2, 99) // bytes not counted
+	m.AddSends(true, "Success", 0, 500)         // nothing
+	for range 18 {
+		m.ObserveLatency(false, 1e-4)
+	}
+	if got := testutil.ToFloat64(m.sends.WithLabelValues("async", "Success")); got != 16 {
+		t.Errorf("sends_total{async,Success} = %v, want 16", got)
+	}
+	if got := testutil.ToFloat64(m.sends.WithLabelValues("async", "ConnectionReset")); got != 2 {
+		t.Errorf("sends_total{async,ConnectionReset} = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.sentBytes); got != 24000 {
+		t.Errorf("sent_bytes_total = %v, want 24000", got)
+	}
+	if h := histogram(t, reg, NameSendDuration, "completion", "async"); h.GetSampleCount() != 18 {
+		t.Errorf("send_duration{async} count %d, want 18", h.GetSampleCount())
+	}
+	if h := histogram(t, reg, NameSendDuration, "completion", "sync"); h.GetSampleCount() != 0 {
+		t.Errorf("send_duration{sync} count %d, want 0", h.GetSampleCount())
 	}
 }
 
@@ -435,6 +462,8 @@ func TestZeroAllocs(t *testing.T) {
 			{"ObserveSend/sync/Success", func() { m.ObserveSend(true, "Success", 1500, 1e-5) }},
 			{"ObserveSend/async/ConnectionReset", func() { m.ObserveSend(false, "ConnectionReset", 0, 1e-5) }},
 			{"InflightAdd", func() { m.InflightAdd(1) }},
+			{"ObserveLatency", func() { m.ObserveLatency(false, 1e-4) }},
+			{"AddSends", func() { m.AddSends(false, "Success", 16, 16*1500) }},
 			{"ObserveReaperBatch", func() { m.ObserveReaperBatch(8) }},
 		} {
 			if a := testing.AllocsPerRun(1000, c.f); a != 0 {
