@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,25 @@ type EngineConfig struct {
 	// Metrics receives what the engine observes; nil means none, at the
 	// cost of one nil check per send.
 	Metrics *metrics.Metrics
+	// ZeroCopy selects IORING_OP_SEND_ZC for wires of at least
+	// ZeroCopyThreshold bytes on TCP sockets: ZeroCopyAuto (""), the
+	// default, uses it towards non-loopback peers and stops on a socket
+	// whose notification says the kernel copied anyway; ZeroCopyOn uses it
+	// always (loopback too: for tests); ZeroCopyOff never. A zero-copy send
+	// completes only after the kernel's notification that it no longer
+	// reads the buffers.
+	ZeroCopy string
+	// ZeroCopyThreshold is the smallest wire sent with zero-copy.
+	// Default 16 KiB.
+	ZeroCopyThreshold int
 }
+
+// ZeroCopy modes.
+const (
+	ZeroCopyAuto = "auto"
+	ZeroCopyOn   = "on"
+	ZeroCopyOff  = "off"
+)
 
 // Engine executes sends: on io_uring rings with a reaper goroutine each,
 // or, where io_uring is unavailable or not wanted, on Go's netpoller with
@@ -52,6 +71,9 @@ type Engine struct {
 	m        *metrics.Metrics
 	t0       time.Time // origin of Op.Start, for latencies
 
+	zcMode      string
+	zcThreshold int
+
 	mu     sync.Mutex
 	socks  map[*Socket]struct{}
 	closed bool
@@ -62,7 +84,18 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Rings <= 0 {
 		cfg.Rings = 1
 	}
-	e := &Engine{socks: make(map[*Socket]struct{}), m: cfg.Metrics, t0: time.Now()}
+	e := &Engine{socks: make(map[*Socket]struct{}), m: cfg.Metrics, t0: time.Now(),
+		zcMode: cfg.ZeroCopy, zcThreshold: cfg.ZeroCopyThreshold}
+	switch e.zcMode {
+	case "":
+		e.zcMode = ZeroCopyAuto
+	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrBadZeroCopy, cfg.ZeroCopy)
+	}
+	if e.zcThreshold <= 0 {
+		e.zcThreshold = 16 << 10
+	}
 	defer func() {
 		if e.backend != "" {
 			e.m.SetEngineInfo(e.backend, kernelRelease())
@@ -136,6 +169,7 @@ func (e *Engine) add(s *Socket) error {
 	if e.backend == BackendIOURing {
 		s.u = e.rings[int(e.next.Add(1))%len(e.rings)]
 		s.u.add(s)
+		s.w.zc = e.zcMode != ZeroCopyOff && s.u.r.Supports(ring.OpSendZC) && zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
 	}
 	return nil
 }
@@ -317,6 +351,29 @@ func (e *Engine) raiseAll(q *sendop.Queue) {
 	}
 	e.m.AddSends(false, sendop.Success.String(), ok, bytes)
 	e.m.InflightAdd(-n)
+}
+
+// zeroCopyPeer reports whether fd is a connected TCP socket whose peer
+// may benefit from zero-copy: not on loopback (where the kernel copies
+// anyway), unless loopbackToo.
+func zeroCopyPeer(fd int, loopbackToo bool) bool {
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+		return false
+	}
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return false
+	}
+	var ip net.IP
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		ip = sa.Addr[:]
+	case *unix.SockaddrInet6:
+		ip = sa.Addr[:]
+	default:
+		return false // AF_UNIX has no zero-copy
+	}
+	return loopbackToo || !ip.IsLoopback()
 }
 
 func kernelRelease() string {

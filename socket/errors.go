@@ -14,6 +14,8 @@ var (
 	ErrNotSocket = errors.New("socket: not a socket")
 	// ErrBadBackend: EngineConfig.Backend names no backend.
 	ErrBadBackend = errors.New("socket: unknown backend (want auto, io_uring or epoll)")
+	// ErrBadZeroCopy: EngineConfig.ZeroCopy names no mode.
+	ErrBadZeroCopy = errors.New("socket: unknown zero-copy mode (want auto, on or off)")
 	// ErrNotSupported: uringsend runs on Linux only.
 	ErrNotSupported = errors.New("socket: not supported on this platform")
 )

@@ -33,6 +33,7 @@ type uring struct {
 	stale    atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
 	reaperG  atomic.Uint64 // the reaper's goroutine id, once it has harvested
 	unmetric func()        // removes the ring's metrics source
+	zcNotifs atomic.Uint64 // zero-copy notifications seen
 }
 
 func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) {
@@ -147,12 +148,22 @@ func (u *uring) prep(s *Socket) error {
 	gen := (u.gen.Add(1) & 0x7fffffff) | 1 // never 0, never reserved
 	s.w.gen.Store(gen)
 	ud := uint64(gen)<<32 | uint64(s.w.idx)
+	bytes := s.w.bytes
+	if s.w.wire == 1 {
+		bytes = op.Remaining()
+	}
+	zc := s.w.zc && bytes >= u.eng.zcThreshold
 	u.r.LockSQ()
 	sqe, err := u.r.GetSQE()
 	if err == nil {
-		if s.w.wire == 1 {
+		switch {
+		case s.w.wire == 1 && zc:
+			op.PrepZC(sqe, s.fd, ring.SendZCReportUsage)
+		case s.w.wire == 1:
 			op.Prep(sqe, s.fd)
-		} else {
+		case zc:
+			ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, sendop.StreamFlags, ring.SendZCReportUsage)
+		default:
 			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
 		}
 		sqe.SetUserData(ud)
@@ -188,7 +199,23 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			u.stale.Add(1)
 			continue
 		}
-		if u.onResult(s, c.Result()) {
+		res := c.Result()
+		switch flags := c.Flags(); {
+		case flags&ring.CQEFNotif != 0:
+			// A zero-copy send's notification: the kernel is done with
+			// the buffers, so the wire's sends may complete now. If the
+			// kernel had to copy after all, zero-copy only costs here.
+			u.zcNotifs.Add(1)
+			if uint32(res)&ring.NotifUsageZCCopied != 0 && u.eng.zcMode == ZeroCopyAuto {
+				s.w.zc = false
+			}
+			res = s.w.zcRes
+		case flags&ring.CQEFMore != 0:
+			// A zero-copy send's result: hold it until the notification.
+			s.w.zcRes = res
+			continue
+		}
+		if u.onResult(s, res) {
 			u.launch(s)
 		}
 	}

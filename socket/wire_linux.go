@@ -20,12 +20,15 @@ import (
 
 // wireState is a Socket's wire.
 type wireState struct {
-	idx  uint32        // io_uring: the socket's slot in its ring's table
-	gen  atomic.Uint32 // io_uring: generation of the SQE on the wire
-	wire int           // sends at the front of q on the wire; guarded by Socket.mu
-	iov  []unix.Iovec  // a coalesced batch's iovecs
-	msg  unix.Msghdr
-	pin  runtime.Pinner
+	idx   uint32        // io_uring: the socket's slot in its ring's table
+	gen   atomic.Uint32 // io_uring: generation of the SQE on the wire
+	wire  int           // sends at the front of q on the wire; guarded by Socket.mu
+	iov   []unix.Iovec  // a coalesced batch's iovecs
+	msg   unix.Msghdr
+	pin   runtime.Pinner
+	bytes int   // bytes of a coalesced wire
+	zc    bool  // io_uring: send wires above the threshold with SEND_ZC
+	zcRes int32 // io_uring: a zero-copy result waiting for its notification
 }
 
 // Coalescing limits: one SENDMSG carries at most IOVMax iovecs and, past
@@ -67,6 +70,7 @@ func (s *Socket) buildWire() {
 	if s.w.wire == 1 {
 		return
 	}
+	s.w.bytes = bytes
 	s.w.iov = iov[:0]
 	s.w.msg = unix.Msghdr{}
 	if len(iov) > 0 {
