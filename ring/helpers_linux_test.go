@@ -408,5 +408,8 @@ func checkBytes(t testing.TB, got, want []byte) {
 
 func head(b []byte) []byte { return b[:min(len(b), 16)] }
 
+// sqeCQESkipSuccess is IOSQE_CQE_SKIP_SUCCESS (5.17): no CQE on success.
+const sqeCQESkipSuccess = 1 << 6
+
 // sqFlagsNow reads the kernel's IORING_SQ_* flags.
 func (r *Ring) sqFlagsNow() uint32 { return atomic.LoadUint32(r.sqFlags) }

@@ -33,7 +33,7 @@ type Reaper struct {
 
 // drainBudget bounds how long Close waits for cancelled requests to post
 // their CQEs before it closes the ring anyway.
-const drainBudget = 10 * time.Second
+var drainBudget = 10 * time.Second
 
 // StartReaper starts the ring's reaper goroutine; a ring has at most one.
 // batchSize bounds the CQEs handed over per HandleCQEs call (0: 256).
@@ -99,8 +99,9 @@ func (rp *Reaper) loop() {
 		r.cqMu.Unlock()
 		rp.h.AfterHarvest()
 		// Leave once Close has sealed the SQ (no caller's SQE can
-		// follow) and everything published has been handed over.
-		if r.sealed.Load() && r.inflight.Load() <= 0 {
+		// follow) and everything published has been handed over, or
+		// when Close gives up on what is left.
+		if r.abandon.Load() || r.sealed.Load() && r.inflight.Load() <= 0 {
 			return
 		}
 		// Submit what is queued and wait for a completion in one call.
@@ -135,13 +136,7 @@ func (r *Ring) Close() error {
 		r.cancelInflight()
 		deadline := time.Now().Add(drainBudget)
 		if rp := r.reaper; rp != nil {
-			r.Wake()
-			select {
-			case <-rp.done:
-			case <-time.After(drainBudget):
-				// A request the kernel would not cancel: stop waiting
-				// for it. The ring fd's release cancels it.
-			}
+			r.waitReaper(rp, deadline)
 		}
 		// Without a reaper, discard what completes. With one, only the
 		// wake-up above can be left: the reaper may have harvested the
@@ -158,10 +153,33 @@ func (r *Ring) Close() error {
 	err := unix.Close(r.fd)
 	r.cqMu.Unlock()
 	r.sqMu.Unlock()
-	if rp := r.reaper; rp != nil {
-		<-rp.done // returns promptly: enter on a closed fd fails
-	}
 	return err
+}
+
+// waitReaper waits for the reaper to hand over the last CQE and leave, so
+// that it never touches the rings after they are unmapped. It wakes the
+// reaper again whenever nothing is in flight: an inline harvester
+// (TryHarvest) may have consumed the wake-up CQE between the reaper's last
+// look at the ring and its sleep in io_uring_enter. Past deadline it tells
+// the reaper to abandon what is still in flight (a request the kernel
+// would not cancel; closing the fd cancels it).
+func (r *Ring) waitReaper(rp *Reaper, deadline time.Time) {
+	r.Wake()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-rp.done:
+			return
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			r.abandon.Store(true)
+			r.Wake()
+		} else if r.inflight.Load() <= 0 {
+			r.Wake()
+		}
+	}
 }
 
 // drain harvests and discards CQEs until nothing is in flight or deadline

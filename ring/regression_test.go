@@ -253,3 +253,77 @@ func (h *gatedHandler) HandleCQEs(cqes []CQE) {
 	}
 	h.recorder.HandleCQEs(cqes)
 }
+
+// Bug: Close woke the reaper with one NOP. An inline harvester
+// (TryHarvest) could consume that CQE between the reaper's last look at
+// the ring and its sleep in io_uring_enter; the reaper then slept with
+// nothing left to wake it, Close gave up after its drain budget and waited
+// for the reaper forever.
+func TestCloseHangsWhenWakeupStolen(t *testing.T) {
+	for i := range 50 {
+		r, err := New(Config{})
+		if err != nil {
+			t.Skip(err)
+		}
+		h := newRecorder()
+		if _, err := r.StartReaper(h, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					r.TryHarvest(h)
+				}
+			}()
+		}
+		submitNops(t, r, 0, 4)
+		done := make(chan error, 1)
+		go func() { done <- r.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(timeout(3 * time.Second)):
+			stop.Store(true)
+			t.Fatalf("round %d: Close did not return", i)
+		}
+		stop.Store(true)
+		wg.Wait()
+		if h.total.Load() != 4 {
+			t.Fatalf("round %d: %d completions, want 4", i, h.total.Load())
+		}
+	}
+}
+
+// Bug: when a request outlived Close's drain budget, Close unmapped the
+// rings and closed the fd while the reaper still slept in io_uring_enter,
+// which holds the file, and then waited for the reaper forever (or the
+// reaper read the unmapped SQ tail). A NOP with IOSQE_CQE_SKIP_SUCCESS
+// posts no CQE, so it stays in flight for good.
+func TestCloseHangsAfterDrainBudget(t *testing.T) {
+	defer func(d time.Duration) { drainBudget = d }(drainBudget)
+	drainBudget = 100 * time.Millisecond
+	r := newRing(t, Config{Unrestricted: true})
+	if r.Features()&FeatCQESkip == 0 {
+		t.Skip("no IOSQE_CQE_SKIP_SUCCESS")
+	}
+	rp, err := r.StartReaper(newRecorder(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit1(t, r, 1, func(sqe *SQE) {
+		PrepNop(sqe)
+		sqe.SetFlags(sqeCQESkipSuccess)
+	})
+	closeWithin(t, r, 3*time.Second)
+	select {
+	case <-rp.done:
+	default:
+		t.Fatal("reaper still running after Close")
+	}
+}

@@ -82,6 +82,7 @@ type Ring struct {
 	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
 	closing  atomic.Bool
 	sealed   atomic.Bool  // set by Close under sqMu once no caller's SQE can be published any more
+	abandon  atomic.Bool  // set by Close when the drain budget ran out: the reaper leaves at once
 	closed   atomic.Bool  // set by Close under sqMu and cqMu, before unmapping
 	users    atomic.Int32 // lock-free users of the mappings and fd (see acquire)
 	closeMu  sync.Mutex

@@ -189,7 +189,9 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 }
 
 // Wake makes a reaper blocked in io_uring_enter return, by posting a NOP
-// whose CQE is never handed to the handler.
+// whose CQE is never handed to the handler. A reaper that is about to
+// sleep may miss it when an inline harvester (TryHarvest) consumes the
+// NOP first; Close allows for that by waking it again.
 func (r *Ring) Wake() error {
 	if r.closed.Load() {
 		return ErrClosed
