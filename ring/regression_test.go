@@ -4,6 +4,7 @@ package ring
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,4 +327,52 @@ func TestCloseHangsAfterDrainBudget(t *testing.T) {
 	default:
 		t.Fatal("reaper still running after Close")
 	}
+}
+
+// Bug: SubmitAndWait kept the timeout's timespec on the stack and passed
+// its address to the kernel as a number inside io_uring_getevents_arg. A
+// stack growth in any call between taking the address and the system call
+// moves the stack without updating that number, so the kernel read the
+// timespec from the old stack. (The old stack usually still holds the
+// same bytes, so this test rarely failed before the fix; it walks the
+// stack depth across growth boundaries and checks every timed wait.)
+func TestSubmitAndWaitTimespecOnMovingStack(t *testing.T) {
+	r := newRing(t, Config{})
+	if r.Features()&FeatExtArg == 0 {
+		t.Skip("no IORING_FEAT_EXT_ARG")
+	}
+	const d = 2 * time.Millisecond
+	for depth := range 200 {
+		errc := make(chan error, 1)
+		go func() { errc <- atDepth(depth, func() error { return timedWait(r, d) }) }()
+		if err := <-errc; err != nil {
+			t.Fatalf("depth %d: %v", depth, err)
+		}
+	}
+	// The heap copies are recycled: a timed wait allocates nothing.
+	if n := testing.AllocsPerRun(100, func() { r.SubmitAndWait(1, time.Microsecond) }); n != 0 && !raceEnabled {
+		t.Errorf("SubmitAndWait with a timeout: %v allocs", n)
+	}
+}
+
+func timedWait(r *Ring, d time.Duration) error {
+	start := time.Now()
+	_, err := r.SubmitAndWait(1, d)
+	if took := time.Since(start); err != unix.ETIME || took < d || took > d+timeout(time.Second) {
+		return fmt.Errorf("SubmitAndWait(1, %v) = %v after %v, want ETIME after the timeout", d, err, took)
+	}
+	return nil
+}
+
+// atDepth calls f under depth frames of 128 bytes each.
+//
+//go:noinline
+func atDepth(depth int, f func() error) error {
+	var pad [128]byte
+	if depth > 0 {
+		pad[depth%128] = byte(depth)
+		return atDepth(depth-1, f)
+	}
+	_ = pad
+	return f()
 }

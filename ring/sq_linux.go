@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -142,8 +143,6 @@ func (r *Ring) Submit() (int, error) {
 // IORING_FEAT_EXT_ARG, 5.11). It returns the number of SQEs submitted. On
 // timeout the error is unix.ETIME. EINTR is retried.
 func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, error) {
-	var arg geteventsArg
-	var ts unix.Timespec
 	flags := uint32(enterGetEvents)
 	var argp unsafe.Pointer
 	var argsz uintptr
@@ -151,10 +150,12 @@ func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, er
 		if r.features&FeatExtArg == 0 {
 			return 0, &FeatureError{Name: "IORING_ENTER_EXT_ARG", MinVersion: "5.11"}
 		}
-		ts = unix.NsecToTimespec(int64(timeout))
-		arg.ts = uint64(uintptr(unsafe.Pointer(&ts)))
+		w := waitArgs.Get().(*waitArg)
+		defer waitArgs.Put(w)
+		w.ts = unix.NsecToTimespec(int64(timeout))
+		w.arg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&w.ts)))}
 		flags |= enterExtArg
-		argp, argsz = unsafe.Pointer(&arg), unsafe.Sizeof(arg)
+		argp, argsz = unsafe.Pointer(&w.arg), unsafe.Sizeof(w.arg)
 	}
 	r.stats.waits.Add(1)
 	for {
@@ -177,6 +178,18 @@ func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, er
 		return n, errno
 	}
 }
+
+// waitArg is the io_uring_getevents_arg of a timed wait and the timespec
+// it points to. The kernel is given the timespec's address as a number,
+// which the runtime does not update when it moves a goroutine's stack (it
+// may, in any call between taking the address and the system call): so
+// both live in the heap, which does not move, recycled through a pool.
+type waitArg struct {
+	arg geteventsArg
+	ts  unix.Timespec
+}
+
+var waitArgs = sync.Pool{New: func() any { return new(waitArg) }}
 
 func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argsz uintptr) (int, syscall.Errno) {
 	r.stats.enters.Add(1)
