@@ -24,16 +24,20 @@ func (r *Ring) PeekBatch(dst []CQE) int {
 		return 0
 	}
 	n := 0
-	flushed := false
 	for n < len(dst) {
 		head := *r.cqHead
 		tail := atomic.LoadUint32(r.cqTail)
 		if head == tail {
-			if flushed || !r.needFlush() {
+			if !r.needFlush() {
 				break
 			}
-			flushed = true
+			// Flush again as long as flushing brings CQEs: the
+			// overflow list may hold many CQ-fulls. One that brings
+			// none (task work of another thread) ends the batch.
 			r.flush()
+			if atomic.LoadUint32(r.cqTail) == tail {
+				break
+			}
 			continue
 		}
 		var reaped uint64

@@ -376,3 +376,25 @@ func atDepth(depth int, f func() error) error {
 	_ = pad
 	return f()
 }
+
+// Bug: PeekBatch flushed the kernel's overflow list into the CQ only once
+// per call. With dst larger than the CQ it returned after two CQ-fulls
+// although more completions waited, and harvestLocked (TryHarvest, the
+// reaper), seeing a short batch, took the CQ for empty.
+func TestPeekBatchStopsAfterOneOverflowFlush(t *testing.T) {
+	r := newRing(t, Config{Entries: 8, CQEntries: 8})
+	const n = 100
+	submitNops(t, r, 0, n)
+	buf := make([]CQE, 256)
+	r.LockCQ()
+	got := r.PeekBatch(buf)
+	r.UnlockCQ()
+	if got != n {
+		t.Fatalf("PeekBatch into %d slots returned %d of %d waiting CQEs", len(buf), got, n)
+	}
+	h := newRecorder()
+	submitNops(t, r, n, n)
+	if k, _ := r.TryHarvest(h); k != n {
+		t.Fatalf("TryHarvest harvested %d of %d", k, n)
+	}
+}
