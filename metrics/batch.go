@@ -12,7 +12,7 @@ func (m *Metrics) ObserveLatency(sync bool, seconds float64) {
 	if m == nil {
 		return
 	}
-	m.duration[completionIndex(sync)].Observe(seconds)
+	m.observe(completionIndex(sync), seconds)
 }
 
 // AddSends counts n sends with one result, and their bytes (counted only

@@ -83,8 +83,9 @@ func (s RingStats) atLeast(o RingStats) RingStats {
 // method is then a no-op, so an engine without metrics pays one nil check.
 // *Metrics is a prometheus.Collector of all its metrics; New registers it.
 type Metrics struct {
-	sendDuration *prometheus.HistogramVec
-	duration     [2]prometheus.Observer // [completionIndex]
+	dur          *durationHist            // classic buckets in atomics; nil with native histograms
+	sendDuration *prometheus.HistogramVec // only with native histograms
+	duration     [2]prometheus.Observer   // [completionIndex]
 	sends        *prometheus.CounterVec
 	sentBytes    prometheus.Counter
 	inflight     atomic.Int64
@@ -132,14 +133,18 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		hopts.NativeHistogramMaxBucketNumber = nativeMaxBuckets
 		hopts.NativeHistogramMinResetDuration = nativeMinResetPeriod
 	}
-	m.sendDuration = prometheus.NewHistogramVec(hopts, []string{labelCompletion})
+	if opts.NativeHistograms {
+		m.sendDuration = prometheus.NewHistogramVec(hopts, []string{labelCompletion})
+		for i, c := range completions {
+			m.duration[i] = m.sendDuration.WithLabelValues(c)
+		}
+	} else {
+		m.dur = newDurationHist(hopts.Help)
+	}
 	m.sends = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameSends,
 		Help: "Sends completed, by completion (sync or async) and result (the SocketError name, Success when every byte was sent).",
 	}, []string{labelCompletion, labelResult})
-	for i, c := range completions {
-		m.duration[i] = m.sendDuration.WithLabelValues(c)
-	}
 	m.results.Store(&map[string]*resultCounters{})
 	m.resultCounters(resultSuccess) // the Success series exist from the start
 	m.sentBytes = prometheus.NewCounter(prometheus.CounterOpts{
@@ -167,7 +172,11 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.sendDuration, m.sends, m.sentBytes, m.inflightFunc, &m.ring, m.reaperBatch, m.info}
+	var duration prometheus.Collector = m.sendDuration
+	if m.dur != nil {
+		duration = m.dur
+	}
+	return []prometheus.Collector{duration, m.sends, m.sentBytes, m.inflightFunc, &m.ring, m.reaperBatch, m.info}
 }
 
 // Describe implements prometheus.Collector.
@@ -198,11 +207,19 @@ func (m *Metrics) ObserveSend(sync bool, result string, bytes int, seconds float
 		return
 	}
 	i := completionIndex(sync)
-	m.duration[i].Observe(seconds)
+	m.observe(i, seconds)
 	m.resultCounters(result)[i].Inc()
 	if result == resultSuccess && bytes > 0 {
 		m.sentBytes.Add(float64(bytes))
 	}
+}
+
+func (m *Metrics) observe(i int, seconds float64) {
+	if m.dur != nil {
+		m.dur.observe(i, int64(seconds*1e9))
+		return
+	}
+	m.duration[i].Observe(seconds)
 }
 
 // resultCounters returns the sends_total children of result, creating them

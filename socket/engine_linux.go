@@ -286,7 +286,7 @@ func (r *raiseQueue) needsWake() bool {
 
 // raiseAll raises everything queued, in order, including what Completed
 // handlers queue meanwhile. Only the ring's reaper calls it.
-func (r *raiseQueue) raiseAll(eng *Engine) {
+func (r *raiseQueue) raiseAll(eng *Engine, lb *metrics.LatencyBatch) {
 	r.raising.Store(true)
 	for {
 		r.mu.Lock()
@@ -300,7 +300,7 @@ func (r *raiseQueue) raiseAll(eng *Engine) {
 			return
 		}
 		r.mu.Unlock()
-		eng.raiseAll(&q)
+		eng.raiseAll(&q, lb)
 	}
 }
 
@@ -327,8 +327,9 @@ func (e *Engine) observe(a *sendop.Args, sync bool) {
 }
 
 // raiseAll raises Completed for every op of q, in order. With metrics it
-// reads the clock once and counts successes once for the whole batch.
-func (e *Engine) raiseAll(q *sendop.Queue) {
+// reads the clock once and counts successes once for the whole batch; lb,
+// when not nil, gathers the latencies (it belongs to the calling reaper).
+func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
 	if e.m == nil {
 		for a := q.Pop(); a != nil; a = q.Pop() {
 			sendop.OpOf(a).Raise()
@@ -339,7 +340,11 @@ func (e *Engine) raiseAll(q *sendop.Queue) {
 	n, ok, bytes := 0, 0, 0
 	for a := q.Pop(); a != nil; a = q.Pop() {
 		op := sendop.OpOf(a)
-		e.m.ObserveLatency(false, float64(now-op.Start)/1e9)
+		if lb != nil {
+			lb.Observe(now - op.Start)
+		} else {
+			e.m.ObserveLatency(false, float64(now-op.Start)/1e9)
+		}
 		if code := a.SocketError(); code == sendop.Success {
 			ok++
 			bytes += a.BytesTransferred()
@@ -349,6 +354,7 @@ func (e *Engine) raiseAll(q *sendop.Queue) {
 		n++
 		op.Raise()
 	}
+	lb.Flush()
 	e.m.AddSends(false, sendop.Success.String(), ok, bytes)
 	e.m.InflightAdd(-n)
 }

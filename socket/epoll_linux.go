@@ -59,7 +59,7 @@ func (s *Socket) epollStart(e *sendop.Args) {
 			// engine. (A copy, so only this rare branch allocates.)
 			q := new(sendop.Queue)
 			q.Concat(&raise)
-			go s.eng.raiseAll(q)
+			go s.eng.raiseAll(q, nil)
 		}
 		if more {
 			// A partly sent head, or sends queued meanwhile: the writer
@@ -94,7 +94,7 @@ func (s *Socket) writeLoop() {
 		s.mu.Unlock()
 		res := s.sendWireBlocking()
 		raise, _ := s.settle(res)
-		s.eng.raiseAll(&raise)
+		s.eng.raiseAll(&raise, nil)
 	}
 }
 

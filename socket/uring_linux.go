@@ -29,11 +29,12 @@ type uring struct {
 	flushMu  sync.Mutex
 	flushQ   []*Socket // batching sockets whose queue waits for a wire
 	flushSp  []*Socket
-	idle     atomic.Bool   // the reaper is done with AfterHarvest and will wait
-	stale    atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
-	reaperG  atomic.Uint64 // the reaper's goroutine id, once it has harvested
-	unmetric func()        // removes the ring's metrics source
-	zcNotifs atomic.Uint64 // zero-copy notifications seen
+	idle     atomic.Bool           // the reaper is done with AfterHarvest and will wait
+	stale    atomic.Uint64         // CQEs whose user_data matched no live send (must stay 0)
+	reaperG  atomic.Uint64         // the reaper's goroutine id, once it has harvested
+	unmetric func()                // removes the ring's metrics source
+	zcNotifs atomic.Uint64         // zero-copy notifications seen
+	lat      *metrics.LatencyBatch // the reaper's; nil without metrics
 }
 
 func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) {
@@ -44,6 +45,7 @@ func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) 
 	u := &uring{eng: eng, r: r}
 	u.socks.Store(new([]*Socket))
 	var onBatch func(int)
+	u.lat = m.NewLatencyBatch(false)
 	if m != nil {
 		onBatch = m.ObserveReaperBatch
 		u.unmetric = m.AddRingSource(func() metrics.RingStats {
@@ -230,7 +232,7 @@ func (u *uring) AfterHarvest() {
 	}
 	for {
 		u.idle.Store(false)
-		u.raise.raiseAll(u.eng)
+		u.raise.raiseAll(u.eng, u.lat)
 		u.flushAll()
 		u.idle.Store(true)
 		if !u.hasFlush() && !u.raise.needsWake() {
