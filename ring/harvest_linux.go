@@ -4,8 +4,15 @@ package ring
 // returns how many it handed over. The completion lock must be held.
 func (r *Ring) PeekAndHandle(h Handler) int { return r.harvestLocked(h, r.scratch, nil) }
 
-// Pending returns how many published SQEs the kernel has not consumed yet.
-func (r *Ring) Pending() uint32 { return r.pending() }
+// Pending returns how many published SQEs the kernel has not consumed yet;
+// 0 after Close.
+func (r *Ring) Pending() uint32 {
+	if !r.acquire() {
+		return 0
+	}
+	defer r.release()
+	return r.pending()
+}
 
 // CancelUserData tags cancel requests whose own CQEs nobody needs: such
 // CQEs are consumed by PeekBatch and never handed over.

@@ -51,6 +51,14 @@ func TestUseAfterCloseFaults(t *testing.T) {
 	if n := r.Dropped(); n != 0 {
 		t.Errorf("Dropped after Close = %d", n)
 	}
+	if n := r.Pending(); n != 0 {
+		t.Errorf("Pending after Close = %d", n)
+	}
+	r.LockCQ()
+	if n := r.PeekAndHandle(newRecorder()); n != 0 {
+		t.Errorf("PeekAndHandle after Close = %d", n)
+	}
+	r.UnlockCQ()
 	if n, ok := r.TryHarvest(newRecorder()); n != 0 || !ok {
 		t.Errorf("TryHarvest after Close = %d, %v", n, ok)
 	}
