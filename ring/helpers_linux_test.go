@@ -218,18 +218,6 @@ func readN(t testing.TB, fd, n int) []byte {
 	return buf
 }
 
-// drain reads and discards everything fd has until it would block.
-func drain(fd int) (n int) {
-	buf := make([]byte, 64<<10)
-	for {
-		m, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
-		if m <= 0 || err != nil {
-			return n
-		}
-		n += m
-	}
-}
-
 // submit1 takes one SQE, lets prep fill it, tags it with ud and submits.
 func submit1(t testing.TB, r *Ring, ud uint64, prep func(*SQE)) {
 	t.Helper()

@@ -67,17 +67,15 @@ type Ring struct {
 	sqEntries uint32
 	sqes      []SQE
 	localTail uint32 // next SQE to hand out; > *sqTail while unpublished
-	sqLocked  bool
 
-	cqMu         sync.Mutex
-	cqHead       *uint32 // ours
-	cqTail       *uint32 // kernel-owned
-	cqOverflow   *uint32
-	cqMask       uint32
-	cqEntries    uint32
-	cqes         []CQE
-	scratch      []CQE // harvest buffer, owned by whoever holds cqMu
-	lastOverflow uint32
+	cqMu       sync.Mutex
+	cqHead     *uint32 // ours
+	cqTail     *uint32 // kernel-owned
+	cqOverflow *uint32
+	cqMask     uint32
+	cqEntries  uint32
+	cqes       []CQE
+	scratch    []CQE // harvest buffer, owned by whoever holds cqMu
 
 	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
 	closing  atomic.Bool
