@@ -35,6 +35,9 @@ func (o *Op) pinSys() {
 		return
 	}
 	want := min(len(o.bufs), IOVMax)
+	if want == 0 {
+		return // an empty list: nothing for the kernel to read
+	}
 	if cap(o.sys.iov) < want {
 		o.sys.iov = make([]unix.Iovec, want)
 	}

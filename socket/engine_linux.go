@@ -166,7 +166,7 @@ func (e *Engine) add(s *Socket) error {
 		return ErrClosed
 	}
 	e.socks[s] = struct{}{}
-	if e.backend == BackendIOURing {
+	if e.backend == BackendIOURing && !unixDgram(s.fd) {
 		s.u = e.rings[int(e.next.Add(1))%len(e.rings)]
 		s.u.add(s)
 		s.w.zc = e.zcMode != ZeroCopyOff && s.u.r.Supports(ring.OpSendZC) && zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
@@ -380,6 +380,21 @@ func zeroCopyPeer(fd int, loopbackToo bool) bool {
 		return false // AF_UNIX has no zero-copy
 	}
 	return loopbackToo || !ip.IsLoopback()
+}
+
+// unixDgram reports an AF_UNIX SOCK_DGRAM socket. Such sockets send on the
+// epoll path even in an io_uring engine: when the receiver's queue is full
+// the kernel has already copied the data out of the iterator before it
+// answers EAGAIN, and io_uring's internal retry then sends the datagram
+// empty (seen on 6.18; a plain sendmsg(2) leaves the caller's buffer to
+// retry whole).
+func unixDgram(fd int) bool {
+	sa, err := unix.Getsockname(fd)
+	if _, ok := sa.(*unix.SockaddrUnix); err != nil || !ok {
+		return false
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	return err == nil && typ == unix.SOCK_DGRAM
 }
 
 func kernelRelease() string {
