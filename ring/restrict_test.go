@@ -87,3 +87,19 @@ func testReadWorks(t *testing.T, r *Ring) {
 	checkCQE(t, c[0], 1, int32(len(want)))
 	checkBytes(t, buf[:c[0].Result()], want)
 }
+
+// A restricted ring also refuses every io_uring_register opcode: the
+// restrictions list no IORING_RESTRICTION_REGISTER_OP, and the kernel
+// allows only listed ones. Registered files and buffers therefore need
+// Unrestricted (or register-op entries added to restrict()).
+func TestRestrictRefusesRegister(t *testing.T) {
+	var p probe
+	r := newRing(t, Config{})
+	if err := r.register(registerProbe, unsafe.Pointer(&p), uint32(len(p.ops))); err != unix.EACCES {
+		t.Errorf("IORING_REGISTER_PROBE on a restricted ring: %v, want EACCES", err)
+	}
+	u := newRing(t, Config{Unrestricted: true})
+	if err := u.register(registerProbe, unsafe.Pointer(&p), uint32(len(p.ops))); err != nil {
+		t.Errorf("IORING_REGISTER_PROBE on an unrestricted ring: %v", err)
+	}
+}

@@ -26,7 +26,10 @@ type Config struct {
 	NoCoopTaskrun bool
 	// Unrestricted skips IORING_REGISTER_RESTRICTIONS: every opcode and
 	// SQE flag is allowed. By default the ring is created disabled, limited
-	// to AllowedOps and AllowedSQEFlags, then enabled.
+	// to AllowedOps and AllowedSQEFlags, then enabled. A restricted ring
+	// also refuses every io_uring_register opcode (registered files and
+	// buffers). On an unrestricted ring do not set IOSQE_CQE_SKIP_SUCCESS:
+	// Inflight and Close count on one final CQE per SQE.
 	Unrestricted bool
 	// ExtraOps are opcodes allowed besides DefaultOps.
 	ExtraOps []uint8
