@@ -35,18 +35,24 @@ type Socket struct {
 	writing bool                  // epoll: the writer goroutine owns the head
 	batch   bool                  // WithBatching: never inline; queue and coalesce
 	writeFn func(fd uintptr) bool // epoll: s.writeOnce, made once
-	wres    int32                 // epoll: result of writeOnce
-	wdone   bool
-	flush   bool          // batching: the reaper will put the queue on the wire
-	drained chan struct{} // closed when a closing socket's queue empties
+
+	maxInflight   int // WithMaxInflightBytes
+	bpMu          sync.Mutex
+	bpCond        *sync.Cond
+	inflightBytes int
+	wres          int32 // epoll: result of writeOnce
+	wdone         bool
+	flush         bool          // batching: the reaper will put the queue on the wire
+	drained       chan struct{} // closed when a closing socket's queue empties
 }
 
 // Option configures a Socket.
 type Option func(*options)
 
 type options struct {
-	eng   *Engine
-	batch bool
+	eng         *Engine
+	batch       bool
+	maxInflight int
 }
 
 // WithBatching puts a stream socket in batching mode, for pipelines that
@@ -90,6 +96,8 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 	}
 	s.stream = typ == unix.SOCK_STREAM
 	s.batch = o.batch && s.stream
+	s.maxInflight = o.maxInflight
+	s.bpCond = sync.NewCond(&s.bpMu)
 	s.writeFn = s.writeOnce
 	s.conned.Store(connected)
 	if err := o.eng.add(s); err != nil {
@@ -271,6 +279,11 @@ func (s *Socket) Close() error {
 		s.drained = drained
 	}
 	s.mu.Unlock()
+	if s.maxInflight > 0 { // WriteAsync waiters see the close
+		s.bpMu.Lock()
+		s.bpCond.Broadcast()
+		s.bpMu.Unlock()
+	}
 	if drained != nil {
 		s.cancelAndWait(drained)
 	}

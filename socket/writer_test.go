@@ -1,0 +1,197 @@
+package socket
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func eachBackend(t *testing.T, f func(t *testing.T, eng *Engine)) {
+	for _, be := range []string{BackendIOURing, BackendEpoll} {
+		t.Run(be, func(t *testing.T) {
+			eng, err := NewEngine(EngineConfig{Backend: be})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eng.Close()
+			f(t, eng)
+		})
+	}
+}
+
+// dialPeer returns a Socket connected to a fresh loopback peer, and the
+// peer's side as a net.Conn.
+func dialPeer(t *testing.T, eng *Engine, opts ...Option) (*Socket, net.Conn) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		peer <- c
+	}()
+	s, err := Dial("tcp", l.Addr().String(), append(opts, WithEngine(eng))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := <-peer
+	t.Cleanup(func() { s.Close(); p.Close() })
+	return s, p
+}
+
+// io.Copy into a Socket (ReadFrom) moves every byte in order.
+func TestWriterCopy(t *testing.T) {
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		s, p := dialPeer(t, eng)
+		data := make([]byte, 5<<20+123)
+		for i := range data {
+			data[i] = byte(rand.Uint32())
+		}
+		got := make(chan [32]byte, 1)
+		go func() {
+			h := sha256.New()
+			io.Copy(h, p)
+			var sum [32]byte
+			copy(sum[:], h.Sum(nil))
+			got <- sum
+		}()
+		n, err := io.Copy(s, bytes.NewReader(data))
+		if err != nil || n != int64(len(data)) {
+			t.Fatalf("io.Copy = %d, %v", n, err)
+		}
+		s.Close()
+		if <-got != sha256.Sum256(data) {
+			t.Fatal("receiver's SHA-256 differs")
+		}
+	})
+}
+
+// Concurrent Writes never interleave: every record arrives whole.
+func TestWriterConcurrentNoInterleave(t *testing.T) {
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		s, p := dialPeer(t, eng)
+		const writers, records = 8, 300
+		var wg sync.WaitGroup
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(w), 9))
+				for i := 0; i < records; i++ {
+					n := 8 + rng.IntN(20000)
+					rec := make([]byte, n)
+					binary.BigEndian.PutUint32(rec, uint32(n))
+					binary.BigEndian.PutUint32(rec[4:], uint32(w))
+					for j := 8; j < n; j++ {
+						rec[j] = byte(w)
+					}
+					if k, err := s.Write(rec); err != nil || k != n {
+						t.Errorf("Write = %d, %v", k, err)
+						return
+					}
+				}
+			}()
+		}
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; i < writers*records; i++ {
+				var hdr [8]byte
+				if _, err := io.ReadFull(p, hdr[:]); err != nil {
+					done <- err
+					return
+				}
+				n, w := binary.BigEndian.Uint32(hdr[:]), hdr[7]
+				body := make([]byte, n-8)
+				if _, err := io.ReadFull(p, body); err != nil {
+					done <- err
+					return
+				}
+				if !bytes.Equal(body, bytes.Repeat([]byte{w}, len(body))) {
+					done <- errors.New("interleaved record")
+					return
+				}
+			}
+			done <- nil
+		}()
+		wg.Wait()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// WithMaxInflightBytes bounds what WriteAsync keeps in flight behind a
+// slow reader; every callback runs once; Close releases waiters.
+func TestWriteAsyncBackpressure(t *testing.T) {
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		const limit = 256 << 10
+		s, p := dialPeer(t, eng, WithMaxInflightBytes(limit))
+		var peak atomic.Int64
+		var calls atomic.Int64
+		var wg sync.WaitGroup
+		buf := make([]byte, 16<<10)
+		go io.Copy(io.Discard, slowReader{p})
+		for i := 0; i < 400; i++ {
+			wg.Add(1)
+			err := s.WriteAsync(buf, func(n int, err error) {
+				if err != nil || n != len(buf) {
+					t.Errorf("WriteAsync: %d, %v", n, err)
+				}
+				calls.Add(1)
+				wg.Done()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := int64(s.InflightBytes()); v > peak.Load() {
+				peak.Store(v)
+			}
+		}
+		wg.Wait()
+		if calls.Load() != 400 {
+			t.Fatalf("%d callbacks, want 400", calls.Load())
+		}
+		if peak.Load() > limit {
+			t.Fatalf("in flight peaked at %d bytes, limit %d", peak.Load(), limit)
+		}
+		if s.InflightBytes() != 0 {
+			t.Fatalf("%d bytes still counted in flight", s.InflightBytes())
+		}
+	})
+}
+
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(100 * time.Microsecond)
+	return s.r.Read(p[:min(len(p), 32<<10)])
+}
+
+// Write on the sync path allocates nothing in steady state.
+func TestWriteAllocs(t *testing.T) {
+	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	s, err := Dial("tcp", drainPeer(t), WithEngine(eng))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, 64)
+	s.Write(buf)
+	if n := testing.AllocsPerRun(1000, func() { s.Write(buf) }); n != 0 {
+		t.Fatalf("%v allocs per Write", n)
+	}
+}
