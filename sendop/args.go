@@ -3,6 +3,7 @@ package sendop
 import (
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // Args describes one send and carries its result: the analogue of .NET's
@@ -18,6 +19,13 @@ type Args struct {
 	// Flags are MSG_* flags for send(2): MSG_MORE, MSG_EOR, MSG_OOB,
 	// MSG_DONTROUTE, MSG_CONFIRM. MSG_NOSIGNAL is always added.
 	Flags int
+	// Timeout, when positive, bounds how long the send may stay on the
+	// wire: one still unfinished after Timeout completes with TimedOut and
+	// the bytes already sent (on a stream socket the byte stream is then
+	// cut short, so the caller usually closes the connection). It counts
+	// from the moment the send reaches the kernel, not from SendAsync: time
+	// spent queued behind earlier sends on the socket is not included.
+	Timeout time.Duration
 	// Completed is raised, on the engine's goroutine, when a send for which
 	// SendAsync returned pending == true has completed. The Args is free
 	// again when it runs, so Completed may call SendAsync with it. It must
@@ -82,6 +90,7 @@ type Op struct {
 	errno       syscall.Errno
 
 	seg, off int  // next byte to send: bufs[seg][off:] (buf[off:])
+	timeout  time.Duration
 	stream   bool // continue short sends; split BufferLists at IOV_MAX
 	flags    uint32
 	pinner   runtime.Pinner
@@ -139,6 +148,7 @@ func (o *Op) Begin(e *Args, stream bool) {
 	}
 	o.transferred, o.errno, o.seg, o.off = 0, 0, 0, 0
 	o.stream = stream
+	o.timeout = e.Timeout
 	o.flags = uint32(e.Flags) | msgNoSignal
 	o.pin()
 }
@@ -150,6 +160,9 @@ func (o *Op) Abandon() {
 	o.buf, o.bufs, o.Socket = nil, nil, nil
 	o.state.set(stateClaimed, stateFree)
 }
+
+// Timeout is the op's time limit on the wire (0: none).
+func (o *Op) Timeout() time.Duration { return o.timeout }
 
 // Total is the number of bytes the op sends.
 func (o *Op) Total() int { return o.total }

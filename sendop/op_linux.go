@@ -166,7 +166,7 @@ func (o *Op) skip(n int) {
 // Coalescable reports whether o may share a SENDMSG with other ops: a
 // stream op whose flags are the default (a MSG_MORE, MSG_OOB or MSG_EOR
 // of one op must not apply to its neighbours).
-func (o *Op) Coalescable() bool { return o.stream && o.flags == msgNoSignal }
+func (o *Op) Coalescable() bool { return o.stream && o.flags == msgNoSignal && o.timeout == 0 }
 
 // Remaining is the number of bytes o has still to send.
 func (o *Op) Remaining() int { return o.total - o.transferred }

@@ -1,6 +1,8 @@
 package socket
 
 import (
+	"errors"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -53,7 +55,7 @@ func (s *Socket) epollStart(e *sendop.Args) {
 		default:
 			n = -int(errno)
 		}
-		raise, more := s.settle(int32(n))
+		raise, more := s.settle(int32(n), false)
 		if raise.Len() > 0 {
 			// Never on the caller's goroutine: Completed belongs to the
 			// engine. (A copy, so only this rare branch allocates.)
@@ -92,25 +94,51 @@ func (s *Socket) writeLoop() {
 			s.buildWire()
 		}
 		s.mu.Unlock()
-		res := s.sendWireBlocking()
-		raise, _ := s.settle(res)
+		res, timedOut := s.sendWireBlocking()
+		raise, _ := s.settle(res, timedOut)
 		s.eng.raiseAll(&raise, nil)
 	}
 }
 
 // sendWireBlocking sends once, waiting for writability on the netpoller
-// first if the socket would block. It returns bytes sent or -errno;
-// -ECANCELED when Close has set a past write deadline.
-func (s *Socket) sendWireBlocking() int32 {
+// first if the socket would block. It returns bytes sent or -errno, and
+// whether the head's Timeout expired (a write deadline, counted from the
+// head's first wait here); -ECANCELED when Close has set a past deadline.
+func (s *Socket) sendWireBlocking() (int32, bool) {
+	var timeout time.Duration
+	if s.w.wire == 1 {
+		timeout = sendop.OpOf(s.q.Head()).Timeout()
+	}
+	if timeout > 0 {
+		if head := s.q.Head(); s.w.dlOp != head {
+			s.w.dlOp, s.w.dl = head, time.Now().Add(timeout)
+		}
+		s.setWriteDeadline(s.w.dl)
+	}
 	s.wres, s.wdone = 0, false
 	err := s.rc.Write(s.writeFn)
+	if timeout > 0 && !s.closed.Load() {
+		s.setWriteDeadline(time.Time{})
+	}
 	if s.wdone {
-		return s.wres
+		return s.wres, false
 	}
 	if err != nil {
-		return -int32(syscall.ECANCELED)
+		if timeout > 0 && !s.closed.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			return -int32(syscall.ETIMEDOUT), true
+		}
+		return -int32(syscall.ECANCELED), false
 	}
-	return 0
+	return 0, false
+}
+
+func (s *Socket) setWriteDeadline(t time.Time) {
+	type deadliner interface{ SetWriteDeadline(time.Time) error }
+	if d, ok := s.owner.(deadliner); ok {
+		d.SetWriteDeadline(t)
+	} else if s.conn != nil {
+		s.conn.SetWriteDeadline(t)
+	}
 }
 
 // writeOnce is the RawConn.Write callback (made once per socket, so the
@@ -135,12 +163,4 @@ func (s *Socket) writeOnce(fd uintptr) bool {
 
 // epollCancel wakes a writer blocked on writability: a write deadline in
 // the past makes RawConn.Write return.
-func (s *Socket) epollCancel() {
-	type deadliner interface{ SetWriteDeadline(time.Time) error }
-	past := time.Unix(1, 0)
-	if d, ok := s.owner.(deadliner); ok {
-		d.SetWriteDeadline(past)
-	} else if s.conn != nil {
-		s.conn.SetWriteDeadline(past)
-	}
-}
+func (s *Socket) epollCancel() { s.setWriteDeadline(time.Unix(1, 0)) }

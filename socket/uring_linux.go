@@ -4,10 +4,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
 )
 
 // uring is the io_uring backend of one ring: the ring, its reaper, and the
@@ -36,6 +38,14 @@ type uring struct {
 	zcNotifs atomic.Uint64         // zero-copy notifications seen
 	lat      *metrics.LatencyBatch // the reaper's; nil without metrics
 }
+
+// user_data: gen<<32 | socket index. gen keeps below tmoBit, which tags
+// the CQE of a send's linked timeout, and so below the ring's reserved
+// values.
+const (
+	genMask = 1<<30 - 1
+	tmoBit  = 1 << 30
+)
 
 func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) {
 	r, err := ring.New(cfg)
@@ -103,7 +113,7 @@ func (u *uring) lookup(ud uint64) *Socket {
 		return nil
 	}
 	s := socks[idx]
-	if s == nil || s.w.gen.Load() != uint32(ud>>32) {
+	if s == nil || s.w.gen.Load() != uint32(ud>>32)&^tmoBit {
 		return nil
 	}
 	return s
@@ -133,7 +143,7 @@ func (u *uring) launch(s *Socket) {
 		if err == nil {
 			return
 		}
-		if !u.onResult(s, -int32(errnoOf(err))) {
+		if !u.onResult(s, -int32(errnoOf(err)), false) {
 			return
 		}
 	}
@@ -147,16 +157,37 @@ func (u *uring) prep(s *Socket) error {
 			return errno
 		}
 	}
-	gen := (u.gen.Add(1) & 0x7fffffff) | 1 // never 0, never reserved
+	gen := (u.gen.Add(1) & genMask) | 1 // never 0, never reserved
 	s.w.gen.Store(gen)
 	ud := uint64(gen)<<32 | uint64(s.w.idx)
 	bytes := s.w.bytes
+	timeout := time.Duration(0)
 	if s.w.wire == 1 {
 		bytes = op.Remaining()
+		timeout = op.Timeout()
 	}
-	zc := s.w.zc && bytes >= u.eng.zcThreshold
+	zc := s.w.zc && bytes >= u.eng.zcThreshold && timeout == 0
 	u.r.LockSQ()
-	sqe, err := u.r.GetSQE()
+	var sqe *ring.SQE
+	err := u.r.Reserve(2)
+	if err == nil {
+		sqe, err = u.r.GetSQE()
+	}
+	if err == nil && timeout > 0 {
+		// The send and its LINK_TIMEOUT go in one submission: the
+		// timeout starts when the send starts and cancels it.
+		op.Prep(sqe, s.fd)
+		sqe.SetFlags(ring.SQEIOLink)
+		sqe.SetUserData(ud)
+		s.w.ts = unix.NsecToTimespec(int64(timeout))
+		s.w.waitSend, s.w.waitTmo, s.w.tmoFired = true, true, false
+		if sqe, err = u.r.GetSQE(); err == nil {
+			ring.PrepLinkTimeout(sqe, &s.w.ts)
+			sqe.SetUserData(ud | tmoBit<<32)
+		}
+		u.r.UnlockSQ()
+		return err
+	}
 	if err == nil {
 		switch {
 		case s.w.wire == 1 && zc:
@@ -176,8 +207,8 @@ func (u *uring) prep(s *Socket) error {
 
 // onResult settles a wire's result and queues the completions for the
 // reaper to raise; it reports whether a next wire is to be launched.
-func (u *uring) onResult(s *Socket, res int32) (more bool) {
-	raise, more := s.settle(res)
+func (u *uring) onResult(s *Socket, res int32, timedOut bool) (more bool) {
+	raise, more := s.settle(res, timedOut)
 	u.raise.pushAll(&raise)
 	return more
 }
@@ -202,6 +233,23 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			continue
 		}
 		res := c.Result()
+		if s.w.waitTmo || s.w.waitSend {
+			// A send with a linked timeout: settle when both CQEs are in.
+			if c.UserData()>>32&tmoBit != 0 {
+				s.w.waitTmo = false
+				s.w.tmoFired = res == -int32(syscall.ETIME)
+			} else {
+				s.w.waitSend = false
+				s.w.sendRes = res
+			}
+			if s.w.waitTmo || s.w.waitSend {
+				continue
+			}
+			if u.onResult(s, s.w.sendRes, s.w.tmoFired) {
+				u.launch(s)
+			}
+			continue
+		}
 		switch flags := c.Flags(); {
 		case flags&ring.CQEFNotif != 0:
 			// A zero-copy send's notification: the kernel is done with
@@ -217,7 +265,7 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			s.w.zcRes = res
 			continue
 		}
-		if u.onResult(s, res) {
+		if u.onResult(s, res, false) {
 			u.launch(s)
 		}
 	}

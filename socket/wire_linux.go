@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
@@ -29,6 +30,17 @@ type wireState struct {
 	bytes int   // bytes of a coalesced wire
 	zc    bool  // io_uring: send wires above the threshold with SEND_ZC
 	zcRes int32 // io_uring: a zero-copy result waiting for its notification
+
+	// io_uring, a send with a linked timeout: its timespec, which CQEs are
+	// still due, the send's result, and whether the timeout fired.
+	ts                unix.Timespec
+	waitSend, waitTmo bool
+	sendRes           int32
+	tmoFired          bool
+
+	// epoll: the deadline of the head dlOp, set at its first wait.
+	dl   time.Time
+	dlOp *sendop.Args
 }
 
 // Coalescing limits: one SENDMSG carries at most IOVMax iovecs and, past
@@ -85,13 +97,20 @@ func (s *Socket) buildWire() {
 // there is a next wire. An inline send that finished is not among them:
 // SendAsync reports it. On a closing socket nothing more goes out: what is
 // left, a partly sent head included, completes with OperationAborted.
-func (s *Socket) settle(res int32) (raise sendop.Queue, more bool) {
+//
+// timedOut says the head's Timeout expired: a head not done with res
+// completes with ETIMEDOUT (TimedOut), keeping the bytes it sent.
+func (s *Socket) settle(res int32, timedOut bool) (raise sendop.Queue, more bool) {
 	var done, aborted sendop.Queue // intrusive: no allocation
 	s.mu.Lock()
 	n := s.w.wire
 	s.w.wire = 0
+	if timedOut && res == -int32(syscall.ECANCELED) {
+		res = -int32(syscall.ETIMEDOUT)
+	}
 	if res < 0 || n == 1 {
-		if sendop.OpOf(s.q.Head()).Advance(res) {
+		op := sendop.OpOf(s.q.Head())
+		if op.Advance(res) || timedOut && op.Advance(-int32(syscall.ETIMEDOUT)) {
 			done.Push(s.q.Pop())
 		}
 	} else {
