@@ -221,7 +221,6 @@ func TestDatagramIntact(t *testing.T) {
 	})
 }
 
-
 // A unixgram receiver queues at most net.unix.max_dgram_qlen datagrams;
 // sends beyond that wait (pending) until it reads. Each must still arrive
 // whole: a send that waited must not go out as an empty datagram.
