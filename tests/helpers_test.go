@@ -54,6 +54,10 @@ func scaled(d time.Duration) time.Duration {
 func longWait() time.Duration  { return scaled(20 * time.Second) }
 func graceWait() time.Duration { return scaled(50 * time.Millisecond) }
 
+// closeWait bounds a Close, which takes milliseconds: past it, a Close is
+// taken for a deadlock.
+func closeWait() time.Duration { return scaled(5 * time.Second) }
+
 // waitChan fails t if ch is not closed (or does not deliver) within d.
 func waitChan[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
 	t.Helper()
