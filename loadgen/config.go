@@ -1,0 +1,378 @@
+package loadgen
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// Config describes a run: what to send, where, how hard and for how long.
+// DefaultConfig returns the defaults; ParseRunFlags fills a Config from
+// the command line of "uringsend run". Run validates it.
+type Config struct {
+	// Target is where to send: tcp://host:port, udp://host:port or
+	// unix:///path. The zero Target starts an embedded sink on a loopback
+	// TCP port for the length of the run (the demo).
+	Target Target
+	// Conns is the number of connections (default 8).
+	Conns int
+	// Size is the size of one message in bytes (default 64). With Verify
+	// it must hold the header: at least HeaderSize.
+	Size Size
+	// Mode is ModeBuffer (SetBuffer) or ModeBufferList (SetBufferList of
+	// Segments pieces).
+	Mode Mode
+	// Segments is the number of buffers of a BufferList message, 1 to 1024;
+	// 0 means 4 (or Size, if smaller). Only with ModeBufferList.
+	Segments int
+	// Inflight is the number of sends in flight per connection: the
+	// closed loop's concurrency, and in the open loop the most a
+	// connection may have outstanding before the pacer waits (the wait
+	// counts as latency). 0 means DefaultInflight, or DefaultOpenInflight
+	// with a Rate.
+	Inflight int
+	// Rate is the total number of messages per second over all
+	// connections: the open loop. Latency is measured from each message's
+	// intended send time, so a stall is not hidden by the sends it delays
+	// (coordinated omission, corrected as wrk2 does). 0: closed loop.
+	Rate Rate
+	// Duration is how long to send; 0 means until Messages are sent.
+	Duration time.Duration
+	// Messages is the total number of messages to send; 0 means until
+	// Duration has passed. With both, whichever comes first ends the run.
+	Messages Count
+	// ZeroCopy is validated and recorded in the report; the engine does
+	// not offer SEND_ZC yet, so no send uses it.
+	ZeroCopy ZeroCopy
+	// Backend selects the engine backend (default BackendAuto).
+	Backend Backend
+	// MetricsAddr is where to serve Prometheus metrics (host:port); empty:
+	// off. If it is DefaultMetricsAddr and that port is taken, Run serves on
+	// a free port of the same host instead and says so.
+	MetricsAddr string
+	// Interval is the period of the status line on the status writer;
+	// 0: no status line.
+	Interval time.Duration
+	// JSON asks the command for the report as JSON (Run ignores it).
+	JSON bool
+	// Verify puts a header in every message — stream id, per-connection
+	// sequence number, CRC-32C of the message — for a sink run with Verify
+	// to check order and integrity. In the closed loop, sends of one
+	// connection are then issued by one goroutine (Completed hands the
+	// slot back to it) so that sequence order is wire order.
+	Verify bool
+	// DialTimeout bounds each connection attempt (default 5s).
+	DialTimeout time.Duration
+	// DrainTimeout is how long to wait, after the last send was started,
+	// for the sends in flight to complete before the connections are
+	// closed and what is left is aborted (default 5s).
+	DrainTimeout time.Duration
+}
+
+// Defaults.
+const (
+	DefaultConns        = 8
+	DefaultSize         = Size(64)
+	DefaultSegments     = 4
+	DefaultInflight     = 8
+	DefaultOpenInflight = 64
+	DefaultDuration     = 10 * time.Second
+	DefaultInterval     = time.Second
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultDrainTimeout = 5 * time.Second
+	// DefaultMetricsAddr is the no-argument demo's metrics address: loopback
+	// only, on the port registered for OpenTelemetry's Prometheus exporter.
+	DefaultMetricsAddr = "127.0.0.1:9464"
+)
+
+// Limits.
+const (
+	MaxConns    = 100000
+	MaxInflight = 65536
+	MaxSize     = Size(64 << 20)
+	MaxSegments = 1024  // IOV_MAX
+	MaxUDPSize  = 65507 // IPv4 UDP payload
+	// MaxSlots bounds Conns × Inflight: the Args preallocated.
+	MaxSlots = 1 << 22
+	// MaxVerifyMemory bounds the buffers of a run with Verify, where every
+	// slot has its own (without Verify all slots share one).
+	MaxVerifyMemory = Size(2 << 30)
+)
+
+// DefaultConfig returns the configuration of "uringsend run" without
+// flags: the embedded sink, 8 connections, 64-byte messages, 8 in flight
+// per connection, 10 s.
+func DefaultConfig() Config {
+	return Config{
+		Conns:        DefaultConns,
+		Size:         DefaultSize,
+		Mode:         ModeBuffer,
+		Duration:     DefaultDuration,
+		ZeroCopy:     ZeroCopyAuto,
+		Backend:      BackendAuto,
+		Interval:     DefaultInterval,
+		DialTimeout:  DefaultDialTimeout,
+		DrainTimeout: DefaultDrainTimeout,
+	}
+}
+
+// ConfigError is a Config that cannot run: a bad flag or an impossible
+// combination. The command answers it with the usage and exit status 2.
+type ConfigError struct{ Msg string }
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+func configErrorf(format string, args ...any) error {
+	return &ConfigError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// IsConfigError reports whether err is a ConfigError.
+func IsConfigError(err error) bool {
+	var ce *ConfigError
+	return errors.As(err, &ce)
+}
+
+// Validate checks c and fills in the values whose zero means a default
+// (Segments, Inflight, Mode, ZeroCopy, Backend, timeouts). Errors are
+// ConfigErrors.
+func (c *Config) Validate() error {
+	if c.Mode == "" {
+		c.Mode = ModeBuffer
+	}
+	if c.ZeroCopy == "" {
+		c.ZeroCopy = ZeroCopyAuto
+	}
+	if c.Backend == "" {
+		c.Backend = BackendAuto
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	switch {
+	case !c.Target.IsZero() && c.Target.Network != "tcp" && c.Target.Network != "udp" && c.Target.Network != "unix":
+		return configErrorf("-target: unknown network %q", c.Target.Network)
+	case c.Conns < 1 || c.Conns > MaxConns:
+		return configErrorf("-conns %d: want 1 to %d", c.Conns, MaxConns)
+	case c.Size < 1 || c.Size > MaxSize:
+		return configErrorf("-size %v: want 1B to %v", c.Size, MaxSize)
+	case c.Verify && c.Size < HeaderSize:
+		return configErrorf("-size %v: -verify needs at least %dB for its header", c.Size, HeaderSize)
+	case c.Target.Network == "udp" && c.Size > MaxUDPSize:
+		return configErrorf("-size %v: a UDP datagram holds at most %d bytes", c.Size, MaxUDPSize)
+	case c.Mode != ModeBuffer && c.Mode != ModeBufferList:
+		return configErrorf("-mode %q: want buffer or bufferlist", c.Mode)
+	case c.Segments != 0 && c.Mode != ModeBufferList:
+		return configErrorf("-segments needs -mode bufferlist")
+	case c.Segments < 0 || c.Segments > MaxSegments:
+		return configErrorf("-segments %d: want 1 to %d", c.Segments, MaxSegments)
+	case c.Segments > 0 && Size(c.Segments) > c.Size:
+		return configErrorf("-segments %d: more segments than the %v of a message", c.Segments, c.Size)
+	case c.Inflight < 0 || c.Inflight > MaxInflight:
+		return configErrorf("-inflight %d: want 1 to %d", c.Inflight, MaxInflight)
+	case c.Rate < 0:
+		return configErrorf("-rate %v: negative", c.Rate)
+	case c.Duration < 0:
+		return configErrorf("-duration %v: negative", c.Duration)
+	case c.Duration == 0 && c.Messages == 0:
+		return configErrorf("nothing ends the run: set -duration or -messages")
+	case c.Interval < 0:
+		return configErrorf("-interval %v: negative", c.Interval)
+	case c.Interval > 0 && c.Interval < 10*time.Millisecond:
+		return configErrorf("-interval %v: at least 10ms", c.Interval)
+	case c.ZeroCopy != ZeroCopyAuto && c.ZeroCopy != ZeroCopyOn && c.ZeroCopy != ZeroCopyOff:
+		return configErrorf("-zerocopy %q: want auto, on or off", c.ZeroCopy)
+	case c.Backend != BackendAuto && c.Backend != BackendIOURing && c.Backend != BackendEpoll:
+		return configErrorf("-backend %q: want auto, io_uring or epoll", c.Backend)
+	case c.DialTimeout < 0 || c.DrainTimeout < 0:
+		return configErrorf("negative timeout")
+	}
+	if c.Target.Network == "tcp" || c.Target.Network == "udp" {
+		host, port, err := net.SplitHostPort(c.Target.Address)
+		if err != nil || host == "" || port == "0" {
+			return configErrorf("-target %v: a run needs a host and a port other than 0", c.Target)
+		}
+	}
+	if c.Mode == ModeBufferList && c.Segments == 0 {
+		c.Segments = int(min(Size(DefaultSegments), c.Size))
+	}
+	if c.Inflight == 0 {
+		c.Inflight = DefaultInflight
+		if c.Rate > 0 {
+			c.Inflight = DefaultOpenInflight
+		}
+	}
+	if slots := int64(c.Conns) * int64(c.Inflight); slots > MaxSlots {
+		return configErrorf("-conns %d × -inflight %d: more than %d sends in flight", c.Conns, c.Inflight, MaxSlots)
+	} else if c.Verify && slots*int64(c.Size) > int64(MaxVerifyMemory) {
+		return configErrorf("-verify gives every send in flight its own buffer: -conns %d × -inflight %d × -size %v is more than %v",
+			c.Conns, c.Inflight, c.Size, MaxVerifyMemory)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return configErrorf("-metrics-addr %q: want host:port", c.MetricsAddr)
+		}
+	}
+	return nil
+}
+
+// RunUsage is the synopsis of "uringsend run".
+const RunUsage = `usage: uringsend run [flags]
+
+Sends messages through the uringsend engine and reports throughput,
+latency and how many sends completed synchronously.
+
+Examples:
+  uringsend run                                    # 10 s against an embedded sink
+  uringsend run -target tcp://10.0.0.2:9000 -conns 16 -size 1KiB
+  uringsend run -target udp://127.0.0.1:9000 -rate 50k/s -duration 30s
+  uringsend run -target unix:///run/sink.sock -mode bufferlist -segments 8 -size 128KiB
+  uringsend run -target tcp://127.0.0.1:9000 -messages 1M -verify -json
+
+Flags:
+`
+
+// NewRunFlagSet returns the flag set of "uringsend run", writing into c
+// (whose current values are the defaults shown). Errors are returned, not
+// printed: the caller prints one line and the usage.
+func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&c.Target, "target", "where to send: tcp://host:port, udp://host:port or unix:///path (empty: an embedded sink on loopback)")
+	fs.IntVar(&c.Conns, "conns", c.Conns, "number of connections")
+	fs.Var(&c.Size, "size", "message size: 64, 1KiB, 128KiB, 1MiB, ...")
+	fs.Var(&c.Mode, "mode", "buffer (SetBuffer) or bufferlist (SetBufferList)")
+	fs.IntVar(&c.Segments, "segments", c.Segments, "buffers per message with -mode bufferlist (default 4)")
+	fs.IntVar(&c.Inflight, "inflight", c.Inflight, fmt.Sprintf("sends in flight per connection (default %d; %d with -rate)", DefaultInflight, DefaultOpenInflight))
+	fs.Var(&c.Rate, "rate", "total messages per second, e.g. 50k/s (open loop; default: closed loop)")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to send (0: until -messages are sent)")
+	fs.Var(&c.Messages, "messages", "total messages to send, e.g. 1M (ends the run; without -duration, the only limit)")
+	fs.Var(&c.ZeroCopy, "zerocopy", "SEND_ZC: auto, on or off")
+	fs.Var(&c.Backend, "backend", "engine backend: auto, io_uring or epoll")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on host:port (empty: off)")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "status line period (0: none)")
+	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the report, as JSON, on stdout")
+	fs.BoolVar(&c.Verify, "verify", c.Verify, "stamp messages with a sequence number and checksum for a -verify sink")
+	return fs
+}
+
+// ParseRunFlags parses the arguments of "uringsend run" over defaults
+// and validates the result. A -messages without -duration removes the
+// default duration. Errors are ConfigErrors, or flag.ErrHelp.
+func ParseRunFlags(args []string, defaults Config) (Config, error) {
+	c := defaults
+	fs := NewRunFlagSet("run", &c)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, &ConfigError{Msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return c, configErrorf("unexpected argument %q (flags only; the target is -target)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["messages"] && !set["duration"] {
+		c.Duration = 0
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// RunFlagUsage writes the flag defaults of "uringsend run" to w.
+func RunFlagUsage(w io.Writer) {
+	c := DefaultConfig()
+	fs := NewRunFlagSet("run", &c)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// SinkConfig describes a sink: a receiver that counts what it is sent
+// and, with Verify, checks it.
+type SinkConfig struct {
+	// Listen is where to listen: tcp://host:port, udp://host:port or
+	// unix:///path; port 0 picks a free port.
+	Listen Target
+	// Verify checks the header of every message (see Config.Verify):
+	// integrity (CRC-32C), and order per stream.
+	Verify bool
+	// Interval is the period of the receive-rate lines on the status
+	// writer; 0: none.
+	Interval time.Duration
+	// JSON asks the command for the summary as JSON (RunSink ignores it).
+	JSON bool
+	// MaxSize is the largest message a verifying sink accepts (default
+	// MaxSize).
+	MaxSize Size
+}
+
+// SinkUsage is the synopsis of "uringsend sink".
+const SinkUsage = `usage: uringsend sink -listen URL [flags]
+
+Accepts any number of connections (or datagrams), counts what arrives,
+prints receive rates and, on SIGINT or SIGTERM, a summary.
+
+Examples:
+  uringsend sink -listen tcp://0.0.0.0:9000
+  uringsend sink -listen udp://127.0.0.1:9000 -verify
+  uringsend sink -listen unix:///run/sink.sock -json
+
+Flags:
+`
+
+// NewSinkFlagSet returns the flag set of "uringsend sink", writing into c.
+func NewSinkFlagSet(name string, c *SinkConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&c.Listen, "listen", "where to listen: tcp://host:port, udp://host:port or unix:///path (port 0: any)")
+	fs.BoolVar(&c.Verify, "verify", c.Verify, "check the sequence and checksum of messages from a run with -verify")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "receive-rate line period (0: none)")
+	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the summary, as JSON, on stdout")
+	return fs
+}
+
+// ParseSinkFlags parses the arguments of "uringsend sink".
+func ParseSinkFlags(args []string) (SinkConfig, error) {
+	c := SinkConfig{Interval: DefaultInterval}
+	fs := NewSinkFlagSet("sink", &c)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, &ConfigError{Msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return c, configErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.Validate()
+}
+
+// SinkFlagUsage writes the flag defaults of "uringsend sink" to w.
+func SinkFlagUsage(w io.Writer) {
+	c := SinkConfig{Interval: DefaultInterval}
+	fs := NewSinkFlagSet("sink", &c)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// Validate checks c and fills in defaults.
+func (c *SinkConfig) Validate() error {
+	if c.Listen.IsZero() {
+		return configErrorf("-listen is required (tcp://host:port, udp://host:port or unix:///path)")
+	}
+	if c.Interval < 0 {
+		return configErrorf("-interval %v: negative", c.Interval)
+	}
+	if c.MaxSize == 0 {
+		c.MaxSize = MaxSize
+	}
+	return nil
+}

@@ -1,0 +1,670 @@
+package loadgen
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uringsend/uringsend/sendop"
+	"github.com/uringsend/uringsend/socket"
+)
+
+// ErrInterrupted is returned by Run and RunSink when a second signal
+// arrived while they were stopping: the caller should exit at once.
+var ErrInterrupted = errors.New("loadgen: interrupted twice, stopping now")
+
+// DialError is a connection that could not be established before the run.
+type DialError struct {
+	Target Target
+	Err    error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("cannot connect to %v: %v", e.Target, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// maxInlineResends bounds how many synchronously completed sends a
+// Completed handler chains before it hands the slot to its connection's
+// goroutine: Completed runs on the engine's reaper, which other
+// connections' completions wait for.
+const maxInlineResends = 64
+
+// sinkGrace is how long the embedded sink waits for connections to reach
+// end of file once the run has closed them.
+const sinkGrace = 2 * time.Second
+
+// runner is one run: the engine, the connections and what they record.
+type runner struct {
+	cfg   Config
+	eng   *socket.Engine
+	conns []*conn
+	st    *stats
+	epoch time.Time // monotonic origin of every timestamp
+
+	stopping atomic.Bool   // no new sends
+	stopCh   chan struct{} // closed with stopping
+	stopOnce sync.Once
+	inflight atomic.Int64 // sends accepted by SendAsync and not yet recorded
+	idle     chan struct{}
+	wg       sync.WaitGroup // the connections' goroutines
+
+	limit  uint64 // Config.Messages
+	issued atomic.Uint64
+	failed atomic.Int64 // connections that died
+
+	payload []byte // shared by every slot without Verify
+	bodyCRC uint32
+
+	mu       sync.Mutex
+	connErrs []string // the first few connection failures
+}
+
+// conn is one connection and its slots: one preallocated sendop.Args per
+// send it may have in flight.
+type conn struct {
+	r      *runner
+	id     int
+	s      *socket.Socket
+	nc     net.Conn
+	stream bool
+	shard  *shard
+	slots  []slot
+	// ready holds slots for the connection's goroutine: to send (closed
+	// loop), or free (open loop). Its capacity is the number of slots, and
+	// a slot is in one place at a time, so sends to it never block.
+	ready    chan *slot
+	dead     atomic.Bool
+	deadCh   chan struct{}
+	deadOnce sync.Once
+	closed   sync.Once
+
+	stream64 uint64 // Verify: stream id
+	seq      uint64 // Verify: next sequence number; only the sending goroutine touches it
+}
+
+type slot struct {
+	c     *conn
+	args  sendop.Args
+	msg   []byte
+	start int64 // when the send started, or (open loop) was due
+}
+
+// Run runs cfg: it dials the connections (or starts an embedded sink),
+// sends until the duration has passed, the messages are sent, every
+// connection has failed, or a signal arrives on sig; then it stops
+// sending, waits for the sends in flight (up to Config.DrainTimeout),
+// closes everything and returns the report.
+//
+// A first signal ends the run early and its report has Interrupted set; a
+// second one, while Run is stopping, makes Run return ErrInterrupted at
+// once, finishing the cleanup in the background. sig may be nil.
+//
+// Status lines and notes go to status (nil: none); when status is a
+// terminal the line is redrawn in place. Errors: a ConfigError for a bad
+// cfg, a DialError when a connection cannot be established, or the
+// engine's error.
+func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if status == nil {
+		status = io.Discard
+	}
+	out := newStatusWriter(status)
+
+	var sink *Sink
+	if cfg.Target.IsZero() {
+		var err error
+		sink, err = StartSink(SinkConfig{Listen: Target{Network: "tcp", Address: "127.0.0.1:0"}, Verify: cfg.Verify})
+		if err != nil {
+			return nil, fmt.Errorf("embedded sink: %w", err)
+		}
+		cfg.Target = sink.Addr()
+		out.notef("uringsend: no -target: sending to an embedded sink on %v", cfg.Target)
+	}
+	closeSink := func() *SinkReport {
+		if sink == nil {
+			return nil
+		}
+		rep := sink.Close(sinkGrace)
+		return &rep
+	}
+
+	eng, err := socket.NewEngine(socket.EngineConfig{Backend: string(cfg.Backend)})
+	if err != nil {
+		closeSink()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	backend, fallback := engineInfo(eng)
+	if fallback != nil {
+		out.notef("uringsend: io_uring unavailable (%v); using the %s backend", fallback, backend)
+	}
+
+	r := &runner{
+		cfg:    cfg,
+		eng:    eng,
+		st:     newStats(cfg.Conns),
+		stopCh: make(chan struct{}),
+		idle:   make(chan struct{}, 1),
+		limit:  uint64(cfg.Messages),
+	}
+	r.payload, r.bodyCRC = newPayload(int(cfg.Size))
+
+	if err := r.dial(); err != nil {
+		r.closeAll()
+		closeSink()
+		return nil, err
+	}
+
+	var msrv *metricsServer
+	if cfg.MetricsAddr != "" {
+		msrv, err = serveMetrics(cfg.MetricsAddr, r)
+		if err != nil {
+			r.closeAll()
+			closeSink()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		if msrv.moved {
+			out.notef("uringsend: %s is busy; metrics at %s", cfg.MetricsAddr, msrv.url())
+		} else {
+			out.notef("uringsend: metrics at %s", msrv.url())
+		}
+	}
+	closeMetrics := func() {
+		if msrv != nil {
+			msrv.close()
+		}
+	}
+
+	// Go.
+	r.epoch = time.Now()
+	if cfg.Rate > 0 {
+		for _, p := range r.pacers() {
+			r.wg.Add(1)
+			go p.run()
+		}
+	} else {
+		for _, c := range r.conns {
+			r.wg.Add(1)
+			go c.loop()
+		}
+	}
+
+	var tick, end <-chan time.Time
+	if cfg.Interval > 0 {
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	if cfg.Duration > 0 {
+		t := time.NewTimer(cfg.Duration)
+		defer t.Stop()
+		end = t.C
+	}
+	interrupted := false
+	var prev snapshot
+	prevAt := time.Duration(0)
+run:
+	for {
+		select {
+		case <-tick:
+			at := time.Since(r.epoch)
+			snap := r.st.collect()
+			out.status(r.statusLine(at, at-prevAt, &snap, &prev))
+			prev, prevAt = snap, at
+		case <-end:
+			break run
+		case <-r.stopCh:
+			break run
+		case <-sig:
+			interrupted = true
+			break run
+		}
+	}
+	r.stop()
+	sent := time.Since(r.epoch)
+
+	// Drain: wait for the senders to leave, then for what is in flight.
+	finish := func() *SinkReport {
+		r.closeAll()
+		closeMetrics()
+		return closeSink()
+	}
+	if !r.drain(sig) {
+		out.clear()
+		go finish()
+		return nil, ErrInterrupted
+	}
+	drained := time.Since(r.epoch)
+	sinkRep := finish() // aborts what the drain left behind
+	out.clear()
+
+	snap := r.st.collect()
+	rep := r.report(&snap, backend, fallback, sent, drained)
+	rep.Interrupted = interrupted
+	rep.Sink = sinkRep
+	if msrv != nil {
+		rep.MetricsURL = msrv.url()
+	}
+	return rep, nil
+}
+
+// dial establishes the connections, a few at a time.
+func (r *runner) dial() error {
+	cfg := &r.cfg
+	r.conns = make([]*conn, cfg.Conns)
+	d := net.Dialer{Timeout: cfg.DialTimeout}
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := range r.conns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			nc, err := d.Dial(cfg.Target.Network, cfg.Target.Address)
+			if err == nil {
+				var c *conn
+				if c, err = r.newConn(i, nc); err == nil {
+					r.conns[i] = c
+					return
+				}
+				nc.Close()
+			}
+			mu.Lock()
+			if first == nil {
+				first = &DialError{Target: cfg.Target, Err: err}
+			}
+			mu.Unlock()
+		}()
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+	}
+	wg.Wait()
+	return first
+}
+
+func (r *runner) newConn(id int, nc net.Conn) (*conn, error) {
+	s, err := socket.FromConn(nc, socket.WithEngine(r.eng))
+	if err != nil {
+		return nil, err
+	}
+	cfg := &r.cfg
+	c := &conn{
+		r:      r,
+		id:     id,
+		s:      s,
+		nc:     nc,
+		stream: cfg.Target.Stream(),
+		shard:  r.st.shard(id),
+		slots:  make([]slot, cfg.Inflight),
+		ready:  make(chan *slot, cfg.Inflight),
+		deadCh: make(chan struct{}),
+	}
+	if cfg.Verify {
+		var b [8]byte
+		rand.Read(b[:])
+		c.stream64 = binary.LittleEndian.Uint64(b[:])
+	}
+	for i := range c.slots {
+		sl := &c.slots[i]
+		sl.c = c
+		sl.msg = r.payload
+		if cfg.Verify {
+			sl.msg = append([]byte(nil), r.payload...)
+		}
+		if cfg.Mode == ModeBufferList {
+			sl.args.SetBufferList(segments(sl.msg, cfg.Segments))
+		} else {
+			sl.args.SetBuffer(sl.msg)
+		}
+		switch {
+		case cfg.Rate > 0:
+			sl.args.Completed = sl.completedOpen
+		case cfg.Verify:
+			sl.args.Completed = sl.completedHandBack
+		default:
+			sl.args.Completed = sl.completedClosed
+		}
+		c.ready <- sl
+	}
+	return c, nil
+}
+
+// pacersPerRate is the open-loop rate one pacer is given at most.
+const pacersPerRate = 100e3
+
+// pacers divides the connections among the open loop's pacers: one per
+// pacersPerRate messages/s, at most one per CPU and per connection.
+func (r *runner) pacers() []*pacer {
+	cfg := &r.cfg
+	n := int(math.Ceil(float64(cfg.Rate) / pacersPerRate))
+	n = max(1, min(n, runtime.GOMAXPROCS(0), len(r.conns)))
+	ps := make([]*pacer, n)
+	for i := range ps {
+		ps[i] = &pacer{r: r}
+	}
+	for i, c := range r.conns {
+		ps[i%n].conns = append(ps[i%n].conns, c)
+	}
+	for i, p := range ps {
+		// This pacer's share of the rate, staggered against the others.
+		p.period = 1e9 * float64(len(r.conns)) / (float64(cfg.Rate) * float64(len(p.conns)))
+		p.base = int64(p.period * float64(i) / float64(n))
+	}
+	return ps
+}
+
+// now is the time since the run's start in nanoseconds (monotonic).
+func (r *runner) now() int64 { return int64(time.Since(r.epoch)) }
+
+// stop ends the sending phase: no send starts after it.
+func (r *runner) stop() {
+	r.stopOnce.Do(func() {
+		r.stopping.Store(true)
+		close(r.stopCh)
+	})
+}
+
+// done retires one send from the in-flight count.
+func (r *runner) done() {
+	if r.inflight.Add(-1) == 0 && r.stopping.Load() {
+		select {
+		case r.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drain waits for the senders to return and the sends in flight to
+// complete, at most DrainTimeout. It returns false if a signal arrived
+// meanwhile.
+func (r *runner) drain(sig <-chan os.Signal) bool {
+	timeout := time.NewTimer(r.cfg.DrainTimeout)
+	defer timeout.Stop()
+	senders := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(senders)
+	}()
+	select {
+	case <-senders:
+	case <-sig:
+		return false
+	case <-timeout.C:
+		return true
+	}
+	// The in-flight count only falls now: a send starts only from a
+	// completion that still counts itself, and only while not stopping.
+	for r.inflight.Load() > 0 {
+		select {
+		case <-r.idle:
+		case <-sig:
+			return false
+		case <-timeout.C:
+			return true
+		}
+	}
+	return true
+}
+
+// closeAll closes the connections (which aborts what is still in flight)
+// and then the engine. Each connection's socket is closed before its
+// net.Conn, and through conn.close only, which the goroutine of a failed
+// connection may be running too.
+func (r *runner) closeAll() {
+	var wg sync.WaitGroup
+	for _, c := range r.conns {
+		if c != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.close()
+			}()
+		}
+	}
+	wg.Wait()
+	r.eng.Close()
+	r.wg.Wait()
+}
+
+// admit reports whether c may start another send, taking one of the
+// run's messages if they are counted.
+func (c *conn) admit() bool {
+	r := c.r
+	if r.stopping.Load() || c.dead.Load() {
+		return false
+	}
+	if r.limit > 0 {
+		n := r.issued.Add(1)
+		if n >= r.limit {
+			r.stop()
+		}
+		if n > r.limit {
+			return false
+		}
+	}
+	return true
+}
+
+// precise is the wait below which the pacer sleeps in shortSleep rather
+// than on a runtime timer (whose granularity is about a millisecond).
+const precise = 3 * time.Millisecond
+
+// outcome of drive.
+const (
+	parked  = iota // the run or the connection is over: the slot rests
+	pending        // Completed will be raised
+	handoff        // the inline budget is used up: give the slot to the goroutine
+)
+
+// drive sends on sl until a send is pending or the connection stops;
+// with limit > 0 it chains at most limit sends that complete inline.
+func (c *conn) drive(sl *slot, limit int) int {
+	r := c.r
+	for i := 0; ; i++ {
+		if limit > 0 && i == limit {
+			if c.dead.Load() || r.stopping.Load() {
+				return parked
+			}
+			return handoff
+		}
+		if !c.admit() {
+			return parked
+		}
+		if c.start(sl, r.now()) {
+			return pending
+		}
+	}
+}
+
+// start sends sl's message, due at the given time. It returns true if
+// the send is pending; otherwise its completion has been recorded.
+func (c *conn) start(sl *slot, due int64) bool {
+	r := c.r
+	if r.cfg.Verify {
+		stamp(sl.msg, r.bodyCRC, c.stream64, c.seq)
+		c.seq++
+	}
+	sl.start = due
+	r.inflight.Add(1)
+	isPending, err := c.s.SendAsync(&sl.args)
+	if err != nil {
+		r.done()
+		c.kill(err)
+		return false
+	}
+	if isPending {
+		return true
+	}
+	c.finish(sl, true)
+	r.done()
+	return false
+}
+
+// finish records the completion of sl's send.
+func (c *conn) finish(sl *slot, sync bool) {
+	r := c.r
+	lat := r.now() - sl.start
+	se := sl.args.SocketError()
+	aborted := se == sendop.OperationAborted && (r.stopping.Load() || c.dead.Load())
+	c.shard.record(se, sl.args.BytesTransferred(), lat, sync, aborted)
+	if se != sendop.Success && !aborted && c.stream {
+		// A stream that failed a send has lost bytes: it is done.
+		c.kill(sl.args.Err())
+	}
+}
+
+// completedClosed is the closed loop's Completed: record, send again.
+func (sl *slot) completedClosed(*sendop.Args) {
+	c := sl.c
+	c.finish(sl, false)
+	if c.drive(sl, maxInlineResends) == handoff {
+		c.ready <- sl
+	}
+	c.r.done() // after the next send counted itself: drain sees no false zero
+}
+
+// completedHandBack is the closed loop's Completed with Verify: the
+// connection's goroutine sends next, so sequence order is wire order.
+func (sl *slot) completedHandBack(*sendop.Args) {
+	c := sl.c
+	c.finish(sl, false)
+	if !c.dead.Load() && !c.r.stopping.Load() {
+		c.ready <- sl
+	}
+	c.r.done()
+}
+
+// completedOpen is the open loop's Completed: the slot is free again.
+func (sl *slot) completedOpen(*sendop.Args) {
+	c := sl.c
+	c.finish(sl, false)
+	c.ready <- sl
+	c.r.done()
+}
+
+// loop is a closed-loop connection's goroutine: it sends what the ready
+// channel holds (at the start every slot; later what Completed hands back)
+// and chains inline completions without bound.
+func (c *conn) loop() {
+	defer c.r.wg.Done()
+	for {
+		select {
+		case sl := <-c.ready:
+			c.drive(sl, 0)
+		case <-c.r.stopCh:
+			return
+		case <-c.deadCh:
+			c.close()
+			return
+		}
+	}
+}
+
+// pacer sends the open loop's messages on a group of connections: its
+// message k is due at base + k*period, on connection k mod len(conns).
+// A few pacers serve all connections (see Run): a pacer's short waits
+// block its thread in nanosleep, and a few such threads are punctual
+// where one per connection would queue for the CPUs.
+type pacer struct {
+	r      *runner
+	conns  []*conn
+	base   int64
+	period float64
+}
+
+// run waits for each message's due time and a free slot on its
+// connection, then sends. The latency of the send counts from the due
+// time, so whatever delays it — a full pipeline, a slow completion, the
+// pacer itself — is measured.
+func (p *pacer) run() {
+	r := p.r
+	defer r.wg.Done()
+	punctualThread()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	live := append([]*conn(nil), p.conns...)
+	for k := 0; len(live) > 0; k++ {
+		due := p.base + int64(float64(k)*p.period)
+		// Long waits on a runtime timer, which can be stopped; the rest
+		// (and short waits) in shortSleep, which is punctual.
+		if d := time.Duration(due - r.now()); d >= precise {
+			t.Reset(d - precise)
+			select {
+			case <-t.C:
+			case <-r.stopCh:
+				return
+			}
+		}
+		if d := time.Duration(due - r.now()); d > 0 {
+			shortSleep(d)
+		}
+		i := k % len(live)
+		c := live[i]
+		var sl *slot
+		select {
+		case sl = <-c.ready:
+		case <-r.stopCh:
+			return
+		case <-c.deadCh:
+		}
+		if sl == nil || !c.admit() {
+			if !c.dead.Load() {
+				return // stopping
+			}
+			if sl != nil {
+				c.ready <- sl
+			}
+			c.close()
+			live = append(live[:i], live[i+1:]...)
+			continue
+		}
+		if !c.start(sl, due) && !c.dead.Load() {
+			c.ready <- sl
+		}
+	}
+}
+
+// kill marks c failed: no more sends; its goroutine closes it.
+func (c *conn) kill(err error) {
+	c.deadOnce.Do(func() {
+		c.dead.Store(true)
+		r := c.r
+		r.mu.Lock()
+		if len(r.connErrs) < 10 {
+			r.connErrs = append(r.connErrs, fmt.Sprintf("connection %d: %v", c.id, err))
+		}
+		r.mu.Unlock()
+		close(c.deadCh)
+		if int(r.failed.Add(1)) == len(r.conns) {
+			r.stop() // nothing left to send on
+		}
+	})
+}
+
+// close closes the socket (completing what is pending with
+// OperationAborted) and then the connection.
+func (c *conn) close() {
+	c.closed.Do(func() {
+		c.s.Close()
+		c.nc.Close()
+	})
+}
