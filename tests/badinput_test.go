@@ -354,7 +354,7 @@ func TestEmptyBuffers(t *testing.T) {
 				r := startReaderKeep(t, peer, readOpts{}, true)
 				w := newWatched(t)
 				tc.sh.apply(&w.Args)
-				pending, err, p := sendRecover(s, &w.Args)
+				pending, p, err := sendRecover(s, &w.Args)
 				if p != nil {
 					t.Fatalf("BUG: SendAsync panics on %s: %v", tc.name, p)
 				}
@@ -382,7 +382,7 @@ func TestEmptyBuffers(t *testing.T) {
 }
 
 // sendRecover is sendAsync that turns a panic into a value.
-func sendRecover(s *socket.Socket, e *sendop.Args) (pending bool, err error, p any) {
+func sendRecover(s *socket.Socket, e *sendop.Args) (pending bool, p any, err error) {
 	defer func() { p = recover() }()
 	pending, err = sendAsync(s, e)
 	return

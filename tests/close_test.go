@@ -285,7 +285,7 @@ func TestEngineCloseFromCompleted(t *testing.T) {
 		}
 		deadline := time.Now().Add(longWait())
 		for {
-			err := ls0Close(load)
+			err := lastSocketSend(load)
 			if errors.Is(err, socket.ErrClosed) {
 				break
 			}
@@ -300,9 +300,9 @@ func TestEngineCloseFromCompleted(t *testing.T) {
 	})
 }
 
-// ls0Close reports what a SendAsync on the last socket says: ErrClosed once
-// the engine's shutdown has reached it.
-func ls0Close(load []*loadedSocket) error {
+// lastSocketSend reports what a SendAsync on the last socket says:
+// ErrClosed once the engine's shutdown has reached it.
+func lastSocketSend(load []*loadedSocket) error {
 	var e sendop.Args
 	e.SetBuffer([]byte("x"))
 	_, err := load[len(load)-1].s.SendAsync(&e)

@@ -99,8 +99,7 @@ func TestResendChainsShareSocket(t *testing.T) {
 			sizes[i] = rng.IntN(8 << 10)
 			total.Add(int64(sizes[i]))
 		}
-		var step func(c int)
-		step = func(c int) {
+		step := func(c int) {
 			e := &args[c]
 			for next[c] < per {
 				i := c*per + next[c]
