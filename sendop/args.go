@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Args describes one send and carries its result: the analogue of .NET's
@@ -93,8 +94,7 @@ type Op struct {
 	timeout  time.Duration
 	stream   bool // continue short sends; split BufferLists at IOV_MAX
 	flags    uint32
-	pinner   runtime.Pinner
-	pinned   bool
+	pins     pinSet
 	next     *Args
 	sys      opSys
 
@@ -219,24 +219,47 @@ func (o *Op) Raise() {
 func (o *Op) Next() *Args { return o.next }
 
 func (o *Op) pin() {
-	if o.buf != nil && len(o.buf) > 0 {
-		o.pinner.Pin(&o.buf[0])
-		o.pinned = true
+	if len(o.buf) > 0 {
+		o.pins.pin(unsafe.Pointer(&o.buf[0]))
 	}
 	for _, b := range o.bufs {
 		if len(b) > 0 {
-			o.pinner.Pin(&b[0])
-			o.pinned = true
+			o.pins.pin(unsafe.Pointer(&b[0]))
 		}
 	}
 	o.pinSys()
 }
 
-func (o *Op) unpin() {
-	if o.pinned {
-		o.pinner.Unpin()
-		o.pinned = false
+func (o *Op) unpin() { o.pins.unpin() }
+
+// pinSet pins any number of objects without allocating in steady state.
+// One runtime.Pinner holds a handful of pointers in place; past that, its
+// Pin grows a slice that Unpin throws away, so a long BufferList would
+// allocate on every send. A pinSet spreads the pins over several Pinners,
+// kept across sends: after the first send of a shape, pinning allocates
+// nothing.
+type pinSet struct {
+	ps []runtime.Pinner
+	n  int // pins taken since the last unpin
+}
+
+// pinsPerPinner stays within runtime.Pinner's inline store.
+const pinsPerPinner = 4
+
+func (s *pinSet) pin(p unsafe.Pointer) {
+	i := s.n / pinsPerPinner
+	if i == len(s.ps) {
+		s.ps = append(s.ps, runtime.Pinner{})
 	}
+	s.ps[i].Pin(p)
+	s.n++
+}
+
+func (s *pinSet) unpin() {
+	for i := 0; i*pinsPerPinner < s.n; i++ {
+		s.ps[i].Unpin()
+	}
+	s.n = 0
 }
 
 // Queue is an intrusive FIFO of Args: the per-socket send queue. It

@@ -41,9 +41,8 @@ func (o *Op) pinSys() {
 	if cap(o.sys.iov) < want {
 		o.sys.iov = make([]unix.Iovec, want)
 	}
-	o.pinner.Pin(&o.sys.iov[:1][0])
-	o.pinner.Pin(o) // the msghdr lives in the Args
-	o.pinned = true
+	o.pins.pin(unsafe.Pointer(&o.sys.iov[:1][0]))
+	o.pins.pin(unsafe.Pointer(o)) // the msghdr lives in the Args
 }
 
 // Check reports, before anything is sent, an op that cannot go out whole

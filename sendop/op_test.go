@@ -242,3 +242,29 @@ func TestOpCycleAllocs(t *testing.T) {
 		t.Fatalf("%v allocs per op cycle", n)
 	}
 }
+
+// A long BufferList pins every segment without allocating once its shape
+// has been seen (runtime.Pinner alone would allocate past a few pins).
+func TestLongBufferListAllocs(t *testing.T) {
+	var e Args
+	bufs := make([][]byte, 50)
+	for i := range bufs {
+		bufs[i] = make([]byte, 10)
+	}
+	e.SetBufferList(bufs)
+	op := OpOf(&e)
+	var sqe ring.SQE
+	cycle := func() {
+		must(t, op.Claim(&e))
+		op.Begin(&e, true)
+		op.MarkInline()
+		op.Prep(&sqe, 3)
+		op.Advance(500)
+		op.Complete(0)
+		op.Decide()
+	}
+	cycle()
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Fatalf("%v allocs per op cycle with 50 segments", n)
+	}
+}

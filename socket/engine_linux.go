@@ -16,13 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Backend names.
-const (
-	BackendAuto    = "auto"     // io_uring, or epoll where io_uring is refused
-	BackendIOURing = "io_uring" // io_uring only: NewEngine fails without it
-	BackendEpoll   = "epoll"    // non-blocking sendmsg on Go's netpoller
-)
-
 // EngineConfig configures an Engine. The zero value is a good default.
 type EngineConfig struct {
 	// Backend is BackendAuto (""), BackendIOURing or BackendEpoll.
@@ -52,13 +45,6 @@ type EngineConfig struct {
 	// Default 16 KiB.
 	ZeroCopyThreshold int
 }
-
-// ZeroCopy modes.
-const (
-	ZeroCopyAuto = "auto"
-	ZeroCopyOn   = "on"
-	ZeroCopyOff  = "off"
-)
 
 // Engine executes sends: on io_uring rings with a reaper goroutine each,
 // or, where io_uring is unavailable or not wanted, on Go's netpoller with

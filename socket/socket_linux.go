@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ type Socket struct {
 	wdone         bool
 	flush         bool          // batching: the reaper will put the queue on the wire
 	drained       chan struct{} // closed when a closing socket's queue empties
+	closeDone     chan struct{} // closed when Close has finished
 }
 
 // Option configures a Socket.
@@ -110,7 +112,13 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 // unix, unixgram, unixpacket) with Go's net.Dial and returns the
 // connection as a Socket that owns it.
 func Dial(network, address string, opts ...Option) (*Socket, error) {
-	c, err := net.Dial(network, address)
+	return DialContext(context.Background(), network, address, opts...)
+}
+
+// DialContext is Dial with a context that bounds the connect.
+func DialContext(ctx context.Context, network, address string, opts ...Option) (*Socket, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}
@@ -264,15 +272,19 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 // the descriptor is closed, so its number cannot be reused while the
 // kernel still holds it. Close may be called from Completed. A Socket
 // made by FromConn leaves the connection open. A second Close returns
-// ErrClosed.
+// ErrClosed once the first has finished.
 func (s *Socket) Close() error {
 	s.mu.Lock()
 	if s.closing {
+		done := s.closeDone
 		s.mu.Unlock()
+		<-done // the first Close has finished: the descriptor is released
 		return ErrClosed
 	}
 	s.closing = true
 	s.closed.Store(true)
+	s.closeDone = make(chan struct{})
+	defer close(s.closeDone)
 	var drained chan struct{}
 	if s.q.Len() > 0 {
 		drained = make(chan struct{})

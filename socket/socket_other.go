@@ -3,20 +3,52 @@
 package socket
 
 import (
+	"context"
 	"net"
 
+	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/sendop"
 )
 
 // EngineConfig configures an Engine (Linux only).
 type EngineConfig struct {
-	Backend string
-	Rings   int
-	Entries uint32
+	Backend           string
+	Rings             int
+	Entries           uint32
+	CQEntries         uint32
+	Metrics           *metrics.Metrics
+	ZeroCopy          string
+	ZeroCopyThreshold int
 }
 
 // Engine is not available on this platform.
 type Engine struct{}
+
+// Backend returns "".
+func (e *Engine) Backend() string { return "" }
+
+// FallbackReason returns ErrNotSupported.
+func (e *Engine) FallbackReason() error { return ErrNotSupported }
+
+// DefaultEngine returns ErrNotSupported.
+func DefaultEngine() (*Engine, error) { return nil, ErrNotSupported }
+
+// DialContext returns ErrNotSupported.
+func DialContext(ctx context.Context, network, address string, opts ...Option) (*Socket, error) {
+	return nil, ErrNotSupported
+}
+
+// WithBatching does nothing on this platform.
+func WithBatching() Option { return func() {} }
+
+// WithMaxInflightBytes does nothing on this platform.
+func WithMaxInflightBytes(n int) Option { return func() {} }
+
+// Write returns ErrNotSupported.
+func (s *Socket) Write(p []byte) (int, error) { return 0, ErrNotSupported }
+
+// WriteAsync returns ErrNotSupported.
+func (s *Socket) WriteAsync(p []byte, done func(int, error)) error { return ErrNotSupported }
 
 // NewEngine returns ErrNotSupported.
 func NewEngine(cfg EngineConfig) (*Engine, error) { return nil, ErrNotSupported }
