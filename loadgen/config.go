@@ -44,9 +44,16 @@ type Config struct {
 	// Messages is the total number of messages to send; 0 means until
 	// Duration has passed. With both, whichever comes first ends the run.
 	Messages Count
-	// ZeroCopy is validated and recorded in the report; the engine does
-	// not offer SEND_ZC yet, so no send uses it.
+	// ZeroCopy is the engine's zero-copy mode (socket.EngineConfig.ZeroCopy):
+	// auto sends wires of 16 KiB and more with SEND_ZC to non-loopback
+	// peers; on uses it on loopback too; off never.
 	ZeroCopy ZeroCopy
+	// Batching puts stream connections in socket.WithBatching mode: sends
+	// queue and leave coalesced, many per SENDMSG. BatchingAuto (default)
+	// turns it on when Inflight > 1 in the closed loop, where many sends
+	// are in flight per connection anyway; with Inflight 1 each send goes
+	// out inline and usually completes synchronously.
+	Batching Batching
 	// Backend selects the engine backend (default BackendAuto).
 	Backend Backend
 	// MetricsAddr is where to serve Prometheus metrics (host:port); empty:
@@ -112,6 +119,7 @@ func DefaultConfig() Config {
 		Mode:         ModeBuffer,
 		Duration:     DefaultDuration,
 		ZeroCopy:     ZeroCopyAuto,
+		Batching:     BatchingAuto,
 		Backend:      BackendAuto,
 		Interval:     DefaultInterval,
 		DialTimeout:  DefaultDialTimeout,
@@ -144,6 +152,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ZeroCopy == "" {
 		c.ZeroCopy = ZeroCopyAuto
+	}
+	if c.Batching == "" {
+		c.Batching = BatchingAuto
 	}
 	if c.Backend == "" {
 		c.Backend = BackendAuto
@@ -187,6 +198,8 @@ func (c *Config) Validate() error {
 		return configErrorf("-interval %v: at least 10ms", c.Interval)
 	case c.ZeroCopy != ZeroCopyAuto && c.ZeroCopy != ZeroCopyOn && c.ZeroCopy != ZeroCopyOff:
 		return configErrorf("-zerocopy %q: want auto, on or off", c.ZeroCopy)
+	case c.Batching != BatchingAuto && c.Batching != BatchingOn && c.Batching != BatchingOff:
+		return configErrorf("-batching %q: want auto, on or off", c.Batching)
 	case c.Backend != BackendAuto && c.Backend != BackendIOURing && c.Backend != BackendEpoll:
 		return configErrorf("-backend %q: want auto, io_uring or epoll", c.Backend)
 	case c.DialTimeout < 0 || c.DrainTimeout < 0:
@@ -253,6 +266,7 @@ func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to send (0: until -messages are sent)")
 	fs.Var(&c.Messages, "messages", "total messages to send, e.g. 1M (ends the run; without -duration, the only limit)")
 	fs.Var(&c.ZeroCopy, "zerocopy", "SEND_ZC: auto, on or off")
+	fs.Var(&c.Batching, "batching", "coalesce queued sends: auto (on when -inflight > 1 in the closed loop), on or off")
 	fs.Var(&c.Backend, "backend", "engine backend: auto, io_uring or epoll")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on host:port (empty: off)")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "status line period (0: none)")
@@ -375,4 +389,15 @@ func (c *SinkConfig) Validate() error {
 		c.MaxSize = MaxSize
 	}
 	return nil
+}
+
+// batching reports whether connections run in socket.WithBatching mode.
+func (c *Config) batching() bool {
+	switch c.Batching {
+	case BatchingOn:
+		return true
+	case BatchingOff:
+		return false
+	}
+	return c.Inflight > 1 && c.Rate == 0
 }

@@ -20,13 +20,13 @@ func TestParseRunFlags(t *testing.T) {
 
 	c, err = ParseRunFlags(strings.Fields(
 		"-target udp://127.0.0.1:9000 -conns 3 -size 1KiB -mode bufferlist -segments 7 -inflight 5 -rate 50k/s "+
-			"-duration 3s -messages 2M -zerocopy off -backend epoll -metrics-addr 127.0.0.1:0 -interval 250ms -json -verify"), DefaultConfig())
+			"-duration 3s -messages 2M -zerocopy off -batching on -backend epoll -metrics-addr 127.0.0.1:0 -interval 250ms -json -verify"), DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
 		Target: Target{"udp", "127.0.0.1:9000"}, Conns: 3, Size: 1024, Mode: ModeBufferList, Segments: 7, Inflight: 5,
-		Rate: 50000, Duration: 3 * time.Second, Messages: 2000000, ZeroCopy: ZeroCopyOff, Backend: BackendEpoll,
+		Rate: 50000, Duration: 3 * time.Second, Messages: 2000000, ZeroCopy: ZeroCopyOff, Batching: BatchingOn, Backend: BackendEpoll,
 		MetricsAddr: "127.0.0.1:0", Interval: 250 * time.Millisecond, JSON: true, Verify: true,
 		DialTimeout: DefaultDialTimeout, DrainTimeout: DefaultDrainTimeout,
 	}
@@ -82,6 +82,7 @@ func TestParseRunFlagsErrors(t *testing.T) {
 		"-duration 0",
 		"-duration 10",
 		"-zerocopy maybe",
+		"-batching sometimes",
 		"-backend dpdk",
 		"-interval 1ms",
 		"-metrics-addr nonsense",

@@ -77,21 +77,18 @@ func (m *metricsServer) close()      { m.srv.Close() }
 // newRegistry returns the run's registry: the run's counters and the Go
 // runtime and process collectors. The engine's collectors join it when
 // the engine takes a metrics.Metrics.
-func newRegistry(r *runner) (*prometheus.Registry, error) {
-	reg := prometheus.NewRegistry()
-	err := errors.Join(
+func newRegistry(reg *prometheus.Registry, r *runner) error {
+	return errors.Join(
 		reg.Register(collectors.NewGoCollector()),
 		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 		reg.Register(newRunCollector(r)),
 	)
-	return reg, err
 }
 
 // serveMetrics serves the run's registry on addr; if addr is
 // DefaultMetricsAddr and taken, on a free port of the same host.
-func serveMetrics(addr string, r *runner) (*metricsServer, error) {
-	reg, err := newRegistry(r)
-	if err != nil {
+func serveMetrics(addr string, reg *prometheus.Registry, r *runner) (*metricsServer, error) {
+	if err := newRegistry(reg, r); err != nil {
 		return nil, err
 	}
 	srv, err := metrics.Serve(addr, reg)

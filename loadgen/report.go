@@ -20,6 +20,7 @@ type Report struct {
 	Fallback    string  `json:"fallback"`      // why auto chose epoll, or ""
 	ZeroCopy    string  `json:"zerocopy"`      // as requested: auto, on, off
 	ZeroCopyOn  bool    `json:"zerocopy_used"` // whether sends used SEND_ZC
+	Batching    bool    `json:"batching"`      // connections coalesced queued sends
 	Mode        string  `json:"mode"`          // buffer or bufferlist
 	Segments    int     `json:"segments"`      // BufferList pieces (0 with buffer)
 	Size        int64   `json:"size_bytes"`    // message size
@@ -98,6 +99,8 @@ func (r *runner) report(snap *snapshot, backend string, fallback error, sent, dr
 	if fallback != nil {
 		rep.Fallback = fallback.Error()
 	}
+	rep.ZeroCopyOn = r.eng.ZeroCopySends() > 0
+	rep.Batching = cfg.batching()
 	for k, v := range snap.byKind {
 		rep.ErrorsByKind[k.String()] += v
 	}
@@ -143,12 +146,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	zc := "zero-copy off"
-	if !r.ZeroCopyOn {
+	if r.ZeroCopyOn {
+		zc = "zero-copy used"
+	} else {
 		if r.ZeroCopy != string(ZeroCopyOff) {
-			zc = "zero-copy " + r.ZeroCopy + " requested, not used (the engine has no SEND_ZC yet)"
+			zc = "zero-copy " + r.ZeroCopy + " requested, not used (no send reached 16 KiB, a loopback peer, or no SEND_ZC)"
 		}
 	}
-	fmt.Fprintf(&b, "  backend:     %s, %s\n", r.Backend, zc)
+	batching := ""
+	if r.Batching {
+		batching = ", batching"
+	}
+	fmt.Fprintf(&b, "  backend:     %s, %s%s\n", r.Backend, zc, batching)
 	if r.Fallback != "" {
 		fmt.Fprintf(&b, "               (io_uring unavailable: %s)\n", r.Fallback)
 	}

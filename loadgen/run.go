@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uringsend/uringsend/metrics"
 	"io"
 	"math"
 	"net"
@@ -141,7 +143,17 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 		return &rep
 	}
 
-	eng, err := socket.NewEngine(socket.EngineConfig{Backend: string(cfg.Backend)})
+	// The engine's metrics join the run's registry, served below.
+	reg := prometheus.NewRegistry()
+	var em *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		var err error
+		if em, err = metrics.New(reg, metrics.Options{}); err != nil {
+			closeSink()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	eng, err := socket.NewEngine(socket.EngineConfig{Backend: string(cfg.Backend), ZeroCopy: string(cfg.ZeroCopy), Metrics: em})
 	if err != nil {
 		closeSink()
 		return nil, fmt.Errorf("engine: %w", err)
@@ -169,7 +181,7 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 
 	var msrv *metricsServer
 	if cfg.MetricsAddr != "" {
-		msrv, err = serveMetrics(cfg.MetricsAddr, r)
+		msrv, err = serveMetrics(cfg.MetricsAddr, reg, r)
 		if err != nil {
 			r.closeAll()
 			closeSink()
@@ -302,7 +314,11 @@ func (r *runner) dial() error {
 }
 
 func (r *runner) newConn(id int, nc net.Conn) (*conn, error) {
-	s, err := socket.FromConn(nc, socket.WithEngine(r.eng))
+	opts := []socket.Option{socket.WithEngine(r.eng)}
+	if r.cfg.batching() {
+		opts = append(opts, socket.WithBatching())
+	}
+	s, err := socket.FromConn(nc, opts...)
 	if err != nil {
 		return nil, err
 	}

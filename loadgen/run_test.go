@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net"
 	"net/http"
@@ -487,7 +488,7 @@ func TestServeMetricsBusyPort(t *testing.T) {
 		defer ln.Close()
 	} // else someone else holds it, which serves as well
 	r := &runner{st: newStats(1)}
-	m, err := serveMetrics(DefaultMetricsAddr, r)
+	m, err := serveMetrics(DefaultMetricsAddr, prometheus.NewRegistry(), r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +497,7 @@ func TestServeMetricsBusyPort(t *testing.T) {
 		t.Errorf("moved %v, url %s", m.moved, m.url())
 	}
 	busy := strings.TrimSuffix(strings.TrimPrefix(m.url(), "http://"), "/metrics")
-	if _, err := serveMetrics(busy, r); !errors.Is(err, syscall.EADDRINUSE) {
+	if _, err := serveMetrics(busy, prometheus.NewRegistry(), r); !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("serving on the busy %s: %v, want EADDRINUSE", busy, err)
 	}
 }

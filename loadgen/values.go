@@ -379,3 +379,25 @@ func (b *Backend) Set(s string) error {
 }
 
 func (b Backend) String() string { return string(b) }
+
+// Batching is the -batching switch: auto, on or off (see Config.Batching).
+type Batching string
+
+// Batching values.
+const (
+	BatchingAuto Batching = "auto"
+	BatchingOn   Batching = "on"
+	BatchingOff  Batching = "off"
+)
+
+// Set implements flag.Value.
+func (b *Batching) Set(s string) error {
+	switch Batching(s) {
+	case BatchingAuto, BatchingOn, BatchingOff:
+		*b = Batching(s)
+		return nil
+	}
+	return fmt.Errorf("%q: want auto, on or off", s)
+}
+
+func (b Batching) String() string { return string(b) }

@@ -127,6 +127,16 @@ func (e *Engine) startRings(cfg EngineConfig) error {
 // Backend reports the backend in use: BackendIOURing or BackendEpoll.
 func (e *Engine) Backend() string { return e.backend }
 
+// ZeroCopySends returns how many zero-copy sends (SEND_ZC / SENDMSG_ZC
+// wires) have completed on the engine's rings.
+func (e *Engine) ZeroCopySends() uint64 {
+	var n uint64
+	for _, u := range e.rings {
+		n += u.zcNotifs.Load()
+	}
+	return n
+}
+
 // FallbackReason says why BackendAuto chose epoll (it Is
 // ring.ErrNotSupported), or nil.
 func (e *Engine) FallbackReason() error { return e.fallback }

@@ -27,6 +27,9 @@ type Engine struct{}
 // Backend returns "".
 func (e *Engine) Backend() string { return "" }
 
+// ZeroCopySends returns 0.
+func (e *Engine) ZeroCopySends() uint64 { return 0 }
+
 // FallbackReason returns ErrNotSupported.
 func (e *Engine) FallbackReason() error { return ErrNotSupported }
 

@@ -270,7 +270,7 @@ func TestE2EJSONSchema(t *testing.T) {
 		return ks
 	}
 	want := []string{
-		"aborted", "backend", "bits_per_second", "bytes", "connection_errors", "connections", "connections_failed",
+		"aborted", "backend", "batching", "bits_per_second", "bytes", "connection_errors", "connections", "connections_failed",
 		"duration_seconds", "errors", "errors_by_kind", "fallback", "inflight", "interrupted", "latency_seconds",
 		"messages", "messages_per_second", "metrics_url", "mode", "rate", "segments", "send_seconds", "sink",
 		"size_bytes", "sync_completions", "sync_ratio", "target", "verify", "zerocopy", "zerocopy_used",
