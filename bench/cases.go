@@ -1,0 +1,180 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+)
+
+// allCases lists the table's cases in order.
+func allCases(o options) []caseDef {
+	return []caseDef{
+		{"P1", "64 B, 1 TCP conn, deep pipeline", func(o options, log io.Writer) ([]row, error) {
+			return pipelineCase(o, log, "P1", 64, o.depth64, 20, true)
+		}},
+		{"P2", "1 KiB, 1 TCP conn, deep pipeline", func(o options, log io.Writer) ([]row, error) {
+			return pipelineCase(o, log, "P2", 1024, o.depth1K, 8, true)
+		}},
+		{"P3", "64 KiB, 1 TCP conn", p3},
+		{"P4", fmt.Sprintf("%d TCP conns × 1 KiB", o.conns), p4},
+		{"P5", "sync path, idle socket, 64 B", p5},
+		{"P6", "steady-state allocations", p6},
+		{"P7", "UDP 64 B datagrams", p7},
+		{"cli", "the uringsend CLI vs iperf3", cliCase},
+		{"iceber", "iceber/iouring-go's own API", icebergCase},
+	}
+}
+
+// pipelineCase is P1 and P2: a deep WithBatching pipeline on one
+// connection against a net.Conn.Write loop and against net.Buffers
+// (writev) of the batches uringsend coalesces (at most 1024 messages).
+func pipelineCase(o options, log io.Writer, id string, size, depth int, target float64, writev bool) ([]row, error) {
+	batch := min(depth, 1024)
+	c := comparison{
+		metric: msgRate,
+		cand: arm{"uringsend", uringPipeline(pipelineCfg{
+			conns: 1, size: size, depth: depth, batching: true, recvBuf: 256 << 10,
+		})},
+		bases: []baseline{{
+			arm: arm{"net.Conn.Write", writeLoop(1, size, 256<<10)},
+			id:  id, title: fmt.Sprintf("%s, 1 TCP conn, deep pipeline", sizeString(int64(size))),
+			target: fmt.Sprintf("≥ %g×", target), pass: atLeast(target),
+		}},
+	}
+	if writev {
+		c.bases = append(c.bases, baseline{
+			arm: arm{fmt.Sprintf("writev ×%d", batch), writevLoop(size, batch, 256<<10)},
+			id:  id + "w", title: fmt.Sprintf("%s vs net.Buffers (writev) of %d", sizeString(int64(size)), batch),
+			target: "report",
+		})
+	}
+	rows, _, err := runComparison(o, log, c)
+	if err == nil {
+		rows[0].Notes = append([]string{fmt.Sprintf("uringsend: WithBatching, %d Args in flight, each resent from Completed", depth)}, rows[0].Notes...)
+	}
+	return rows, err
+}
+
+func p3(o options, log io.Writer) ([]row, error) {
+	const size = 64 << 10
+	rows, _, err := runComparison(o, log, comparison{
+		metric: gbitRate,
+		cand: arm{"uringsend", uringPipeline(pipelineCfg{
+			conns: 1, size: size, depth: o.depth64K, batching: true, recvBuf: 256 << 10,
+		})},
+		bases: []baseline{{
+			arm: arm{"net.Conn.Write", writeLoop(1, size, 256<<10)},
+			id:  "P3", title: "64 KiB, 1 TCP conn",
+			target: "≥ 1.0×", pass: atLeast(1.0),
+		}},
+	})
+	if err == nil {
+		rows[0].Notes = append([]string{fmt.Sprintf("uringsend: WithBatching, %d Args in flight; zero-copy auto (off on loopback)", o.depth64K)}, rows[0].Notes...)
+	}
+	return rows, err
+}
+
+func p4(o options, log io.Writer) ([]row, error) {
+	const size = 1024
+	rows, cand, err := runComparison(o, log, comparison{
+		metric: msgRate,
+		cand: arm{"uringsend", uringPipeline(pipelineCfg{
+			conns: o.conns, size: size, depth: o.depthConn, batching: true, metrics: true, recvBuf: 16 << 10,
+		})},
+		bases: []baseline{{
+			arm: arm{"goroutine/conn Write", writeLoop(o.conns, size, 16<<10)},
+			id:  "P4", title: fmt.Sprintf("%d TCP conns × 1 KiB", o.conns),
+			target: "≥ 2×", pass: atLeast(2),
+		}},
+	})
+	if err != nil {
+		return rows, err
+	}
+	rows[0].Notes = append([]string{fmt.Sprintf("uringsend: one engine (1 ring), WithBatching, %d Args in flight per connection, metrics on", o.depthConn)}, rows[0].Notes...)
+	per := make([]float64, len(cand))
+	for i, s := range cand {
+		per[i] = s.enters / s.sends
+	}
+	e := median(per)
+	rows = append(rows, row{
+		Case: "P4e", Title: "io_uring_enter calls per send", Unit: "enter/send",
+		Uringsend: e, Target: "≤ 0.5", Verdict: verdict(e <= 0.5), CandRuns: per, noBase: true,
+		Notes: []string{"uringsend_ring_enter_calls_total / uringsend_sends_total over each timed round, median"},
+	})
+	return rows, nil
+}
+
+func p5(o options, log io.Writer) ([]row, error) {
+	rows, cand, err := runComparison(o, log, comparison{
+		metric: nsPerOp,
+		cand:   arm{"uringsend", syncSends(64, false)},
+		bases: []baseline{{
+			arm: arm{"unix.Write", rawWrites(64)},
+			id:  "P5", title: "sync path, idle socket, 64 B (time/op)",
+			target: "≤ 1.3×", pass: atMost(1.3),
+		}},
+	})
+	if err != nil {
+		return rows, err
+	}
+	per := make([]float64, len(cand))
+	for i, s := range cand {
+		per[i] = float64(s.syncs) / float64(s.msgs)
+	}
+	rows = append(rows, row{
+		Case: "P5s", Title: "sync ratio of P5 (SendAsync returned false)", Unit: "ratio",
+		Uringsend: median(per), Target: "report", Verdict: "—", CandRuns: per, noBase: true,
+	})
+	return rows, nil
+}
+
+// p6 counts heap allocations per send in the middle of a run, for each
+// way of sending that the table measures.
+func p6(o options, log io.Writer) ([]row, error) {
+	shapes := []arm{
+		{"pipeline 64 B (P1 shape)", uringPipeline(pipelineCfg{conns: 1, size: 64, depth: o.depth64, batching: true, recvBuf: 256 << 10, probeAllocs: true})},
+		{"sync 64 B (P5 shape)", syncSends(64, true)},
+		{"100 conns × 1 KiB (P4 shape, metrics on)", uringPipeline(pipelineCfg{conns: 100, size: 1024, depth: o.depthConn, batching: true, metrics: true, recvBuf: 16 << 10, probeAllocs: true})},
+		{"UDP 64 B (P7 shape)", udpArm(udpInline, 1, 64, 1, true)},
+	}
+	worst := 0.0
+	var notes []string
+	var runs []float64
+	d := max(o.duration, 500e6)
+	for _, a := range shapes {
+		s, err := a.run(round{d: d})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.name, err)
+		}
+		if s.allocMsgs <= 0 {
+			return nil, fmt.Errorf("%s: no sends in the probe's window", a.name)
+		}
+		per := float64(s.allocs) / float64(s.allocMsgs)
+		worst = math.Max(worst, per)
+		runs = append(runs, per)
+		notes = append(notes, fmt.Sprintf("%s: %d allocations over %d sends", a.name, s.allocs, s.allocMsgs))
+		fmt.Fprintf(log, "  %s: %.5f allocs/send\n", a.name, per)
+	}
+	return []row{{
+		Case: "P6", Title: "steady-state allocations per send (worst shape)", Unit: "allocs/send",
+		Uringsend: worst, Target: "0 (< 0.001)", Verdict: verdict(worst < 0.001), CandRuns: runs, noBase: true,
+		Notes: append(notes, "runtime.MemStats.Mallocs (whole process, receivers included) over the middle half of a run"),
+	}}, nil
+}
+
+func p7(o options, log io.Writer) ([]row, error) {
+	rows, cand, err := runComparison(o, log, comparison{
+		metric: msgRate,
+		cand:   arm{"uringsend", udpArm(udpInline, o.udpSockets, 64, 1, false)},
+		bases: []baseline{{
+			arm: arm{"net.UDPConn.Write", udpArm(udpWrite, o.udpSockets, 64, 1, false)},
+			id:  "P7", title: fmt.Sprintf("UDP 64 B datagrams, %d socket(s)", o.udpSockets),
+			target: "≥ 1.2×", pass: atLeast(1.2),
+		}},
+	})
+	if err != nil {
+		return rows, err
+	}
+	_ = cand
+	return rows, nil
+}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// cliCase runs the load generator (cmd/uringsend) against an in-process
+// discard sink and iperf3 against an iperf3 server, alternating, with the
+// same message size on one connection.
+func cliCase(o options, log io.Writer) ([]row, error) {
+	iperf, err := exec.LookPath("iperf3")
+	if err != nil {
+		return nil, errors.New("iperf3 not found (make deps installs it)")
+	}
+	bin, err := buildCLI()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(filepath.Dir(bin))
+	srv, err := startIperfServer(iperf)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	sink, err := newCountingSink()
+	if err != nil {
+		return nil, err
+	}
+	defer sink.close()
+
+	secs := max(1, int(o.cliDuration.Round(time.Second)/time.Second))
+	type cliPair struct {
+		id, title   string
+		metric      metric
+		cliArgs     []string
+		iperfArgs   []string
+		size        int
+		target      float64
+		description string
+	}
+	pairs := []cliPair{
+		{
+			id: "C1", title: "CLI 128 KiB, 1 conn vs iperf3 -l 128K", metric: gbitRate, size: 128 << 10, target: 1.0,
+			cliArgs:   []string{"-size", "128KiB", "-conns", "1"},
+			iperfArgs: []string{"-l", "128K"},
+		},
+		{
+			id: "C2", title: "CLI 64 B, 1 conn vs iperf3 -N -l 64", metric: msgRate, size: 64, target: 10,
+			cliArgs:   []string{"-size", "64", "-conns", "1", "-inflight", "1024"},
+			iperfArgs: []string{"-N", "-l", "64"},
+		},
+	}
+	var rows []row
+	for _, p := range pairs {
+		cliArm := arm{"uringsend run", func(r round) (sample, error) {
+			args := append([]string{"run", "-target", "tcp://" + sink.addr(), "-duration", fmt.Sprintf("%ds", secs), "-interval", "0", "-json"}, p.cliArgs...)
+			return runCLI(bin, args, sink, p.size)
+		}}
+		iperfArm := arm{"iperf3", func(r round) (sample, error) {
+			args := append([]string{"-c", "127.0.0.1", "-p", strconv.Itoa(srv.port), "-t", strconv.Itoa(secs), "-J"}, p.iperfArgs...)
+			return runIperf(iperf, args, p.size)
+		}}
+		var cand, base []float64
+		var notes []string
+		for r := range o.cliRounds {
+			order := []arm{cliArm, iperfArm}
+			if r%2 == 1 {
+				order = []arm{iperfArm, cliArm}
+			}
+			for _, a := range order {
+				s, err := a.run(round{d: o.cliDuration})
+				if err != nil {
+					return rows, fmt.Errorf("%s %s: %w", p.id, a.name, err)
+				}
+				v := p.metric.of(s)
+				if a.name == cliArm.name {
+					cand = append(cand, v)
+					if r == 0 && s.note != "" {
+						notes = append(notes, s.note)
+					}
+				} else {
+					base = append(base, v)
+				}
+				if o.verbose {
+					fmt.Fprintf(log, "  %s round %d %-14s %s\n", p.id, r+1, a.name, formatValue(v, p.metric.unit()))
+				}
+			}
+		}
+		c, b := median(cand), median(base)
+		rows = append(rows, row{
+			Case: p.id, Title: p.title, Unit: p.metric.unit(),
+			Uringsend: c, Baseline: b, BaseName: "iperf3", Ratio: c / b,
+			Target: fmt.Sprintf("≥ %g×", p.target), Verdict: verdict(c/b >= p.target),
+			CandRuns: cand, BaseRuns: base,
+			Notes: append([]string{
+				fmt.Sprintf("uringsend run %s -duration %ds to an in-process discard sink; iperf3 -c %s -t %d to iperf3 -s; %d rounds each, alternating",
+					strings.Join(p.cliArgs, " "), secs, strings.Join(p.iperfArgs, " "), secs, o.cliRounds),
+				"receiver byte counts matched the CLI's report in every round; iperf3's rate is its receiver's (sum_received)",
+			}, notes...),
+		})
+	}
+	return rows, nil
+}
+
+// buildCLI builds cmd/uringsend of the module in the working directory
+// into a temporary directory.
+func buildCLI() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	if _, err := os.Stat(filepath.Join(root, "cmd", "uringsend")); err != nil {
+		return "", fmt.Errorf("the CLI is not there: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "uringsend-bench-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "uringsend")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/uringsend")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build ./cmd/uringsend: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// cliReport is the part of "uringsend run -json" the benchmark reads.
+type cliReport struct {
+	Messages       int64   `json:"messages"`
+	Bytes          int64   `json:"bytes"`
+	Errors         int64   `json:"errors"`
+	Aborted        int64   `json:"aborted"`
+	SendSeconds    float64 `json:"send_seconds"`
+	Duration       float64 `json:"duration_seconds"`
+	MsgsPerSecond  float64 `json:"messages_per_second"`
+	BitsPerSecond  float64 `json:"bits_per_second"`
+	SyncRatio      float64 `json:"sync_ratio"`
+	Backend        string  `json:"backend"`
+	ZeroCopyUsed   bool    `json:"zerocopy_used"`
+	ConnectionsBad int64   `json:"connections_failed"`
+}
+
+func runCLI(bin string, args []string, sink *countingSink, size int) (sample, error) {
+	before := sink.snapshot()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return sample{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var rep cliReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return sample{}, fmt.Errorf("reading its -json report: %w", err)
+	}
+	if rep.Errors > 0 || rep.ConnectionsBad > 0 {
+		return sample{}, fmt.Errorf("the run reported %d errors, %d failed connections", rep.Errors, rep.ConnectionsBad)
+	}
+	got, err := sink.waitIdle(before, 1)
+	if err != nil {
+		return sample{}, err
+	}
+	if got != rep.Bytes {
+		return sample{}, fmt.Errorf("the sink received %d bytes, the CLI reported %d", got, rep.Bytes)
+	}
+	secs := rep.SendSeconds
+	if secs <= 0 {
+		secs = rep.Duration
+	}
+	return sample{
+		msgs: rep.Messages, bytes: rep.Bytes, elapsed: time.Duration(secs * float64(time.Second)),
+		note: fmt.Sprintf("CLI report: backend %s, sync ratio %.2f, zero-copy used %v", rep.Backend, rep.SyncRatio, rep.ZeroCopyUsed),
+	}, nil
+}
+
+// iperfServer is an iperf3 -s process.
+type iperfServer struct {
+	cmd  *exec.Cmd
+	port int
+	done chan struct{}
+}
+
+func startIperfServer(bin string) (*iperfServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port), "--forceflush")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &iperfServer{cmd: cmd, port: port, done: make(chan struct{})}
+	ready := make(chan bool, 1)
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			if !signalled && strings.Contains(sc.Text(), "Server listening") {
+				ready <- true
+				signalled = true
+			}
+		}
+		if !signalled {
+			ready <- false
+		}
+		cmd.Wait()
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return s, nil
+		}
+	case <-time.After(5 * time.Second):
+	}
+	s.stop()
+	return nil, errors.New("iperf3 -s did not start listening")
+}
+
+func (s *iperfServer) stop() {
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// iperfReport is the part of iperf3 -J the benchmark reads.
+type iperfReport struct {
+	End struct {
+		SumSent struct {
+			Bytes   float64 `json:"bytes"`
+			Seconds float64 `json:"seconds"`
+		} `json:"sum_sent"`
+		SumReceived struct {
+			Bytes         float64 `json:"bytes"`
+			Seconds       float64 `json:"seconds"`
+			BitsPerSecond float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+func runIperf(bin string, args []string, size int) (sample, error) {
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 3; attempt++ { // the server is busy for a moment after a test
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err = exec.CommandContext(ctx, bin, args...).Output()
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var rep iperfReport
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		return sample{}, fmt.Errorf("iperf3: %v, %v", err, jerr)
+	}
+	if rep.Error != "" {
+		return sample{}, fmt.Errorf("iperf3: %s", rep.Error)
+	}
+	recv := rep.End.SumReceived
+	if recv.Bytes <= 0 || recv.Seconds <= 0 {
+		return sample{}, fmt.Errorf("iperf3 received nothing: %v", err)
+	}
+	return sample{
+		msgs: int64(recv.Bytes) / int64(size), bytes: int64(recv.Bytes),
+		elapsed: time.Duration(recv.Seconds * float64(time.Second)),
+	}, nil
+}
+
+// countingSink accepts TCP connections on loopback and counts what they
+// send.
+type countingSink struct {
+	l        net.Listener
+	mu       sync.Mutex
+	bytes    int64
+	accepted int
+	open     int
+	wg       sync.WaitGroup
+}
+
+// sinkCount is a snapshot of a countingSink's counters.
+type sinkCount struct {
+	bytes    int64
+	accepted int
+}
+
+func newCountingSink() (*countingSink, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &countingSink{l: l}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.open++
+			s.accepted++
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				buf := make([]byte, 256<<10)
+				for {
+					n, err := c.Read(buf)
+					s.mu.Lock()
+					s.bytes += int64(n)
+					if err != nil {
+						s.open--
+					}
+					s.mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func (s *countingSink) addr() string { return s.l.Addr().String() }
+
+func (s *countingSink) snapshot() sinkCount {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sinkCount{s.bytes, s.accepted}
+}
+
+// waitIdle waits until conns connections have come since before and
+// none is open, and returns the bytes received since before.
+func (s *countingSink) waitIdle(before sinkCount, conns int) (int64, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		open, n, acc := s.open, s.bytes, s.accepted
+		s.mu.Unlock()
+		if open == 0 && acc-before.accepted >= conns {
+			return n - before.bytes, nil
+		}
+		if time.Now().After(deadline) {
+			return n - before.bytes, fmt.Errorf("the CLI left %d connection(s) open at the sink, %d accepted", open, acc-before.accepted)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *countingSink) close() {
+	s.l.Close()
+	s.wg.Wait()
+}

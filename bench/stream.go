@@ -1,0 +1,367 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uringsend/uringsend/metrics"
+	"github.com/uringsend/uringsend/sendop"
+	"github.com/uringsend/uringsend/socket"
+)
+
+// firstErr keeps the first error reported from any goroutine.
+type firstErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstErr) set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *firstErr) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// streamConn is one connection of a uringsend pipeline.
+type streamConn struct {
+	s    *socket.Socket
+	msgs atomic.Int64
+	mu   sync.Mutex // verification: hash and SendAsync in one step, in call order
+	sh   *senderHash
+}
+
+// pipelineCfg shapes a uringsend pipeline arm.
+type pipelineCfg struct {
+	conns, size, depth int
+	batching           bool // socket.WithBatching
+	metrics            bool // count io_uring_enter calls and sends
+	recvBuf            int
+	zeroCopy           string
+	probeAllocs        bool // count heap allocations in the middle of the round
+}
+
+// uringPipeline keeps depth sends in flight on each of conns TCP
+// connections, all on one engine: every Args is sent again from its
+// Completed until the round ends.
+func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
+	return func(r round) (sample, error) {
+		clients, servers, err := tcpPairs(cfg.conns)
+		if err != nil {
+			return sample{}, err
+		}
+		recv := make([]<-chan recvResult, len(servers))
+		for i, s := range servers {
+			recv[i] = receive(s, r.verify, cfg.recvBuf)
+		}
+		var reg *prometheus.Registry
+		ecfg := socket.EngineConfig{Backend: socket.BackendIOURing, ZeroCopy: cfg.zeroCopy}
+		if cfg.metrics {
+			reg = prometheus.NewRegistry()
+			m, err := metrics.New(reg, metrics.Options{})
+			if err != nil {
+				return sample{}, err
+			}
+			ecfg.Metrics = m
+		}
+		eng, err := socket.NewEngine(ecfg)
+		if err != nil {
+			closeAll(clients)
+			return sample{}, err
+		}
+		var opts []socket.Option
+		opts = append(opts, socket.WithEngine(eng))
+		if cfg.batching {
+			opts = append(opts, socket.WithBatching())
+		}
+		conns := make([]*streamConn, len(clients))
+		for i, c := range clients {
+			s, err := socket.FromConn(c, opts...)
+			if err != nil {
+				eng.Close()
+				closeAll(clients)
+				return sample{}, err
+			}
+			conns[i] = &streamConn{s: s}
+			if r.verify {
+				conns[i].sh = newSenderHash(cfg.size)
+			}
+		}
+
+		var (
+			stop     atomic.Bool
+			inflight atomic.Int64
+			done     = make(chan struct{})
+			ferr     firstErr
+		)
+		finished := func() {
+			if inflight.Add(-1) == 0 {
+				close(done)
+			}
+		}
+		// complete accounts for a finished send and says whether to send
+		// e again.
+		complete := func(e *sendop.Args) bool {
+			if err := e.Err(); err != nil {
+				ferr.set(err)
+				finished()
+				return false
+			}
+			e.UserToken.(*streamConn).msgs.Add(1)
+			if stop.Load() {
+				finished()
+				return false
+			}
+			return true
+		}
+		send := func(e *sendop.Args) (bool, error) {
+			c := e.UserToken.(*streamConn)
+			if c.sh == nil {
+				return c.s.SendAsync(e)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.sh.fill(e.Buffer())
+			return c.s.SendAsync(e)
+		}
+		pump := func(e *sendop.Args) {
+			for {
+				pending, err := send(e)
+				if err != nil {
+					ferr.set(err)
+					finished()
+					return
+				}
+				if pending || !complete(e) {
+					return
+				}
+			}
+		}
+		completed := func(e *sendop.Args) {
+			if complete(e) {
+				pump(e)
+			}
+		}
+		args := make([]sendop.Args, cfg.conns*cfg.depth)
+		for i := range args {
+			args[i].SetBuffer(make([]byte, cfg.size))
+			args[i].UserToken = conns[i/cfg.depth]
+			args[i].Completed = completed
+		}
+		inflight.Store(int64(len(args)))
+		t0 := time.Now()
+		// Interleave the connections so that each starts at once.
+		for d := range cfg.depth {
+			for c := range cfg.conns {
+				pump(&args[c*cfg.depth+d])
+			}
+		}
+		var probe *allocProbe
+		if cfg.probeAllocs {
+			probe = startAllocProbe(r.d, func() int64 {
+				n := int64(0)
+				for _, c := range conns {
+					n += c.msgs.Load()
+				}
+				return n
+			})
+		}
+		time.Sleep(r.d)
+		stop.Store(true)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			return sample{}, fmt.Errorf("%d sends still in flight 30 s after the round ended", inflight.Load())
+		}
+		smp := sample{elapsed: time.Since(t0)}
+		if probe != nil {
+			<-probe.done
+			smp.allocs, smp.allocMsgs = probe.allocs, probe.msgs
+		}
+		if reg != nil {
+			smp.enters = gather(reg, metrics.NameRingEnterCalls)
+			smp.sends = gather(reg, metrics.NameSends)
+		}
+		for _, c := range conns {
+			c.s.Close()
+		}
+		eng.Close()
+		err = ferr.get()
+		for i, c := range conns {
+			n := c.msgs.Load()
+			smp.msgs += n
+			smp.bytes += n * int64(cfg.size)
+			var want *[32]byte
+			if c.sh != nil {
+				sum := c.sh.sum()
+				want = &sum
+			}
+			if ferr := finish(clients[i], recv[i], n*int64(cfg.size), want); ferr != nil && err == nil {
+				err = fmt.Errorf("connection %d: %w", i, ferr)
+			}
+		}
+		if err == nil && r.verify {
+			smp.note = fmt.Sprintf("SHA-256 of %s on %d connection(s) matched", sizeString(smp.bytes), cfg.conns)
+		}
+		return smp, err
+	}
+}
+
+// writeLoop is the plain Go way: a goroutine per connection calling
+// net.Conn.Write in a loop.
+func writeLoop(conns, size, recvBuf int) func(round) (sample, error) {
+	return func(r round) (sample, error) {
+		clients, servers, err := tcpPairs(conns)
+		if err != nil {
+			return sample{}, err
+		}
+		recv := make([]<-chan recvResult, len(servers))
+		for i, s := range servers {
+			recv[i] = receive(s, r.verify, recvBuf)
+		}
+		var stop atomic.Bool
+		var ferr firstErr
+		msgs := make([]int64, conns)
+		hashes := make([]*senderHash, conns)
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
+		defer timer.Stop()
+		for i, c := range clients {
+			if r.verify {
+				hashes[i] = newSenderHash(size)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, size)
+				sh := hashes[i]
+				n := int64(0)
+				for !stop.Load() {
+					if sh != nil {
+						sh.fill(buf)
+					}
+					if _, err := c.Write(buf); err != nil {
+						ferr.set(err)
+						break
+					}
+					n++
+				}
+				msgs[i] = n
+			}()
+		}
+		wg.Wait()
+		smp := sample{elapsed: time.Since(t0)}
+		err = ferr.get()
+		for i, c := range clients {
+			smp.msgs += msgs[i]
+			smp.bytes += msgs[i] * int64(size)
+			var want *[32]byte
+			if hashes[i] != nil {
+				sum := hashes[i].sum()
+				want = &sum
+			}
+			if ferr := finish(c, recv[i], msgs[i]*int64(size), want); ferr != nil && err == nil {
+				err = fmt.Errorf("connection %d: %w", i, ferr)
+			}
+		}
+		if err == nil && r.verify {
+			smp.note = fmt.Sprintf("SHA-256 of %s on %d connection(s) matched", sizeString(smp.bytes), conns)
+		}
+		return smp, err
+	}
+}
+
+// writevLoop sends batches of batch messages with net.Buffers.WriteTo
+// (writev): what a Go program that gathers its messages itself gets
+// without io_uring.
+func writevLoop(size, batch, recvBuf int) func(round) (sample, error) {
+	return func(r round) (sample, error) {
+		c, srv, err := tcpPair()
+		if err != nil {
+			return sample{}, err
+		}
+		recv := receive(srv, r.verify, recvBuf)
+		bufs := make([][]byte, batch)
+		for i := range bufs {
+			bufs[i] = make([]byte, size)
+		}
+		work := make([][]byte, batch)
+		var sh *senderHash
+		if r.verify {
+			sh = newSenderHash(size)
+		}
+		var stop atomic.Bool
+		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
+		defer timer.Stop()
+		t0 := time.Now()
+		n := int64(0)
+		for !stop.Load() {
+			if sh != nil {
+				for _, b := range bufs {
+					sh.fill(b)
+				}
+			}
+			copy(work, bufs) // WriteTo consumes the slice and clears its elements
+			nb := net.Buffers(work)
+			if _, err = nb.WriteTo(c); err != nil {
+				break
+			}
+			n += int64(batch)
+		}
+		smp := sample{msgs: n, bytes: n * int64(size), elapsed: time.Since(t0)}
+		var want *[32]byte
+		if sh != nil {
+			sum := sh.sum()
+			want = &sum
+		}
+		if ferr := finish(c, recv, smp.bytes, want); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		if err == nil && r.verify {
+			smp.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(smp.bytes))
+		}
+		return smp, err
+	}
+}
+
+// gather sums every series of the metric name in g.
+func gather(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
