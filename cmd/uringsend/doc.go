@@ -37,7 +37,9 @@
 // and prints the partial report; a second Ctrl-C exits at once. -verify
 // stamps a sequence number and a checksum into every message for a sink
 // with -verify. -backend auto|io_uring|epoll picks the engine backend;
-// -zerocopy auto|on|off is recorded (the engine has no SEND_ZC yet);
+// -zerocopy auto|on|off sets the engine's SEND_ZC mode (auto: wires of
+// 16 KiB and more, non-loopback peers); -batching auto|on|off coalesces
+// queued sends (auto: on when -inflight > 1 in the closed loop);
 // -metrics-addr host:port serves metrics; -interval sets the status
 // period (0: none).
 //
