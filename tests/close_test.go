@@ -171,6 +171,7 @@ func TestEngineCloseWithPending(t *testing.T) {
 		const sockets, per = 16, 40
 		load := engineLoad(t, eng, sockets, per, nil)
 		done := make(chan error, 1)
+		start := time.Now()
 		go func() {
 			g := enterAPI()
 			defer leaveAPI(g)
@@ -179,6 +180,7 @@ func TestEngineCloseWithPending(t *testing.T) {
 		if err := waitChan(t, done, closeWait(), "Engine.Close (deadlock?)"); err != nil {
 			t.Fatalf("Engine.Close: %v", err)
 		}
+		t.Logf("Engine.Close took %v", time.Since(start))
 		left := 0
 		for _, ls := range load {
 			left += int(ls.tr.left.Load())

@@ -56,7 +56,7 @@ func graceWait() time.Duration { return scaled(50 * time.Millisecond) }
 
 // closeWait bounds a Close, which takes milliseconds: past it, a Close is
 // taken for a deadlock.
-func closeWait() time.Duration { return scaled(5 * time.Second) }
+func closeWait() time.Duration { return scaled(2 * time.Second) }
 
 // waitChan fails t if ch is not closed (or does not deliver) within d.
 func waitChan[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
@@ -229,11 +229,31 @@ func newEngine(t testing.TB, backend string) *socket.Engine {
 		t.Fatalf("NewEngine(%s) runs on %s", backend, got)
 	}
 	t.Cleanup(func() {
-		if err := eng.Close(); err != nil && !errors.Is(err, socket.ErrClosed) {
+		err := boundedClose(t, "Engine.Close", eng.Close)
+		if err != nil && !errors.Is(err, socket.ErrClosed) && err != errHung {
 			t.Errorf("Engine.Close: %v", err)
 		}
 	})
 	return eng
+}
+
+var errHung = errors.New("hung")
+
+// boundedClose runs close, giving up after closeWait: a Close that hangs
+// (a deadlock the test has already reported) must not stop the rest of the
+// suite. The hung goroutine is abandoned.
+func boundedClose(t testing.TB, what string, close func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	timer := time.NewTimer(closeWait())
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		t.Errorf("%s at the end of the test hangs for %v: abandoned", what, closeWait())
+		return errHung
+	}
 }
 
 // forEachBackend runs f as a subtest on an engine of each backend.
@@ -282,7 +302,8 @@ func controlBufs(t testing.TB, cfg pairConfig) func(network, address string, c s
 
 func closeSocketAtEnd(t testing.TB, s *socket.Socket) {
 	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, socket.ErrClosed) {
+		err := boundedClose(t, "Socket.Close", s.Close)
+		if err != nil && !errors.Is(err, socket.ErrClosed) && err != errHung {
 			t.Errorf("Socket.Close: %v", err)
 		}
 	})
