@@ -53,6 +53,7 @@ type Engine struct {
 	backend  string
 	fallback error // why io_uring is not used (BackendAuto), or nil
 	rings    []*uring
+	disp     *dispatcher // raises Completed for sockets on the epoll path
 	next     atomic.Uint32
 	m        *metrics.Metrics
 	t0       time.Time // origin of Op.Start, for latencies
@@ -85,6 +86,11 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	defer func() {
 		if e.backend != "" {
 			e.m.SetEngineInfo(e.backend, kernelRelease())
+		}
+	}()
+	defer func() {
+		if e.backend != "" {
+			e.disp = startDispatcher(e)
 		}
 	}()
 	switch cfg.Backend {
@@ -187,16 +193,12 @@ func (e *Engine) remove(s *Socket) {
 // finishes after the handler returns.
 func (e *Engine) Close() error {
 	g := goid()
+	if e.disp.g.Load() == g {
+		return e.closeFromHandler()
+	}
 	for _, u := range e.rings {
 		if u.reaperG.Load() == g {
-			e.mu.Lock()
-			closed := e.closed
-			e.mu.Unlock()
-			if closed {
-				return ErrClosed
-			}
-			go e.Close()
-			return nil
+			return e.closeFromHandler()
 		}
 	}
 	e.mu.Lock()
@@ -223,7 +225,21 @@ func (e *Engine) Close() error {
 	for _, u := range e.rings {
 		err = errors.Join(err, u.close())
 	}
+	e.disp.close()
 	return err
+}
+
+// closeFromHandler is Close called on a goroutine that raises Completed:
+// it cannot wait for itself, so it starts the shutdown and returns.
+func (e *Engine) closeFromHandler() error {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	go e.Close()
+	return nil
 }
 
 // errnoOf turns an engine-side failure to submit into the errno the op

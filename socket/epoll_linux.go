@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -14,9 +15,59 @@ import (
 // The epoll backend runs the same contract without io_uring. SendAsync
 // tries the head with a non-blocking send(2)/sendmsg(2) inline. What does
 // not finish there is continued by a writer goroutine per busy socket,
-// which waits for writability on Go's netpoller (syscall.RawConn.Write),
-// sends wires — coalesced batches, like the io_uring backend — and raises
-// Completed. The writer exits when the socket's queue is empty.
+// which waits for writability on Go's netpoller (syscall.RawConn.Write)
+// and sends wires — coalesced batches, like the io_uring backend. The
+// writer exits when the socket's queue is empty. Completed is raised by
+// the engine's dispatcher goroutine, never by a writer: a handler that
+// closes its socket must not block the goroutine that drains it.
+
+// dispatcher raises Completed for the epoll path, in completion order, on
+// one goroutine per engine: the epoll backend's reaper.
+type dispatcher struct {
+	q    raiseQueue
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	g    atomic.Uint64 // its goroutine id
+}
+
+func startDispatcher(e *Engine) *dispatcher {
+	d := &dispatcher{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go d.loop(e)
+	return d
+}
+
+func (d *dispatcher) loop(e *Engine) {
+	defer close(d.done)
+	d.g.Store(goid())
+	for {
+		select {
+		case <-d.wake:
+			d.q.raiseAll(e, nil)
+		case <-d.stop:
+			d.q.raiseAll(e, nil)
+			return
+		}
+	}
+}
+
+// push hands completed sends to the dispatcher, in order.
+func (d *dispatcher) push(q *sendop.Queue) {
+	if q.Len() == 0 {
+		return
+	}
+	d.q.pushAll(q)
+	select {
+	case d.wake <- struct{}{}:
+	default: // already due to run
+	}
+}
+
+// close raises what is left and stops the dispatcher.
+func (d *dispatcher) close() {
+	close(d.stop)
+	<-d.done
+}
 
 // sendWire makes one non-blocking send of the wire's remaining bytes.
 func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
@@ -55,14 +106,9 @@ func (s *Socket) epollStart(e *sendop.Args) {
 		default:
 			n = -int(errno)
 		}
-		raise, more := s.settle(int32(n), false)
-		if raise.Len() > 0 {
-			// Never on the caller's goroutine: Completed belongs to the
-			// engine. (A copy, so only this rare branch allocates.)
-			q := new(sendop.Queue)
-			q.Concat(&raise)
-			go s.eng.raiseAll(q, nil)
-		}
+		// Completions go to the engine's dispatcher, never raised on the
+		// caller's goroutine.
+		more := s.settle(int32(n), false)
 		if more {
 			// A partly sent head, or sends queued meanwhile: the writer
 			// goes on with them.
@@ -95,8 +141,7 @@ func (s *Socket) writeLoop() {
 		}
 		s.mu.Unlock()
 		res, timedOut := s.sendWireBlocking()
-		raise, _ := s.settle(res, timedOut)
-		s.eng.raiseAll(&raise, nil)
+		s.settle(res, timedOut)
 	}
 }
 

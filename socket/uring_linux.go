@@ -208,9 +208,7 @@ func (u *uring) prep(s *Socket) error {
 // onResult settles a wire's result and queues the completions for the
 // reaper to raise; it reports whether a next wire is to be launched.
 func (u *uring) onResult(s *Socket, res int32, timedOut bool) (more bool) {
-	raise, more := s.settle(res, timedOut)
-	u.raise.pushAll(&raise)
-	return more
+	return s.settle(res, timedOut)
 }
 
 func (u *uring) afterInlineHarvest() {
@@ -336,24 +334,26 @@ func (u *uring) flushAll() {
 // abortCorked completes the sends of a closing batching socket that never
 // reached the wire.
 func (u *uring) abortCorked(s *Socket) {
-	var aborted sendop.Queue
+	var aborted, raise sendop.Queue
+	var drained chan struct{}
 	s.mu.Lock()
 	if s.w.wire == 0 {
 		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
 			aborted.Push(e)
 		}
-		if s.drained != nil {
-			close(s.drained)
-			s.drained = nil
-		}
+		drained, s.drained = s.drained, nil
 	}
 	s.mu.Unlock()
 	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
 		op := sendop.OpOf(e)
 		op.LaunchIfQueued()
 		if op.Complete(syscall.ECANCELED) {
-			u.raise.push(e)
+			raise.Push(e)
 		}
+	}
+	u.raise.pushAll(&raise)
+	if drained != nil {
+		close(drained)
 	}
 }
 

@@ -92,16 +92,16 @@ func (s *Socket) buildWire() {
 }
 
 // settle hands a wire's result (bytes, or -errno) to its sends in order,
-// completes the ones that are done, builds the next wire, and returns the
-// completed sends whose Completed must be raised (in order) and whether
-// there is a next wire. An inline send that finished is not among them:
-// SendAsync reports it. On a closing socket nothing more goes out: what is
+// completes the ones that are done, hands those whose Completed must be
+// raised to the raiser of the socket's backend (in order), builds the next
+// wire, and reports whether there is one. An inline send that finished is
+// not raised: SendAsync reports it. On a closing socket nothing more goes out: what is
 // left, a partly sent head included, completes with OperationAborted.
 //
 // timedOut says the head's Timeout expired: a head not done with res
 // completes with ETIMEDOUT (TimedOut), keeping the bytes it sent.
-func (s *Socket) settle(res int32, timedOut bool) (raise sendop.Queue, more bool) {
-	var done, aborted sendop.Queue // intrusive: no allocation
+func (s *Socket) settle(res int32, timedOut bool) (more bool) {
+	var done, aborted, raise sendop.Queue // intrusive: no allocation
 	s.mu.Lock()
 	n := s.w.wire
 	s.w.wire = 0
@@ -129,14 +129,12 @@ func (s *Socket) settle(res int32, timedOut bool) (raise sendop.Queue, more bool
 			done.Push(s.q.Pop())
 		}
 	}
+	var drained chan struct{}
 	if s.closing {
 		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
 			aborted.Push(e)
 		}
-		if s.drained != nil {
-			close(s.drained)
-			s.drained = nil
-		}
+		drained, s.drained = s.drained, nil
 	} else if s.q.Len() > 0 {
 		s.buildWire()
 		more = true
@@ -155,5 +153,21 @@ func (s *Socket) settle(res int32, timedOut bool) (raise sendop.Queue, more bool
 			raise.Push(e)
 		}
 	}
-	return raise, more
+	s.handOver(&raise)
+	if drained != nil {
+		// Only now: Close may return, and Engine.Close stop the raiser,
+		// once the last completions are in the raiser's hands.
+		close(drained)
+	}
+	return more
+}
+
+// handOver gives completed sends to the goroutine that raises Completed
+// for s: its ring's reaper, or the engine's dispatcher on the epoll path.
+func (s *Socket) handOver(q *sendop.Queue) {
+	if s.u != nil {
+		s.u.raise.pushAll(q)
+		return
+	}
+	s.eng.disp.push(q)
 }
