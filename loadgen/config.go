@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"time"
 )
 
@@ -48,6 +50,13 @@ type Config struct {
 	// auto sends wires of 16 KiB and more with SEND_ZC to non-loopback
 	// peers; on uses it on loopback too; off never.
 	ZeroCopy ZeroCopy
+	// Shards splits one load over N generators (a Kubernetes Indexed Job's
+	// pods, say): this one sends its share, ShardIndex of Shards, of Rate
+	// and Messages (the remainder of Messages goes to the lowest indices).
+	// 0 or 1: one generator. ParseRunFlags takes ShardIndex from the
+	// environment variable JOB_COMPLETION_INDEX unless -shard-index is set.
+	Shards     int
+	ShardIndex int
 	// Batching puts stream connections in socket.WithBatching mode: sends
 	// queue and leave coalesced, many per SENDMSG. BatchingAuto (default)
 	// turns it on when Inflight > 1 in the closed loop, where many sends
@@ -204,6 +213,12 @@ func (c *Config) Validate() error {
 		return configErrorf("-backend %q: want auto, io_uring or epoll", c.Backend)
 	case c.DialTimeout < 0 || c.DrainTimeout < 0:
 		return configErrorf("negative timeout")
+	case c.Shards < 0 || c.Shards > MaxConns:
+		return configErrorf("-shards %d: want 1 to %d", c.Shards, MaxConns)
+	case c.ShardIndex < 0 || c.ShardIndex >= max(c.Shards, 1):
+		return configErrorf("-shard-index %d: want 0 to %d", c.ShardIndex, max(c.Shards, 1)-1)
+	case c.Shards > 1 && c.Messages > 0 && uint64(c.Messages) < uint64(c.Shards):
+		return configErrorf("-messages %v over -shards %d: fewer messages than generators", c.Messages, c.Shards)
 	}
 	if c.Target.Network == "tcp" || c.Target.Network == "udp" {
 		host, port, err := net.SplitHostPort(c.Target.Address)
@@ -266,6 +281,8 @@ func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to send (0: until -messages are sent)")
 	fs.Var(&c.Messages, "messages", "total messages to send, e.g. 1M (ends the run; without -duration, the only limit)")
 	fs.Var(&c.ZeroCopy, "zerocopy", "SEND_ZC: auto, on or off")
+	fs.IntVar(&c.Shards, "shards", c.Shards, "split -rate and -messages over this many generators (default 1)")
+	fs.IntVar(&c.ShardIndex, "shard-index", c.ShardIndex, "this generator's share, 0 to -shards-1 (default: $JOB_COMPLETION_INDEX)")
 	fs.Var(&c.Batching, "batching", "coalesce queued sends: auto (on when -inflight > 1 in the closed loop), on or off")
 	fs.Var(&c.Backend, "backend", "engine backend: auto, io_uring or epoll")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on host:port (empty: off)")
@@ -294,6 +311,13 @@ func ParseRunFlags(args []string, defaults Config) (Config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["messages"] && !set["duration"] {
 		c.Duration = 0
+	}
+	if idx, ok := os.LookupEnv(ShardIndexEnv); ok && !set["shard-index"] && c.Shards > 1 {
+		i, err := strconv.Atoi(idx)
+		if err != nil {
+			return c, configErrorf("$%s %q: not a number", ShardIndexEnv, idx)
+		}
+		c.ShardIndex = i
 	}
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -326,6 +350,9 @@ type SinkConfig struct {
 	// MaxSize is the largest message a verifying sink accepts (default
 	// MaxSize).
 	MaxSize Size
+	// MetricsAddr is where to serve the sink's Prometheus metrics
+	// (uringsend_sink_*); empty: off.
+	MetricsAddr string
 }
 
 // SinkUsage is the synopsis of "uringsend sink".
@@ -350,6 +377,7 @@ func NewSinkFlagSet(name string, c *SinkConfig) *flag.FlagSet {
 	fs.BoolVar(&c.Verify, "verify", c.Verify, "check the sequence and checksum of messages from a run with -verify")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "receive-rate line period (0: none)")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the summary, as JSON, on stdout")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on host:port (empty: off)")
 	return fs
 }
 
@@ -400,4 +428,24 @@ func (c *Config) batching() bool {
 		return false
 	}
 	return c.Inflight > 1 && c.Rate == 0
+}
+
+// ShardIndexEnv is where a Kubernetes Indexed Job tells each pod its index.
+const ShardIndexEnv = "JOB_COMPLETION_INDEX"
+
+// sharded returns c with Rate and Messages cut to this generator's share.
+func (c Config) sharded() Config {
+	if c.Shards <= 1 {
+		return c
+	}
+	n := uint64(c.Shards)
+	c.Rate /= Rate(n)
+	if m := uint64(c.Messages); m > 0 {
+		share := m / n
+		if uint64(c.ShardIndex) < m%n {
+			share++
+		}
+		c.Messages = Count(share)
+	}
+	return c
 }

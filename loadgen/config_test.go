@@ -143,3 +143,43 @@ func TestParseSinkFlags(t *testing.T) {
 		}
 	}
 }
+
+// -shards splits the rate and the messages; the index comes from
+// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) unless -shard-index is set.
+func TestShards(t *testing.T) {
+	t.Setenv(ShardIndexEnv, "3")
+	c, err := ParseRunFlags(strings.Fields("-target tcp://127.0.0.1:9 -shards 4 -rate 100k/s -messages 10"), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Shards != 4 || c.ShardIndex != 3 {
+		t.Fatalf("shards %d index %d", c.Shards, c.ShardIndex)
+	}
+	total := Count(0)
+	for i := 0; i < 4; i++ {
+		c.ShardIndex = i
+		s := c.sharded()
+		if s.Rate != 25000 {
+			t.Fatalf("shard %d rate %v, want 25k/s", i, s.Rate)
+		}
+		if want := Count(2 + map[bool]int{true: 1}[i < 2]); s.Messages != want {
+			t.Fatalf("shard %d messages %d, want %d", i, s.Messages, want)
+		}
+		total += s.Messages
+	}
+	if total != 10 {
+		t.Fatalf("shards send %d messages in all, want 10", total)
+	}
+	if c, err = ParseRunFlags(strings.Fields("-target tcp://127.0.0.1:9 -shards 4 -shard-index 1"), DefaultConfig()); err != nil || c.ShardIndex != 1 {
+		t.Fatalf("-shard-index overrides the environment: %d, %v", c.ShardIndex, err)
+	}
+	for _, bad := range []string{"-shards 4 -shard-index 4", "-shards -1", "-shards 2 -shard-index -1", "-shards 8 -messages 3"} {
+		if _, err := ParseRunFlags(strings.Fields("-target tcp://127.0.0.1:9 "+bad), DefaultConfig()); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	t.Setenv(ShardIndexEnv, "x")
+	if _, err := ParseRunFlags(strings.Fields("-target tcp://127.0.0.1:9 -shards 2"), DefaultConfig()); err == nil {
+		t.Error("a non-numeric JOB_COMPLETION_INDEX accepted")
+	}
+}

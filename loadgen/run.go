@@ -120,6 +120,7 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.sharded()
 	if status == nil {
 		status = io.Discard
 	}

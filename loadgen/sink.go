@@ -3,6 +3,8 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uringsend/uringsend/metrics"
 	"hash/crc32"
 	"io"
 	"net"
@@ -412,6 +414,17 @@ func RunSink(cfg SinkConfig, sig <-chan os.Signal, status io.Writer) (*SinkRepor
 	}
 	out := newStatusWriter(status)
 	out.notef("uringsend sink: listening on %v", s.Addr())
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(newSinkCollector(s))
+		srv, err := metrics.Serve(cfg.MetricsAddr, reg)
+		if err != nil {
+			s.Close(0)
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		defer srv.Close()
+		out.notef("uringsend sink: metrics at %s", srv.URL())
+	}
 	var tick <-chan time.Time
 	if cfg.Interval > 0 {
 		t := time.NewTicker(cfg.Interval)
@@ -454,4 +467,39 @@ func sinkLine(at, dt time.Duration, now, prev *SinkReport) string {
 		line += fmt.Sprintf("  bad %d", now.VerifyErrors())
 	}
 	return line
+}
+
+// sinkCollector exposes the sink's counters at scrape time.
+type sinkCollector struct {
+	s                                                *Sink
+	bytes, messages, conns, verified, corrupt, order *prometheus.Desc
+}
+
+func newSinkCollector(s *Sink) *sinkCollector {
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	return &sinkCollector{
+		s:        s,
+		bytes:    d("uringsend_sink_received_bytes_total", "Bytes the sink received."),
+		messages: d("uringsend_sink_messages_total", "Messages the sink counted (datagrams, or verified stream messages)."),
+		conns:    d("uringsend_sink_connections_total", "Connections the sink accepted."),
+		verified: d("uringsend_sink_verified_messages_total", "Messages whose checksum and sequence checked out (-verify)."),
+		corrupt:  d("uringsend_sink_corrupt_messages_total", "Messages with a bad checksum (-verify)."),
+		order:    d("uringsend_sink_out_of_order_messages_total", "Messages out of sequence (-verify)."),
+	}
+}
+
+func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.bytes, c.messages, c.conns, c.verified, c.corrupt, c.order} {
+		ch <- d
+	}
+}
+
+func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.s.Report()
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{{c.bytes, r.Bytes}, {c.messages, r.Messages}, {c.conns, r.Conns}, {c.verified, r.Verified}, {c.corrupt, r.Corrupt}, {c.order, r.OutOfOrder}} {
+		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
+	}
 }
