@@ -6,7 +6,7 @@ TESTFLAGS  ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: build deps test bench lint help
+.PHONY: build deps test bench lint image help
 
 build: ## Build every package
 	$(GO) build ./...
@@ -17,6 +17,7 @@ deps: ## Install the tools the tests need (apt) and download modules
 test: deps ## Vet, then run all tests with the race detector (extra flags: TESTFLAGS=...)
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./... $(TESTFLAGS)
+	cd docker/k8stest && GOFLAGS=-mod=mod $(GO) test -count=1 ./...
 
 bench: ## Run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -27,6 +28,9 @@ lint: ## gofmt (must be clean), go vet, staticcheck
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+image: ## Build the container image uringsend:dev (docker build, else podman build)
+	./docker/build-image.sh
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-6s %s\n", $$1, $$2}'
