@@ -104,10 +104,10 @@ func cliCase(o options, log io.Writer) ([]row, error) {
 		rows = append(rows, row{
 			Case: p.id, Title: p.title, Unit: p.metric.unit(),
 			Uringsend: c, Baseline: b, BaseName: "iperf3", Ratio: c / b,
-			Target: fmt.Sprintf("≥ %g×", p.target), Verdict: verdict(c/b >= p.target),
+			Target: targetString(p.target), Verdict: verdict(c/b >= p.target),
 			CandRuns: cand, BaseRuns: base,
 			Notes: append([]string{
-				fmt.Sprintf("uringsend run %s -duration %ds to an in-process discard sink; iperf3 -c %s -t %d to iperf3 -s; %d rounds each, alternating",
+				fmt.Sprintf("uringsend run %s -duration %ds to an in-process discard sink; iperf3 -c 127.0.0.1 %s -t %d to iperf3 -s; %d rounds each, alternating",
 					strings.Join(p.cliArgs, " "), secs, strings.Join(p.iperfArgs, " "), secs, o.cliRounds),
 				"receiver byte counts matched the CLI's report in every round; iperf3's rate is its receiver's (sum_received)",
 			}, notes...),

@@ -149,9 +149,11 @@ func icebergPipeline(size, depth int) func(round) (sample, error) {
 			sum := sh.sum()
 			want = &sum
 		}
-		if ferr := finish(c, recv, smp.bytes, want); ferr != nil {
+		var last time.Time
+		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
+		smp.delivered(t0, last)
 		if err == nil && r.verify {
 			smp.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(smp.bytes))
 		}

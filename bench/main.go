@@ -50,8 +50,10 @@ type options struct {
 	depth64K    int // P3
 	conns       int // P4 connections
 	depthConn   int // P4 Args in flight per connection
+	rings       int // P4 rings of the engine
 	udpSockets  int // P7 sockets
 	udpDepth    int // P7 Args in flight per socket
+	udpMode     string
 	verbose     bool
 }
 
@@ -140,13 +142,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.IntVar(&o.cliRounds, "cli-rounds", 3, "rounds of each CLI and iperf3 run")
 	fs.DurationVar(&o.cliDuration, "cli-duration", 3*time.Second, "length of each CLI and iperf3 run")
-	fs.IntVar(&o.depth64, "depth64", 4096, "P1: Args in flight on the connection")
+	fs.IntVar(&o.depth64, "depth64", 1024, "P1: Args in flight on the connection")
 	fs.IntVar(&o.depth1K, "depth1k", 1024, "P2: Args in flight on the connection")
 	fs.IntVar(&o.depth64K, "depth64k", 64, "P3: Args in flight on the connection")
 	fs.IntVar(&o.conns, "conns", 1000, "P4: connections")
-	fs.IntVar(&o.depthConn, "depth-conn", 4, "P4: Args in flight per connection")
-	fs.IntVar(&o.udpSockets, "udp-sockets", 1, "P7: sending sockets (each with its own receiver)")
+	fs.IntVar(&o.depthConn, "depth-conn", 32, "P4: Args in flight per connection")
+	fs.IntVar(&o.rings, "rings", 1, "P4: io_uring instances of the engine (each with a reaper)")
+	fs.IntVar(&o.udpSockets, "udp-sockets", 8, "P7m: sending sockets (each with its own receiver); P7 uses one")
 	fs.IntVar(&o.udpDepth, "udp-depth", 64, "P7: Args in flight per socket on the pipelined arm")
+	fs.StringVar(&o.udpMode, "udp-mode", "inline", "P7: uringsend sends one datagram at a time per socket (inline) or keeps -udp-depth in flight (pipeline)")
 	fs.BoolVar(&o.verbose, "v", false, "per-round values on stderr")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -178,6 +182,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.depth64 < 1 || o.depth1K < 1 || o.depth64K < 1 || o.conns < 1 || o.depthConn < 1 || o.udpSockets < 1 || o.udpDepth < 1 {
 		return o, fmt.Errorf("depths, -conns and -udp-sockets must be positive")
+	}
+	if o.udpMode != "inline" && o.udpMode != "pipeline" {
+		return o, fmt.Errorf("-udp-mode is inline or pipeline, not %q", o.udpMode)
 	}
 	o.cases = map[string]bool{}
 	for _, c := range strings.Split(*cases, ",") {

@@ -49,6 +49,7 @@ type pipelineCfg struct {
 	metrics            bool // count io_uring_enter calls and sends
 	recvBuf            int
 	zeroCopy           string
+	rings              int
 	probeAllocs        bool // count heap allocations in the middle of the round
 }
 
@@ -66,7 +67,7 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 			recv[i] = receive(s, r.verify, cfg.recvBuf)
 		}
 		var reg *prometheus.Registry
-		ecfg := socket.EngineConfig{Backend: socket.BackendIOURing, ZeroCopy: cfg.zeroCopy}
+		ecfg := socket.EngineConfig{Backend: socket.BackendIOURing, ZeroCopy: cfg.zeroCopy, Rings: cfg.rings}
 		if cfg.metrics {
 			reg = prometheus.NewRegistry()
 			m, err := metrics.New(reg, metrics.Options{})
@@ -160,6 +161,8 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 			args[i].Completed = completed
 		}
 		inflight.Store(int64(len(args)))
+		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
+		defer timer.Stop()
 		t0 := time.Now()
 		// Interleave the connections so that each starts at once.
 		for d := range cfg.depth {
@@ -177,8 +180,6 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 				return n
 			})
 		}
-		time.Sleep(r.d)
-		stop.Store(true)
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
@@ -198,6 +199,7 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 		}
 		eng.Close()
 		err = ferr.get()
+		var last time.Time
 		for i, c := range conns {
 			n := c.msgs.Load()
 			smp.msgs += n
@@ -207,10 +209,11 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 				sum := c.sh.sum()
 				want = &sum
 			}
-			if ferr := finish(clients[i], recv[i], n*int64(cfg.size), want); ferr != nil && err == nil {
+			if ferr := finish(clients[i], recv[i], n*int64(cfg.size), want, &last); ferr != nil && err == nil {
 				err = fmt.Errorf("connection %d: %w", i, ferr)
 			}
 		}
+		smp.delivered(t0, last)
 		if err == nil && r.verify {
 			smp.note = fmt.Sprintf("SHA-256 of %s on %d connection(s) matched", sizeString(smp.bytes), cfg.conns)
 		}
@@ -264,6 +267,7 @@ func writeLoop(conns, size, recvBuf int) func(round) (sample, error) {
 		wg.Wait()
 		smp := sample{elapsed: time.Since(t0)}
 		err = ferr.get()
+		var last time.Time
 		for i, c := range clients {
 			smp.msgs += msgs[i]
 			smp.bytes += msgs[i] * int64(size)
@@ -272,10 +276,11 @@ func writeLoop(conns, size, recvBuf int) func(round) (sample, error) {
 				sum := hashes[i].sum()
 				want = &sum
 			}
-			if ferr := finish(c, recv[i], msgs[i]*int64(size), want); ferr != nil && err == nil {
+			if ferr := finish(c, recv[i], msgs[i]*int64(size), want, &last); ferr != nil && err == nil {
 				err = fmt.Errorf("connection %d: %w", i, ferr)
 			}
 		}
+		smp.delivered(t0, last)
 		if err == nil && r.verify {
 			smp.note = fmt.Sprintf("SHA-256 of %s on %d connection(s) matched", sizeString(smp.bytes), conns)
 		}
@@ -326,9 +331,11 @@ func writevLoop(size, batch, recvBuf int) func(round) (sample, error) {
 			sum := sh.sum()
 			want = &sum
 		}
-		if ferr := finish(c, recv, smp.bytes, want); ferr != nil {
+		var last time.Time
+		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
+		smp.delivered(t0, last)
 		if err == nil && r.verify {
 			smp.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(smp.bytes))
 		}

@@ -109,7 +109,8 @@ func syncSends(size int, probe bool) func(round) (sample, error) {
 			sum := sh.sum()
 			want = &sum
 		}
-		if ferr := finish(c, recv, smp.bytes, want); ferr != nil {
+		var last time.Time // P5 times the sender: the receiver keeps up with one 64 B send at a time
+		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
 		if err == nil && r.verify {
@@ -161,7 +162,8 @@ func rawWrites(size int) func(round) (sample, error) {
 			sum := sh.sum()
 			want = &sum
 		}
-		if ferr := finish(c, recv, smp.bytes, want); ferr != nil {
+		var last time.Time // P5 times the sender: the receiver keeps up with one 64 B send at a time
+		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
 		if err == nil && r.verify {

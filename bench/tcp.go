@@ -15,7 +15,8 @@ import (
 // recvResult is what a receiver saw on one connection.
 type recvResult struct {
 	bytes int64
-	sum   [32]byte // SHA-256 of the stream, when hashing
+	sum   [32]byte  // SHA-256 of the stream, when hashing
+	last  time.Time // when the last byte arrived
 	err   error
 }
 
@@ -33,9 +34,12 @@ func receive(c net.Conn, hashing bool, bufSize int) <-chan recvResult {
 		var res recvResult
 		for {
 			n, err := c.Read(buf)
-			res.bytes += int64(n)
-			if h != nil {
-				h.Write(buf[:n])
+			if n > 0 {
+				res.bytes += int64(n)
+				res.last = time.Now()
+				if h != nil {
+					h.Write(buf[:n])
+				}
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
@@ -178,7 +182,8 @@ func (s *senderHash) sum() (sum [32]byte) {
 
 // finish closes the sending side of a TCP connection, waits for its
 // receiver, and checks the byte count and, if want is not nil, the hash.
-func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, want *[32]byte) error {
+// It raises *last to the time the receiver got its last byte.
+func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, want *[32]byte, last *time.Time) error {
 	c.CloseWrite()
 	defer c.Close()
 	var res recvResult
@@ -186,6 +191,9 @@ func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, want *[32]byte) e
 	case res = <-ch:
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("receiver did not see EOF within 30 s")
+	}
+	if res.last.After(*last) {
+		*last = res.last
 	}
 	if res.err != nil {
 		return fmt.Errorf("receiver: %w", res.err)
@@ -197,4 +205,13 @@ func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, want *[32]byte) e
 		return fmt.Errorf("receiver's SHA-256 differs from the sender's (%d bytes): bytes lost, duplicated or reordered", bytes)
 	}
 	return nil
+}
+
+// delivered extends a sample's elapsed time to the arrival of the last
+// byte at the receivers: rates are of delivered data, not of data left
+// in socket buffers when the round ended.
+func (s *sample) delivered(t0, last time.Time) {
+	if d := last.Sub(t0); d > s.elapsed {
+		s.elapsed = d
+	}
 }

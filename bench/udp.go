@@ -445,14 +445,14 @@ func udpPipelined(socks []*streamConn, size, depth int, r round) (sample, error)
 		args[i].Completed = completed
 	}
 	inflight.Store(int64(len(args)))
+	timer := time.AfterFunc(r.d, func() { stop.Store(true) })
+	defer timer.Stop()
 	t0 := time.Now()
 	for d := range depth {
 		for c := range socks {
 			pump(&args[c*depth+d])
 		}
 	}
-	time.Sleep(r.d)
-	stop.Store(true)
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
