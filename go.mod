@@ -2,6 +2,8 @@ module github.com/uringsend/uringsend
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -90,7 +90,7 @@ type Op struct {
 	transferred int
 	errno       syscall.Errno
 
-	seg, off int  // next byte to send: bufs[seg][off:] (buf[off:])
+	seg, off int // next byte to send: bufs[seg][off:] (buf[off:])
 	timeout  time.Duration
 	stream   bool // continue short sends; split BufferLists at IOV_MAX
 	flags    uint32

@@ -268,12 +268,6 @@ type raiseQueue struct {
 	raising atomic.Bool
 }
 
-func (r *raiseQueue) push(e *sendop.Args) {
-	r.mu.Lock()
-	r.q.Push(e)
-	r.mu.Unlock()
-}
-
 // pushAll appends every op of q, in order, and empties q.
 func (r *raiseQueue) pushAll(q *sendop.Queue) {
 	if q.Len() == 0 {

@@ -53,8 +53,7 @@ func ExampleSocket_SendAsync_resend() {
 	}
 	msgs := [][]byte{[]byte("one"), []byte("two"), []byte("three")}
 	done := make(chan struct{})
-	var next func(e *sendop.Args)
-	next = func(e *sendop.Args) {
+	next := func(e *sendop.Args) {
 		for len(msgs) > 0 && e.SocketError() == sendop.Success {
 			e.SetBuffer(msgs[0])
 			msgs = msgs[1:]

@@ -172,8 +172,7 @@ func benchPipelineCfg(b *testing.B, cfg EngineConfig, size, depth int, opts ...O
 	done := make(chan struct{})
 	var finished atomic.Int64
 	buf := make([]byte, size)
-	var resend func(e *sendop.Args)
-	resend = func(e *sendop.Args) {
+	resend := func(e *sendop.Args) {
 		for {
 			if e.SocketError() != sendop.Success {
 				b.Error(e.Err())
