@@ -19,10 +19,25 @@
 // # Order and atomicity
 //
 // Sends on one socket leave in the order SendAsync was called and never
-// interleave: only the head of a socket's queue is on the wire. On stream
-// sockets a send completes with all its bytes or with an error (short
-// sends are continued, by the kernel with MSG_WAITALL and otherwise by the
-// engine). Datagrams are sent whole or fail with MessageSize.
+// interleave: only the front of a socket's queue — its wire — is in the
+// kernel, one SQE at a time. On stream sockets a send completes with all
+// its bytes or with an error (short sends are continued, by the kernel
+// with MSG_WAITALL and otherwise by the engine). Datagrams are sent whole
+// or fail with MessageSize.
+//
+// # Coalescing, batching, zero-copy, deadlines
+//
+// Stream sends queued behind a busy wire leave together: the next wire is
+// one SENDMSG of up to 1024 iovecs (and 4 MiB) over as many queued sends as
+// fit, and its result is split over them in order, each completing once
+// with its own BytesTransferred. WithBatching makes a socket queue every
+// send and lets the reaper put the queue on the wire, so a pipeline always
+// coalesces and the reaper submits the wires of many sockets in the one
+// io_uring_enter in which it waits. Wires of EngineConfig.ZeroCopyThreshold
+// bytes and more go out with SEND_ZC / SENDMSG_ZC where configured, and
+// complete only after the kernel's notification that it has let go of the
+// buffers. Args.Timeout links an IORING_OP_LINK_TIMEOUT to the send: one
+// still unfinished then completes with TimedOut and the bytes it sent.
 //
 // # The race
 //
@@ -49,6 +64,15 @@
 // pointer) to the Args in flight. Where io_uring is refused — an old
 // kernel, kernel.io_uring_disabled, a container's seccomp profile — or when
 // EngineConfig.Backend is "epoll", the same contract runs on non-blocking
-// sendmsg(2) and Go's netpoller: the inline attempt is a direct send, and
-// a writer goroutine per busy socket continues what would block.
+// sendmsg(2) and Go's netpoller: the inline attempt is a direct send, a
+// writer goroutine per busy socket continues what would block, and one
+// dispatcher goroutine per engine raises Completed. AF_UNIX datagram
+// sockets always take that path: io_uring's internal retry after EAGAIN
+// sends such a datagram empty.
+//
+// # Writers
+//
+// Socket is an io.Writer and io.ReaderFrom over SendAsync, and WriteAsync
+// keeps many writes in flight with a callback each; WithMaxInflightBytes
+// bounds them for proxies.
 package socket
