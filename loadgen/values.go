@@ -321,14 +321,7 @@ const (
 )
 
 // Set implements flag.Value.
-func (m *Mode) Set(s string) error {
-	switch Mode(s) {
-	case ModeBuffer, ModeBufferList:
-		*m = Mode(s)
-		return nil
-	}
-	return fmt.Errorf("bad mode %q: want buffer or bufferlist", s)
-}
+func (m *Mode) Set(s string) error { return setChoice(m, s, "mode", ModeBuffer, ModeBufferList) }
 
 func (m Mode) String() string { return string(m) }
 
@@ -345,12 +338,7 @@ const (
 
 // Set implements flag.Value.
 func (z *ZeroCopy) Set(s string) error {
-	switch ZeroCopy(s) {
-	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
-		*z = ZeroCopy(s)
-		return nil
-	}
-	return fmt.Errorf("bad zerocopy %q: want auto, on or off", s)
+	return setChoice(z, s, "zerocopy", ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff)
 }
 
 func (z ZeroCopy) String() string { return string(z) }
@@ -370,12 +358,7 @@ const (
 
 // Set implements flag.Value.
 func (b *Backend) Set(s string) error {
-	switch Backend(s) {
-	case BackendAuto, BackendIOURing, BackendEpoll:
-		*b = Backend(s)
-		return nil
-	}
-	return fmt.Errorf("bad backend %q: want auto, io_uring or epoll", s)
+	return setChoice(b, s, "backend", BackendAuto, BackendIOURing, BackendEpoll)
 }
 
 func (b Backend) String() string { return string(b) }
@@ -392,12 +375,30 @@ const (
 
 // Set implements flag.Value.
 func (b *Batching) Set(s string) error {
-	switch Batching(s) {
-	case BatchingAuto, BatchingOn, BatchingOff:
-		*b = Batching(s)
-		return nil
+	return setChoice(b, s, "batching", BatchingAuto, BatchingOn, BatchingOff)
+}
+
+// setChoice sets *dst to s if s is one of choices, else says what it wants:
+// `bad backend "dpdk": want auto, io_uring or epoll`.
+func setChoice[T ~string](dst *T, s, what string, choices ...T) error {
+	for _, c := range choices {
+		if T(s) == c {
+			*dst = c
+			return nil
+		}
 	}
-	return fmt.Errorf("%q: want auto, on or off", s)
+	want := ""
+	for i, c := range choices {
+		switch {
+		case i == 0:
+		case i == len(choices)-1:
+			want += " or "
+		default:
+			want += ", "
+		}
+		want += string(c)
+	}
+	return fmt.Errorf("bad %s %q: want %s", what, s, want)
 }
 
 func (b Batching) String() string { return string(b) }
