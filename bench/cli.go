@@ -44,13 +44,12 @@ func cliCase(o options, log io.Writer) ([]row, error) {
 
 	secs := max(1, int(o.cliDuration.Round(time.Second)/time.Second))
 	type cliPair struct {
-		id, title   string
-		metric      metric
-		cliArgs     []string
-		iperfArgs   []string
-		size        int
-		target      float64
-		description string
+		id, title string
+		metric    metric
+		cliArgs   []string
+		iperfArgs []string
+		size      int
+		target    float64
 	}
 	pairs := []cliPair{
 		{

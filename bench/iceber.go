@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// icebarBuilt reports whether the iceber case is compiled in.
-const icebarBuilt = true
+// iceberBuilt reports whether the iceber case is compiled in.
+const iceberBuilt = true
 
 func icebergCase(o options, log io.Writer) ([]row, error) {
 	var rows []row

@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if !o.cases["all"] && !o.cases[strings.ToLower(c.id)] {
 			continue
 		}
-		if c.id == "iceber" && !o.cases["iceber"] && !icebarBuilt {
+		if c.id == "iceber" && !o.cases["iceber"] && !iceberBuilt {
 			continue // "all" means the cases this binary can run
 		}
 		fmt.Fprintf(progress, "%s %s ...\n", c.id, c.title)
@@ -113,6 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(progress, "%s done in %.1fs\n", c.id, time.Since(start).Seconds())
 	}
 	rep.Header.Elapsed = time.Since(rep.Header.start).Round(100 * time.Millisecond).String()
+	rep.Header.LoadEnd = loadAvg()
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -215,6 +216,8 @@ type header struct {
 	Rounds     int    `json:"rounds"`
 	Duration   string `json:"round_duration"`
 	Elapsed    string `json:"elapsed"`
+	LoadStart  string `json:"loadavg_start"` // /proc/loadavg: other work on the machine skews every ratio
+	LoadEnd    string `json:"loadavg_end"`
 	start      time.Time
 }
 
@@ -229,8 +232,22 @@ func machineHeader(o options) header {
 		Go:         runtime.Version(),
 		Rounds:     o.rounds,
 		Duration:   o.duration.String(),
+		LoadStart:  loadAvg(),
 		start:      now,
 	}
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func cpuModel() string {
@@ -272,8 +289,9 @@ type row struct {
 func printReport(w io.Writer, rep report) {
 	h := rep.Header
 	fmt.Fprintf(w, "uringsend benchmark — %s\n", h.Date)
-	fmt.Fprintf(w, "kernel %s · %s · %d cores (GOMAXPROCS %d) · %s · %d rounds × %s, median · loopback · took %s\n\n",
+	fmt.Fprintf(w, "kernel %s · %s · %d cores (GOMAXPROCS %d) · %s · %d rounds × %s, median · loopback · took %s\n",
 		h.Kernel, h.CPU, h.Cores, h.GOMAXPROCS, h.Go, h.Rounds, h.Duration, h.Elapsed)
+	fmt.Fprintf(w, "load average before %s, after %s\n\n", h.LoadStart, h.LoadEnd)
 	fmt.Fprintln(w, "| case | uringsend | baseline | ratio | target | verdict |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	var notes []string

@@ -121,10 +121,7 @@ func runComparison(o options, log io.Writer, c comparison) ([]row, []sample, err
 	for i, b := range c.bases {
 		baseVals := values(samples[i+1], c.metric)
 		base := median(baseVals)
-		ratio := cand / base
-		if c.metric == nsPerOp {
-			ratio = cand / base // time per op: lower is better, the target is a ceiling
-		}
+		ratio := cand / base // for nsPerOp, time per op: lower is better and the target is a ceiling
 		rw := row{
 			Case: b.id, Title: b.title, Unit: c.metric.unit(),
 			Uringsend: cand, Baseline: base, BaseName: b.name, Ratio: ratio,

@@ -33,11 +33,10 @@ type udpReceiver struct {
 	stop   atomic.Bool
 	done   chan struct{}
 
-	msgs  int64
-	bad   int64 // wrong length or content, or out of order
-	h     hash.Hash
-	err   error
-	ready sync.WaitGroup
+	msgs int64
+	bad  int64 // wrong length or content, or out of order
+	h    hash.Hash
+	err  error
 }
 
 const udpBatch = 256
