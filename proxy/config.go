@@ -1,0 +1,219 @@
+package proxy
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uringsend/uringsend/socket"
+)
+
+// Config configures a Proxy. Fill it with DefaultConfig and RegisterFlags
+// (or by hand), then check it with Validate; New validates it again.
+type Config struct {
+	// Listen is the TCP address to accept clients on, "host:port"; port 0
+	// picks a free port (Proxy.Addr tells which).
+	Listen string
+	// Upstream is the TCP address dialed for every client, "host:port".
+	Upstream string
+	// MetricsAddr, when not empty, serves the engine's and the proxy's
+	// Prometheus metrics at http://MetricsAddr/metrics.
+	MetricsAddr string
+	// Backend is the engine's backend: socket.BackendAuto, BackendIOURing
+	// or BackendEpoll.
+	Backend string
+	// MaxInflight bounds the bytes of buffers each direction of a
+	// connection has handed to the engine and not yet got back; past it,
+	// that direction stops reading until sends complete. At least
+	// BufferSize.
+	MaxInflight Size
+	// BufferSize is the size of one read (and so of the largest send).
+	BufferSize Size
+	// SendTimeout bounds how long one send may wait on the wire for the
+	// peer to read; a connection whose send times out is reset. 0: none.
+	SendTimeout time.Duration
+	// IdleTimeout closes a connection after that long without a read in
+	// either direction. 0: never.
+	IdleTimeout time.Duration
+	// DialTimeout bounds the connection to Upstream.
+	DialTimeout time.Duration
+}
+
+// Defaults.
+const (
+	DefaultBackend     = socket.BackendAuto
+	DefaultMaxInflight = 4 << 20
+	DefaultBufferSize  = 32 << 10
+	DefaultSendTimeout = 30 * time.Second
+	DefaultIdleTimeout = 30 * time.Second
+	DefaultDialTimeout = 10 * time.Second
+)
+
+// DefaultConfig returns a Config with every default filled in and no
+// addresses.
+func DefaultConfig() Config {
+	return Config{
+		Backend:     DefaultBackend,
+		MaxInflight: DefaultMaxInflight,
+		BufferSize:  DefaultBufferSize,
+		SendTimeout: DefaultSendTimeout,
+		IdleTimeout: DefaultIdleTimeout,
+		DialTimeout: DefaultDialTimeout,
+	}
+}
+
+// RegisterFlags defines the command-line flags of c on fs, with c's
+// current values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "`address` to accept clients on, host:port (required; port 0 picks one)")
+	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "`address` to forward every client to, host:port (required)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics at http://`address`/metrics (e.g. 127.0.0.1:9465; empty: off)")
+	fs.StringVar(&c.Backend, "backend", c.Backend, "send engine backend: auto, io_uring or epoll")
+	fs.Var(&c.MaxInflight, "max-inflight", "bytes (`size`) each direction of a connection may have in flight before it stops reading (e.g. 4MiB)")
+	fs.Var(&c.BufferSize, "buffer-size", "`size` of one read (e.g. 32KiB)")
+	fs.DurationVar(&c.SendTimeout, "send-timeout", c.SendTimeout, "reset a connection whose peer has not taken a send for this long (0: never)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection with nothing read either way for this long (0: never)")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", c.DialTimeout, "time limit for connecting to the upstream")
+}
+
+// Validate reports the first problem of c as an error of one line.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("-listen is required")
+	}
+	if err := checkHostPort("-listen", c.Listen, true); err != nil {
+		return err
+	}
+	if c.Upstream == "" {
+		return errors.New("-upstream is required")
+	}
+	if err := checkHostPort("-upstream", c.Upstream, false); err != nil {
+		return err
+	}
+	if c.MetricsAddr != "" {
+		if err := checkHostPort("-metrics-addr", c.MetricsAddr, true); err != nil {
+			return err
+		}
+	}
+	switch c.Backend {
+	case "", socket.BackendAuto, socket.BackendIOURing, socket.BackendEpoll:
+	default:
+		return fmt.Errorf("-backend %q: want auto, io_uring or epoll", c.Backend)
+	}
+	if c.BufferSize < 512 || c.BufferSize > 16<<20 {
+		return fmt.Errorf("-buffer-size %v: want 512B to 16MiB", c.BufferSize)
+	}
+	if c.MaxInflight < c.BufferSize {
+		return fmt.Errorf("-max-inflight %v: want at least -buffer-size (%v)", c.MaxInflight, c.BufferSize)
+	}
+	if c.MaxInflight > 1<<30 {
+		return fmt.Errorf("-max-inflight %v: want at most 1GiB", c.MaxInflight)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-send-timeout", c.SendTimeout}, {"-idle-timeout", c.IdleTimeout}, {"-dial-timeout", c.DialTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: negative", d.name, d.v)
+		}
+	}
+	if c.DialTimeout == 0 {
+		return errors.New("-dial-timeout 0: want a positive duration")
+	}
+	return nil
+}
+
+func checkHostPort(flag, addr string, portZeroOK bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: want host:port", flag, addr)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		if _, lerr := net.LookupPort("tcp", port); lerr != nil {
+			return fmt.Errorf("%s %q: bad port %q", flag, addr, port)
+		}
+		return nil
+	}
+	if n == 0 && !portZeroOK {
+		return fmt.Errorf("%s %q: port 0", flag, addr)
+	}
+	if host == "" && !portZeroOK {
+		return fmt.Errorf("%s %q: no host", flag, addr)
+	}
+	return nil
+}
+
+// slots is the number of buffers one direction may have in flight.
+func (c *Config) slots() int { return max(1, int(c.MaxInflight/c.BufferSize)) }
+
+// Size is a number of bytes, a flag.Value: "512", "512B", "32KiB",
+// "4MiB", "1GiB" (binary) or "64kB", "1MB", "64k", "1M" (decimal). Case
+// does not matter.
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	// Longest first: "kib" must win over "b".
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9},
+	{"k", 1e3}, {"m", 1e6}, {"g", 1e9},
+	{"b", 1},
+}
+
+// ParseSize parses s as a Size.
+func ParseSize(s string) (Size, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := 1.0
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || t == "" || strings.ContainsAny(t, "xXpP_") || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("bad size %q: want bytes like 512, 32KiB, 4MiB", s)
+	}
+	v := f * mult
+	switch {
+	case v < 0:
+		return 0, fmt.Errorf("bad size %q: negative", s)
+	case v != math.Trunc(v):
+		return 0, fmt.Errorf("bad size %q: not a whole number of bytes", s)
+	case v > 1<<40:
+		return 0, fmt.Errorf("bad size %q: too large", s)
+	}
+	return Size(v), nil
+}
+
+// Set implements flag.Value.
+func (z *Size) Set(s string) error {
+	v, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// String returns z in the largest binary unit that divides it ("4MiB",
+// "32KiB", "1500B"); ParseSize accepts it.
+func (z Size) String() string {
+	switch {
+	case z >= 1<<30 && z%(1<<30) == 0:
+		return strconv.FormatInt(int64(z>>30), 10) + "GiB"
+	case z >= 1<<20 && z%(1<<20) == 0:
+		return strconv.FormatInt(int64(z>>20), 10) + "MiB"
+	case z >= 1<<10 && z%(1<<10) == 0:
+		return strconv.FormatInt(int64(z>>10), 10) + "KiB"
+	}
+	return strconv.FormatInt(int64(z), 10) + "B"
+}

@@ -1,0 +1,311 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uringsend/uringsend/sendop"
+	"github.com/uringsend/uringsend/socket"
+)
+
+// endReason says why a connection ended. The first reason recorded wins.
+type endReason int32
+
+const (
+	endNone        endReason = iota
+	endEOF                   // both directions ended with FIN
+	endReset                 // a read failed (RST from a peer, ...)
+	endSendError             // a send failed
+	endSendTimeout           // a send waited longer than SendTimeout
+	endIdle                  // IdleTimeout
+	endShutdown              // Shutdown: drained and closed
+	endClosed                // Close, or Shutdown's context ended
+	endDialError             // the upstream could not be reached
+	numEndReasons
+)
+
+var endNames = [numEndReasons]string{"", "eof", "reset", "send_error", "send_timeout", "idle_timeout", "shutdown", "closed", "dial_error"}
+
+func (r endReason) String() string { return endNames[r] }
+
+// graceful reports whether pumps finish their in-flight sends before the
+// connection closes; otherwise they stop at once and Close aborts the
+// sends.
+func (r endReason) graceful() bool { return r == endShutdown }
+
+// reset reports whether the connections close with RST (SO_LINGER 0).
+func (r endReason) reset() bool {
+	return r == endReset || r == endSendError || r == endSendTimeout
+}
+
+// conn is one proxied connection: the client, the upstream, a Socket on
+// each for the engine's sends, and the pumps between them.
+type conn struct {
+	p                *Proxy
+	client, upstream *net.TCPConn
+	cs, us           *socket.Socket // sends to the client, to the upstream
+	up, down         pump           // client→upstream, upstream→client
+
+	active     atomic.Bool // something was read or sent since the sweeper looked
+	lastActive time.Time   // the sweeper's
+
+	mu    sync.Mutex
+	end   endReason
+	dying chan struct{} // closed when the connection stops at once
+}
+
+func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
+	c := &conn{p: p, client: client, upstream: upstream, dying: make(chan struct{}), lastActive: time.Now()}
+	var err error
+	if c.cs, err = socket.FromConn(client, p.opts...); err != nil {
+		return nil, err
+	}
+	if c.us, err = socket.FromConn(upstream, p.opts...); err != nil {
+		c.cs.Close()
+		return nil, err
+	}
+	c.up.init(c, client, c.us, upstream)
+	c.down.init(c, upstream, c.cs, client)
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		c.cs.Close()
+		c.us.Close()
+		return nil, ErrClosed
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	return c, nil
+}
+
+// run pumps both directions until both have returned, then closes.
+func (c *conn) run() {
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		c.up.run()
+	}()
+	c.down.run()
+	<-upDone
+
+	c.mu.Lock()
+	if c.end == endNone {
+		c.end = endEOF
+	}
+	end := c.end
+	c.mu.Unlock()
+	if end.reset() {
+		c.client.SetLinger(0)
+		c.upstream.SetLinger(0)
+	}
+	// Sockets first: their Close aborts what is still in flight before
+	// the descriptors go.
+	c.cs.Close()
+	c.us.Close()
+	c.client.Close()
+	c.upstream.Close()
+
+	p := c.p
+	p.mu.Lock() // with Collect's snapshot: the bytes count once
+	delete(p.conns, c)
+	p.stats.closedBytes[directionIndexUp].Add(c.up.bytes.Load())
+	p.stats.closedBytes[directionIndexClient].Add(c.down.bytes.Load())
+	p.mu.Unlock()
+	p.stats.ended(end)
+}
+
+// stop ends the connection for reason (unless it has a reason already):
+// both reads return at once. A graceful reason lets the pumps finish the
+// sends they have in flight; any other stops them now.
+func (c *conn) stop(reason endReason) {
+	c.mu.Lock()
+	if c.end != endNone {
+		first := c.end
+		c.mu.Unlock()
+		if first.graceful() && !reason.graceful() {
+			// Shutdown's grace is over: stop draining.
+			c.kill()
+		}
+		return
+	}
+	c.end = reason
+	c.mu.Unlock()
+	if !reason.graceful() {
+		c.kill()
+	}
+	past := time.Unix(1, 0)
+	c.client.SetReadDeadline(past)
+	c.upstream.SetReadDeadline(past)
+}
+
+func (c *conn) kill() {
+	c.mu.Lock()
+	select {
+	case <-c.dying:
+	default:
+		close(c.dying)
+	}
+	c.mu.Unlock()
+}
+
+// stopping returns the reason the connection is stopping for, or endNone.
+func (c *conn) stopping() endReason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.end
+}
+
+// pump moves one direction: it reads src into buffers and sends them on
+// dst without waiting for the sends to finish, with at most cap(free)
+// buffers in flight.
+type pump struct {
+	c       *conn
+	src     *net.TCPConn
+	dst     *socket.Socket
+	dstConn *net.TCPConn
+	bytes   atomic.Uint64 // read from src
+	held    atomic.Int64  // bytes of buffers held by sends in flight
+
+	// free holds slots whose send has completed; it has room for every
+	// slot, so a completion never blocks. created counts slots made (the
+	// pump's own), cur is the slot the pump holds.
+	free    chan *slot
+	created int
+	cur     *slot
+}
+
+// slot is one send: its Args and the buffer it sends.
+type slot struct {
+	e   sendop.Args
+	buf *[]byte
+	p   *pump
+}
+
+func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket, dstConn *net.TCPConn) {
+	p.c, p.src, p.dst, p.dstConn = c, src, dst, dstConn
+	p.free = make(chan *slot, c.p.cfg.slots())
+}
+
+// slotCompleted is the Completed handler of every slot: on the engine's
+// goroutine, after a send that SendAsync left pending.
+func slotCompleted(e *sendop.Args) {
+	s := e.UserToken.(*slot)
+	p := s.p
+	p.c.active.Store(true)
+	if e.Err() != nil {
+		p.c.stop(sendEnd(e))
+	}
+	p.held.Add(-int64(cap(*s.buf)))
+	p.c.p.bufs.Put(s.buf)
+	s.buf = nil
+	p.free <- s // never blocks: free has room for every slot
+}
+
+func sendEnd(e *sendop.Args) endReason {
+	if e.SocketError() == sendop.TimedOut {
+		return endSendTimeout
+	}
+	return endSendError
+}
+
+// get returns a slot with a buffer, waiting while every slot is in flight
+// (the backpressure); nil when the connection dies meanwhile.
+func (p *pump) get() *slot {
+	s := p.cur
+	if s == nil {
+		select {
+		case s = <-p.free:
+		default:
+			if p.created < cap(p.free) {
+				p.created++
+				s = &slot{p: p}
+				s.e.UserToken = s
+				s.e.Completed = slotCompleted
+				s.e.Timeout = p.c.p.cfg.SendTimeout
+			} else {
+				select {
+				case s = <-p.free:
+				case <-p.c.dying:
+					return nil
+				}
+			}
+		}
+		p.cur = s
+	}
+	if s.buf == nil {
+		s.buf = p.c.p.bufs.Get().(*[]byte)
+	}
+	return s
+}
+
+func (p *pump) run() {
+	for {
+		s := p.get()
+		if s == nil {
+			return
+		}
+		n, rerr := p.src.Read(*s.buf)
+		if n > 0 {
+			p.bytes.Add(uint64(n))
+			p.c.active.Store(true)
+			s.e.SetBuffer((*s.buf)[:n])
+			p.held.Add(int64(cap(*s.buf)))
+			pending, err := p.dst.SendAsync(&s.e)
+			if !pending {
+				p.held.Add(-int64(cap(*s.buf)))
+			}
+			switch {
+			case err != nil: // the socket is closing
+				p.c.stop(endSendError)
+				return
+			case pending:
+				p.cur = nil // the slot comes back through free
+			case s.e.Err() != nil:
+				p.c.stop(sendEnd(&s.e))
+				return
+			}
+		}
+		if rerr == nil {
+			continue
+		}
+		if rerr == io.EOF {
+			// FIN: once everything read is sent, pass it on.
+			if p.drain() {
+				p.dstConn.CloseWrite()
+			}
+			return
+		}
+		switch end := p.c.stopping(); {
+		case end == endNone:
+			p.c.stop(endReset)
+		case end.graceful():
+			p.drain()
+		}
+		return
+	}
+}
+
+// drain waits until every send of the pump has completed, and reports
+// whether they all succeeded; false if the connection died meanwhile.
+func (p *pump) drain() bool {
+	if s := p.cur; s != nil {
+		p.cur = nil
+		if s.buf != nil {
+			p.c.p.bufs.Put(s.buf)
+			s.buf = nil
+		}
+		p.free <- s
+	}
+	for range p.created {
+		select {
+		case <-p.free:
+		case <-p.c.dying:
+			return false
+		}
+	}
+	p.created = 0 // every slot is taken: none is in flight, none is used again
+	return p.c.stopping() == endNone || p.c.stopping().graceful()
+}

@@ -1,0 +1,41 @@
+// Package proxy is a TCP proxy whose sends run on the uringsend engine:
+// the embedding this project is built for, usable in-process (tests,
+// programs of one's own) and as the command cmd/uringproxy.
+//
+// # Data path
+//
+// The proxy accepts with Go's net and dials the upstream for every client.
+// Each connection has two pumps, client→upstream and upstream→client. A
+// pump reads its source with net.Conn.Read into a pooled buffer and hands
+// the bytes to the engine with Socket.SendAsync on the destination; it
+// does not wait for the send, so the next read starts at once. A send on
+// an idle socket usually completes inside SendAsync and the pump reuses
+// its buffer; a send that has to wait completes later on the engine's
+// goroutine, which returns the buffer to the pool. Each pump has at most
+// Config.MaxInflight bytes of buffers in flight (in whole buffers of
+// Config.BufferSize); past that its reads wait for completions: the
+// backpressure that bounds memory per connection at about
+// 2 × (MaxInflight + BufferSize).
+//
+// # Connection life
+//
+//   - Half-close: when a source reads io.EOF (the peer sent FIN), its pump
+//     waits until everything it read has been sent, then shuts down the
+//     destination's write side (TCPConn.CloseWrite). The other direction
+//     goes on until it ends too; then both connections are closed.
+//   - Resets: a read error other than EOF, or a failed send, on either
+//     side ends both: the connections are closed with SO_LINGER 0, so the
+//     peers see RST rather than a FIN that would pass for a clean end.
+//   - Config.SendTimeout bounds each send on the wire (sendop.Args.Timeout):
+//     a peer that stops reading is dropped (with RST) once a send has
+//     waited that long.
+//   - Config.IdleTimeout closes a connection on which nothing was read in
+//     either direction for that long.
+//
+// # Shutdown
+//
+// Shutdown stops accepting, stops reading, waits until every send already
+// read is handed to the kernel, and closes the connections normally (FIN);
+// when its context ends first, what is left is closed at once. Close does
+// that at once.
+package proxy
