@@ -33,7 +33,7 @@ func pipelineCase(o options, log io.Writer, id string, size, depth int, target f
 	c := comparison{
 		metric: msgRate,
 		cand: arm{"uringsend", uringPipeline(pipelineCfg{
-			conns: 1, size: size, depth: depth, batching: true, recvBuf: 256 << 10,
+			conns: 1, size: size, depth: depth, batching: true, recvBuf: 256 << 10, noCoop: o.noCoop,
 		})},
 		bases: []baseline{{
 			arm: arm{"net.Conn.Write", writeLoop(1, size, 256<<10)},
@@ -76,10 +76,10 @@ func p3(o options, log io.Writer) ([]row, error) {
 
 func p4(o options, log io.Writer) ([]row, error) {
 	const size = 1024
-	rows, cand, err := runComparison(o, log, comparison{
+	rows, all, err := runComparison(o, log, comparison{
 		metric: msgRate,
 		cand: arm{"uringsend", uringPipeline(pipelineCfg{
-			conns: o.conns, size: size, depth: o.depthConn, batching: true, metrics: true, recvBuf: 16 << 10, rings: o.rings,
+			conns: o.conns, size: size, depth: o.depthConn, batching: true, metrics: true, recvBuf: 16 << 10, rings: o.rings, noCoop: o.noCoop,
 		})},
 		bases: []baseline{{
 			arm: arm{"goroutine/conn Write", writeLoop(o.conns, size, 16<<10)},
@@ -91,6 +91,7 @@ func p4(o options, log io.Writer) ([]row, error) {
 		return rows, err
 	}
 	rows[0].Notes = append([]string{fmt.Sprintf("uringsend: one engine (%d ring(s)), WithBatching, %d Args in flight per connection, metrics on", o.rings, o.depthConn)}, rows[0].Notes...)
+	cand := all[0]
 	per := make([]float64, len(cand))
 	for i, s := range cand {
 		per[i] = s.enters / s.sends
@@ -101,11 +102,18 @@ func p4(o options, log io.Writer) ([]row, error) {
 		Uringsend: e, Target: "≤ 0.5", Verdict: verdict(e <= 0.5), CandRuns: per, noBase: true,
 		Notes: []string{"uringsend_ring_enter_calls_total / uringsend_sends_total over each timed round, median"},
 	})
+	cc, bc := cpuPerMsg(all[0]), cpuPerMsg(all[1])
+	rows = append(rows, row{
+		Case: "P4c", Title: "process CPU per message (senders and receivers)", Unit: "ns/op",
+		Uringsend: median(cc), Baseline: median(bc), BaseName: "goroutine/conn Write", Ratio: median(cc) / median(bc),
+		Target: "report", Verdict: "—", CandRuns: cc, BaseRuns: bc,
+		Notes: []string{"getrusage(RUSAGE_SELF) user+system time over each round / messages delivered; lower is better"},
+	})
 	return rows, nil
 }
 
 func p5(o options, log io.Writer) ([]row, error) {
-	rows, cand, err := runComparison(o, log, comparison{
+	rows, all, err := runComparison(o, log, comparison{
 		metric: nsPerOp,
 		cand:   arm{"uringsend", syncSends(64, false)},
 		bases: []baseline{{
@@ -117,6 +125,7 @@ func p5(o options, log io.Writer) ([]row, error) {
 	if err != nil {
 		return rows, err
 	}
+	cand := all[0]
 	per := make([]float64, len(cand))
 	for i, s := range cand {
 		per[i] = float64(s.syncs) / float64(s.msgs)

@@ -73,8 +73,12 @@ func cliCase(o options, log io.Writer) ([]row, error) {
 			args := append([]string{"-c", "127.0.0.1", "-p", strconv.Itoa(srv.port), "-t", strconv.Itoa(secs), "-J"}, p.iperfArgs...)
 			return runIperf(iperf, args, p.size)
 		}}
+		vnote, err := verifyCLI(bin, p.cliArgs)
+		if err != nil {
+			return rows, fmt.Errorf("%s verification run: %w", p.id, err)
+		}
 		var cand, base []float64
-		var notes []string
+		notes := []string{vnote}
 		for r := range o.cliRounds {
 			order := []arm{cliArm, iperfArm}
 			if r%2 == 1 {
@@ -189,6 +193,67 @@ func runCLI(bin string, args []string, sink *countingSink, size int) (sample, er
 		msgs: rep.Messages, bytes: rep.Bytes, elapsed: time.Duration(secs * float64(time.Second)),
 		note: fmt.Sprintf("CLI report: backend %s, sync ratio %.2f, zero-copy used %v", rep.Backend, rep.SyncRatio, rep.ZeroCopyUsed),
 	}, nil
+}
+
+// sinkReport is the part of "uringsend sink -json" the benchmark reads.
+type sinkReport struct {
+	Bytes      int64 `json:"bytes"`
+	Messages   int64 `json:"messages"`
+	Verified   int64 `json:"verified"`
+	Corrupt    int64 `json:"corrupt"`
+	OutOfOrder int64 `json:"out_of_order"`
+	Lost       int64 `json:"lost"`
+}
+
+// verifyCLI runs the CLI with -verify for a second against its own sink
+// with -verify, which checks every message's sequence number and
+// checksum.
+func verifyCLI(bin string, args []string) (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	target := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	sink := exec.Command(bin, "sink", "-listen", target, "-verify", "-json", "-interval", "0")
+	var sinkOut, sinkErr bytes.Buffer
+	sink.Stdout, sink.Stderr = &sinkOut, &sinkErr
+	if err := sink.Start(); err != nil {
+		return "", err
+	}
+	defer sink.Process.Kill()
+	for i := 0; ; i++ { // wait until it listens
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			return "", fmt.Errorf("uringsend sink did not listen: %s", sinkErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runArgs := append([]string{"run", "-target", target, "-duration", "1s", "-interval", "0", "-json", "-verify"}, args...)
+	out, err := exec.Command(bin, runArgs...).Output()
+	if err != nil {
+		return "", fmt.Errorf("uringsend run -verify: %v", err)
+	}
+	var run cliReport
+	if err := json.Unmarshal(out, &run); err != nil {
+		return "", err
+	}
+	sink.Process.Signal(os.Interrupt)
+	if err := sink.Wait(); err != nil {
+		return "", fmt.Errorf("uringsend sink: %v: %s", err, sinkErr.String())
+	}
+	var rep sinkReport
+	if err := json.Unmarshal(sinkOut.Bytes(), &rep); err != nil {
+		return "", fmt.Errorf("reading the sink's report: %w", err)
+	}
+	if rep.Corrupt+rep.OutOfOrder+rep.Lost > 0 || rep.Verified != run.Messages || rep.Bytes != run.Bytes {
+		return "", fmt.Errorf("sink verified %d of %d messages (%d bytes of %d): %d corrupt, %d out of order, %d lost",
+			rep.Verified, run.Messages, rep.Bytes, run.Bytes, rep.Corrupt, rep.OutOfOrder, rep.Lost)
+	}
+	return fmt.Sprintf("verification run (-verify, 1 s, to uringsend sink -verify): %d messages, %s, every sequence number and checksum checked", rep.Verified, sizeString(rep.Bytes)), nil
 }
 
 // iperfServer is an iperf3 -s process.

@@ -51,6 +51,7 @@ type options struct {
 	conns       int // P4 connections
 	depthConn   int // P4 Args in flight per connection
 	rings       int // P4 rings of the engine
+	noCoop      bool
 	udpSockets  int // P7 sockets
 	udpDepth    int // P7 Args in flight per socket
 	udpMode     string
@@ -149,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.conns, "conns", 1000, "P4: connections")
 	fs.IntVar(&o.depthConn, "depth-conn", 32, "P4: Args in flight per connection")
 	fs.IntVar(&o.rings, "rings", 1, "P4: io_uring instances of the engine (each with a reaper)")
+	fs.BoolVar(&o.noCoop, "no-coop-taskrun", false, "engines: ring.Config.NoCoopTaskrun (an experiment: task work notified by IPI)")
 	fs.IntVar(&o.udpSockets, "udp-sockets", 8, "P7m: sending sockets (each with its own receiver); P7 uses one")
 	fs.IntVar(&o.udpDepth, "udp-depth", 64, "P7: Args in flight per socket on the pipelined arm")
 	fs.StringVar(&o.udpMode, "udp-mode", "inline", "P7: uringsend sends one datagram at a time per socket (inline) or keeps -udp-depth in flight (pipeline)")

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"runtime/pprof"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sample is what one round of one arm measured.
@@ -17,6 +21,7 @@ type sample struct {
 	syncs     int64         // P5: sends that completed synchronously
 	allocs    uint64        // P6: heap allocations in the probe's window
 	allocMsgs int64         // P6: messages in the probe's window
+	cpu       time.Duration // user+system CPU time of the whole process during the round (runComparison fills it in)
 	note      string        // what the arm wants said about this round (verification rounds)
 }
 
@@ -80,14 +85,24 @@ type comparison struct {
 // runComparison runs one verification round per arm, then o.rounds timed
 // rounds of every arm, alternating which goes first, and returns a row per
 // baseline plus the candidate's samples.
-func runComparison(o options, log io.Writer, c comparison) ([]row, []sample, error) {
+func runComparison(o options, log io.Writer, c comparison) ([]row, [][]sample, error) {
 	arms := []arm{c.cand}
 	for _, b := range c.bases {
 		arms = append(arms, b.arm)
 	}
+	// Goroutines inherit the labels: with -cpuprofile, "go tool pprof
+	// -tagfocus arm=uringsend" shows one arm with its receivers and reaper.
+	run := func(a arm, r round) (s sample, err error) {
+		c0 := processCPU()
+		pprof.Do(context.Background(), pprof.Labels("case", c.bases[0].id, "arm", a.name), func(context.Context) {
+			s, err = a.run(r)
+		})
+		s.cpu = processCPU() - c0
+		return s, err
+	}
 	var verified []string
 	for _, a := range arms {
-		s, err := a.run(round{d: o.verifyDur, verify: true})
+		s, err := run(a, round{d: o.verifyDur, verify: true})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s, verification round: %w", a.name, err)
 		}
@@ -105,7 +120,7 @@ func runComparison(o options, log io.Writer, c comparison) ([]row, []sample, err
 			slices.Reverse(order)
 		}
 		for _, i := range order {
-			s, err := arms[i].run(round{d: o.duration})
+			s, err := run(arms[i], round{d: o.duration})
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s, round %d: %w", arms[i].name, r+1, err)
 			}
@@ -136,7 +151,25 @@ func runComparison(o options, log io.Writer, c comparison) ([]row, []sample, err
 		}
 		rows = append(rows, rw)
 	}
-	return rows, samples[0], nil
+	return rows, samples, nil
+}
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuPerMsg is the process CPU time per message of each sample, in ns.
+func cpuPerMsg(ss []sample) []float64 {
+	v := make([]float64, len(ss))
+	for i, s := range ss {
+		v[i] = float64(s.cpu.Nanoseconds()) / float64(max(s.msgs, 1))
+	}
+	return v
 }
 
 func values(ss []sample, m metric) []float64 {

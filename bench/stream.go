@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uringsend/uringsend/metrics"
+	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 	"github.com/uringsend/uringsend/socket"
 )
@@ -50,6 +51,7 @@ type pipelineCfg struct {
 	recvBuf            int
 	zeroCopy           string
 	rings              int
+	noCoop             bool
 	probeAllocs        bool // count heap allocations in the middle of the round
 }
 
@@ -67,7 +69,7 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 			recv[i] = receive(s, r.verify, cfg.recvBuf)
 		}
 		var reg *prometheus.Registry
-		ecfg := socket.EngineConfig{Backend: socket.BackendIOURing, ZeroCopy: cfg.zeroCopy, Rings: cfg.rings}
+		ecfg := socket.EngineConfig{Backend: socket.BackendIOURing, ZeroCopy: cfg.zeroCopy, Rings: cfg.rings, Ring: ring.Config{NoCoopTaskrun: cfg.noCoop}}
 		if cfg.metrics {
 			reg = prometheus.NewRegistry()
 			m, err := metrics.New(reg, metrics.Options{})
