@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/uringsend/uringsend/ring"
+	"github.com/uringsend/uringsend/socket"
 )
 
 // allCases lists the table's cases in order.
@@ -115,11 +118,17 @@ func p4(o options, log io.Writer) ([]row, error) {
 func p5(o options, log io.Writer) ([]row, error) {
 	rows, all, err := runComparison(o, log, comparison{
 		metric: nsPerOp,
-		cand:   arm{"uringsend", syncSends(64, false)},
+		cand:   arm{"uringsend", syncSends(64, false, o.engineConfig())},
 		bases: []baseline{{
 			arm: arm{"unix.Write", rawWrites(64)},
 			id:  "P5", title: "sync path, idle socket, 64 B (time/op)",
 			target: "≤ 1.3×", pass: atMost(1.3),
+		}, {
+			// The epoll backend's inline attempt is a direct sendmsg(2):
+			// the cost of the socket layer without io_uring.
+			arm: arm{"epoll backend", syncSends(64, false, socket.EngineConfig{Backend: socket.BackendEpoll})},
+			id:  "P5e", title: "sync path vs uringsend's own epoll backend (time/op)",
+			target: "report",
 		}},
 	})
 	if err != nil {
@@ -142,7 +151,7 @@ func p5(o options, log io.Writer) ([]row, error) {
 func p6(o options, log io.Writer) ([]row, error) {
 	shapes := []arm{
 		{"pipeline 64 B (P1 shape)", uringPipeline(pipelineCfg{conns: 1, size: 64, depth: o.depth64, batching: true, recvBuf: 256 << 10, probeAllocs: true})},
-		{"sync 64 B (P5 shape)", syncSends(64, true)},
+		{"sync 64 B (P5 shape)", syncSends(64, true, o.engineConfig())},
 		{"100 conns × 1 KiB (P4 shape, metrics on)", uringPipeline(pipelineCfg{conns: 100, size: 1024, depth: o.depthConn, batching: true, metrics: true, recvBuf: 16 << 10, probeAllocs: true})},
 		{"UDP 64 B (P7 shape)", udpArm(udpInline, 1, 64, 1, true)},
 	}
@@ -218,4 +227,10 @@ func targetString(x float64) string {
 		return fmt.Sprintf("≥ %d×", int(x))
 	}
 	return fmt.Sprintf("≥ %.1f×", x)
+}
+
+// engineConfig is the io_uring engine of the cases that take no other
+// settings.
+func (o options) engineConfig() socket.EngineConfig {
+	return socket.EngineConfig{Backend: socket.BackendIOURing, Ring: ring.Config{NoCoopTaskrun: o.noCoop}}
 }

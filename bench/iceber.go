@@ -40,7 +40,7 @@ func icebergCase(o options, log io.Writer) ([]row, error) {
 	}
 	one, _, err := runComparison(o, log, comparison{
 		metric: nsPerOp,
-		cand:   arm{"uringsend", syncSends(64, false)},
+		cand:   arm{"uringsend", syncSends(64, false, o.engineConfig())},
 		bases: []baseline{{
 			arm: arm{"iouring-go", icebergPipeline(64, 1)},
 			id:  "I2", title: "64 B, one send at a time (time/op), vs iceber/iouring-go",

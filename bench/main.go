@@ -43,6 +43,7 @@ type options struct {
 	jsonOut     bool
 	quick       bool
 	cpuprofile  string
+	mutexprof   string
 	cliRounds   int
 	cliDuration time.Duration
 	depth64     int // P1 Args in flight
@@ -83,6 +84,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.mutexprof != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer func() {
+			f, err := os.Create(o.mutexprof)
+			if err == nil {
+				err = pprof.Lookup("mutex").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(stderr, "bench:", err)
+			}
+		}()
 	}
 	rep := report{Header: machineHeader(o)}
 	progress := stderr
@@ -142,6 +156,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON on stdout (progress goes nowhere unless -v)")
 	fs.BoolVar(&o.quick, "quick", false, "3 rounds of 250 ms, CLI runs of 1 s: about 40 s in all")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.mutexprof, "mutexprofile", "", "write a mutex contention profile of the whole run to this file")
 	fs.IntVar(&o.cliRounds, "cli-rounds", 3, "rounds of each CLI and iperf3 run")
 	fs.DurationVar(&o.cliDuration, "cli-duration", 3*time.Second, "length of each CLI and iperf3 run")
 	fs.IntVar(&o.depth64, "depth64", 1024, "P1: Args in flight on the connection")

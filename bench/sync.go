@@ -39,15 +39,15 @@ func startAllocProbe(d time.Duration, count func() int64) *allocProbe {
 
 // syncSends is P5's candidate: one Args, one send at a time on an idle
 // socket without WithBatching, waiting for Completed when SendAsync
-// returns pending.
-func syncSends(size int, probe bool) func(round) (sample, error) {
+// returns pending, on an engine made with cfg.
+func syncSends(size int, probe bool, cfg socket.EngineConfig) func(round) (sample, error) {
 	return func(r round) (sample, error) {
 		c, srv, err := tcpPair()
 		if err != nil {
 			return sample{}, err
 		}
 		recv := receive(srv, r.verify, 256<<10)
-		eng, err := socket.NewEngine(socket.EngineConfig{Backend: socket.BackendIOURing})
+		eng, err := socket.NewEngine(cfg)
 		if err != nil {
 			c.Close()
 			return sample{}, err
