@@ -2,7 +2,16 @@ package ring
 
 // PeekAndHandle hands every CQE now in the CQ to h, in batches, and
 // returns how many it handed over. The completion lock must be held.
-func (r *Ring) PeekAndHandle(h Handler) int { return r.harvestLocked(h, r.scratch, nil) }
+// A harvest that leaves requests in flight wakes a reaper parked in Go, so
+// that it waits for them in the kernel (a zero-copy send's notification,
+// say, follows its result).
+func (r *Ring) PeekAndHandle(h Handler) int {
+	n := r.harvestLocked(h, r.scratch, nil)
+	if r.parked.Load() && r.inflight.Load() > 0 {
+		r.unparkReaper()
+	}
+	return n
+}
 
 // Pending returns how many published SQEs the kernel has not consumed yet;
 // 0 after Close.

@@ -64,7 +64,7 @@ func (r *Ring) TryHarvest(h Handler) (n int, ok bool) {
 	if !r.cqMu.TryLock() {
 		return 0, false
 	}
-	n = r.harvestLocked(h, r.scratch, nil)
+	n = r.PeekAndHandle(h)
 	r.cqMu.Unlock()
 	return n, true
 }
@@ -103,6 +103,12 @@ func (rp *Reaper) loop() {
 		// when Close gives up on what is left.
 		if r.abandon.Load() || r.sealed.Load() && r.inflight.Load() <= 0 {
 			return
+		}
+		// Nothing in the kernel: park in Go instead of io_uring_enter, so
+		// that sends completing inline (harvested by their submitters)
+		// never wake this goroutine. enter and Wake unpark it.
+		if r.park() {
+			continue
 		}
 		// Submit what is queued and wait for a completion in one call.
 		r.stats.waits.Add(1)
@@ -218,4 +224,35 @@ func (r *Ring) cancelInflight() {
 	}
 	r.UnlockSQ()
 	r.Submit()
+}
+
+// idle reports that nothing is published, in the kernel, or being closed.
+func (r *Ring) idle() bool {
+	return r.inflight.Load() <= 0 && r.pending() == 0 && !r.closing.Load()
+}
+
+// park blocks the reaper while the ring is idle and reports whether it
+// parked. The flag is set before the second look, and wakers clear it with
+// a compare-and-swap before they send, so a waker either sees the reaper
+// parked and wakes it, or the reaper sees the waker's work and stays up.
+func (r *Ring) park() bool {
+	if !r.idle() {
+		return false
+	}
+	r.parked.Store(true)
+	if !r.idle() && r.parked.CompareAndSwap(true, false) {
+		return false
+	}
+	<-r.unpark // from the waker that cleared the flag
+	r.stats.parks.Add(1)
+	return true
+}
+
+// unparkReaper wakes a parked reaper; it reports whether one was parked.
+func (r *Ring) unparkReaper() bool {
+	if r.parked.Load() && r.parked.CompareAndSwap(true, false) {
+		r.unpark <- struct{}{}
+		return true
+	}
+	return false
 }

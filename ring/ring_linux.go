@@ -82,15 +82,17 @@ type Ring struct {
 
 	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
 	closing  atomic.Bool
-	sealed   atomic.Bool  // set by Close under sqMu once no caller's SQE can be published any more
-	abandon  atomic.Bool  // set by Close when the drain budget ran out: the reaper leaves at once
-	closed   atomic.Bool  // set by Close under sqMu and cqMu, before unmapping
-	users    atomic.Int32 // lock-free users of the mappings and fd (see acquire)
+	parked   atomic.Bool   // the reaper sleeps in Go: nothing is in the kernel
+	unpark   chan struct{} // wakes it; capacity 1
+	sealed   atomic.Bool   // set by Close under sqMu once no caller's SQE can be published any more
+	abandon  atomic.Bool   // set by Close when the drain budget ran out: the reaper leaves at once
+	closed   atomic.Bool   // set by Close under sqMu and cqMu, before unmapping
+	users    atomic.Int32  // lock-free users of the mappings and fd (see acquire)
 	closeMu  sync.Mutex
 	reaper   *Reaper
 
 	stats struct {
-		enters, submitted, reaped, overflows, waits atomic.Uint64
+		enters, submitted, reaped, overflows, waits, parks atomic.Uint64
 	}
 }
 
@@ -128,7 +130,7 @@ func New(cfg Config) (*Ring, error) {
 	if err != nil {
 		return nil, setupError(err)
 	}
-	r := &Ring{fd: fd, features: p.Features, flags: p.Flags}
+	r := &Ring{fd: fd, features: p.Features, flags: p.Flags, unpark: make(chan struct{}, 1)}
 	if err := r.mmap(&p); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -330,6 +332,7 @@ type Stats struct {
 	Reaped    uint64 // CQEs harvested (including internal ones)
 	Overflows uint64 // times the CQ overflowed (kernel's overflow counter and IORING_SQ_CQ_OVERFLOW flushes)
 	Waits     uint64 // enters that waited for completions
+	Parks     uint64 // times the reaper slept in Go because nothing was in the kernel
 }
 
 // Stats returns a snapshot of the ring's counters.
@@ -340,5 +343,6 @@ func (r *Ring) Stats() Stats {
 		Reaped:    r.stats.reaped.Load(),
 		Overflows: r.stats.overflows.Load(),
 		Waits:     r.stats.waits.Load(),
+		Parks:     r.stats.parks.Load(),
 	}
 }

@@ -197,6 +197,11 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 		uintptr(minComplete), uintptr(flags), uintptr(arg), argsz)
 	if errno == 0 && n > 0 {
 		r.stats.submitted.Add(uint64(n))
+		if r.parked.Load() && r.inflight.Load() > int64(r.Ready()) {
+			// Something did not complete inside the call: the reaper
+			// must wait for it in the kernel.
+			r.unparkReaper()
+		}
 	}
 	return int(n), errno
 }
@@ -208,6 +213,9 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 func (r *Ring) Wake() error {
 	if r.closed.Load() {
 		return ErrClosed
+	}
+	if r.unparkReaper() {
+		return nil // parked in Go: no system call needed
 	}
 	r.LockSQ()
 	sqe, err := r.getSQE()

@@ -192,26 +192,41 @@ func (e *Engine) remove(s *Socket) {
 // for itself — Close starts the same shutdown and returns at once; it
 // finishes after the handler returns.
 func (e *Engine) Close() error {
-	g := goid()
-	if e.disp.g.Load() == g {
-		return e.closeFromHandler()
-	}
-	for _, u := range e.rings {
-		if u.reaperG.Load() == g {
-			return e.closeFromHandler()
-		}
-	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	socks, ok := e.beginClose()
+	if !ok {
 		return ErrClosed
+	}
+	g := goid()
+	onHandler := e.disp.g.Load() == g
+	for _, u := range e.rings {
+		onHandler = onHandler || u.reaperG.Load() == g
+	}
+	if onHandler {
+		// A goroutine that raises Completed cannot wait for itself.
+		go e.finishClose(socks)
+		return nil
+	}
+	return e.finishClose(socks)
+}
+
+// beginClose marks the engine closed and returns its sockets; false if it
+// already was.
+func (e *Engine) beginClose() ([]*Socket, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, false
 	}
 	e.closed = true
 	socks := make([]*Socket, 0, len(e.socks))
 	for s := range e.socks {
 		socks = append(socks, s)
 	}
-	e.mu.Unlock()
+	return socks, true
+}
+
+// finishClose closes the sockets, then the rings and the dispatcher.
+func (e *Engine) finishClose(socks []*Socket) error {
 	var wg sync.WaitGroup
 	for _, s := range socks {
 		wg.Add(1)
@@ -227,19 +242,6 @@ func (e *Engine) Close() error {
 	}
 	e.disp.close()
 	return err
-}
-
-// closeFromHandler is Close called on a goroutine that raises Completed:
-// it cannot wait for itself, so it starts the shutdown and returns.
-func (e *Engine) closeFromHandler() error {
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	go e.Close()
-	return nil
 }
 
 // errnoOf turns an engine-side failure to submit into the errno the op

@@ -177,6 +177,10 @@ func (u *uring) prep(s *Socket) error {
 		// The send and its LINK_TIMEOUT go in one submission: the
 		// timeout starts when the send starts and cancels it.
 		op.Prep(sqe, s.fd)
+		if s.w.pollFirst {
+			s.w.pollFirst = false
+			sqe.SetIoprio(ring.RecvsendPollFirst)
+		}
 		sqe.SetFlags(ring.SQEIOLink)
 		sqe.SetUserData(ud)
 		s.w.ts = unix.NsecToTimespec(int64(timeout))
@@ -198,6 +202,10 @@ func (u *uring) prep(s *Socket) error {
 			ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, sendop.StreamFlags, ring.SendZCReportUsage)
 		default:
 			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
+		}
+		if s.w.pollFirst {
+			s.w.pollFirst = false
+			sqe.SetIoprio(sqeIoprio(zc) | ring.RecvsendPollFirst)
 		}
 		sqe.SetUserData(ud)
 	}
@@ -243,6 +251,10 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			if s.w.waitTmo || s.w.waitSend {
 				continue
 			}
+			if s.w.sendRes == -int32(syscall.EAGAIN) && !s.w.tmoFired {
+				u.retry(s)
+				continue
+			}
 			if u.onResult(s, s.w.sendRes, s.w.tmoFired) {
 				u.launch(s)
 			}
@@ -263,10 +275,24 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			s.w.zcRes = res
 			continue
 		}
+		if res == -int32(syscall.EAGAIN) {
+			u.retry(s)
+			continue
+		}
 		if u.onResult(s, res, false) {
 			u.launch(s)
 		}
 	}
+}
+
+// retry resubmits a wire that came back with EAGAIN. io_uring returns it
+// for an O_NONBLOCK socket (every Go socket) when it had to punt the send
+// to its worker threads instead of arming poll; nothing was sent. The new
+// SQE asks for poll first (IORING_RECVSEND_POLL_FIRST), so it waits for
+// the socket to take data.
+func (u *uring) retry(s *Socket) {
+	s.w.pollFirst = true
+	u.launch(s)
 }
 
 // AfterHarvest implements ring.Handler: the reaper raises Completed and
@@ -378,4 +404,13 @@ func (u *uring) progress() {
 		u.r.UnlockCQ()
 	}
 	u.afterInlineHarvest()
+}
+
+// sqeIoprio is what a send's SQE carries in ioprio before poll-first is
+// added: the zero-copy flags, or nothing.
+func sqeIoprio(zc bool) uint16 {
+	if zc {
+		return ring.SendZCReportUsage
+	}
+	return 0
 }

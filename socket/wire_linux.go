@@ -30,6 +30,9 @@ type wireState struct {
 	bytes int   // bytes of a coalesced wire
 	zc    bool  // io_uring: send wires above the threshold with SEND_ZC
 	zcRes int32 // io_uring: a zero-copy result waiting for its notification
+	// io_uring: resubmit the wire asking the kernel to poll first (it
+	// answered EAGAIN)
+	pollFirst bool
 
 	// io_uring, a send with a linked timeout: its timespec, which CQEs are
 	// still due, the send's result, and whether the timeout fired.
