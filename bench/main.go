@@ -2,7 +2,7 @@
 // today, in one run on one machine, and prints a table of ratios.
 //
 //	go run ./bench                 # every case, 5 rounds of 1 s per arm (~3 min)
-//	go run ./bench -quick          # 3 rounds of 0.25 s, short CLI runs (~40 s)
+//	go run ./bench -quick          # 3 rounds of 0.25 s, short CLI runs (~30 s)
 //	go run ./bench -cases P1,P4 -rounds 7 -duration 2s -json
 //	go run -tags iceber -ldflags=-checklinkname=0 ./bench -cases iceber
 //
@@ -154,7 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.verifyDur, "verify-duration", 0, "length of each arm's SHA-256 verification round (default duration/4)")
 	cases := fs.String("cases", "all", "comma-separated cases: P1..P7, cli, iceber, or all")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON on stdout (progress goes nowhere unless -v)")
-	fs.BoolVar(&o.quick, "quick", false, "3 rounds of 250 ms, CLI runs of 1 s: about 40 s in all")
+	fs.BoolVar(&o.quick, "quick", false, "3 rounds of 250 ms, CLI runs of 1 s: about 30 s in all")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&o.mutexprof, "mutexprofile", "", "write a mutex contention profile of the whole run to this file")
 	fs.IntVar(&o.cliRounds, "cli-rounds", 3, "rounds of each CLI and iperf3 run")
