@@ -1,0 +1,334 @@
+// Command soak runs uringsend under load and faults for a while and then
+// checks that nothing was lost, nothing happened twice and nothing leaked.
+//
+//	go run ./soak -duration 60s
+//
+// Workers open stream connections (TCP and unix, on the io_uring and the
+// epoll backend, some batching, some made by Listener.Accept or FromConn,
+// some on short-lived engines with tiny rings), send random shapes
+// (Buffers and BufferLists, some past IOV_MAX) with a bounded window of
+// reused Args or as chains that resend from Completed, and inject faults:
+// the peer resets the connection or closes it, stalls (zero window) or
+// reads slowly; the socket is closed mid-flight from another goroutine,
+// from a Completed handler or by the sender; a short-lived engine is
+// closed under its sockets.
+//
+// Every connection is checked when it ends: each accepted send completed
+// exactly once (a synchronous result or one Completed), with Success or
+// an error the injected fault explains (its errno agreeing), with no bytes
+// after a send that stopped short; the peer received exactly the bytes
+// reported transferred (or, when it went away itself, a prefix of them),
+// compared by SHA-256. At the end: the engines' uringsend_inflight_sends
+// gauges are 0, goroutines and descriptors are back to their start, no
+// SIGPIPE arrived.
+//
+// It prints one summary line — ops, bytes, faults injected, violations —
+// and exits with status 1 if there was any violation. Memory is bounded:
+// data is cut from one shared random block, windows and connection
+// lifetimes are capped.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uringsend/uringsend/metrics"
+	"github.com/uringsend/uringsend/socket"
+)
+
+// config is what the flags set.
+type config struct {
+	duration time.Duration
+	workers  int // concurrent connections per backend
+	maxSends int // sends per connection, at most
+	window   int // sends in flight per connection, at most
+	seed     uint64
+	verbose  bool
+}
+
+func main() {
+	var cfg config
+	flag.DurationVar(&cfg.duration, "duration", 60*time.Second, "how long to run")
+	flag.IntVar(&cfg.workers, "conns", 8, "concurrent connections per backend")
+	flag.IntVar(&cfg.maxSends, "max-sends", 1500, "sends per connection, at most")
+	flag.IntVar(&cfg.window, "window", 48, "sends in flight per connection, at most")
+	flag.Uint64Var(&cfg.seed, "seed", 0, "random seed (0: from the clock)")
+	flag.BoolVar(&cfg.verbose, "v", false, "progress lines and violation details on stderr")
+	flag.Parse()
+	if cfg.seed == 0 {
+		cfg.seed = uint64(time.Now().UnixNano())
+	}
+	log.SetFlags(0)
+	log.SetPrefix("soak: ")
+	os.Exit(run(cfg, os.Stdout))
+}
+
+// soak is the state of one run.
+type soak struct {
+	cfg     config
+	dir     string // unix socket paths
+	engines map[string]*engine
+	start   time.Time
+	stop    atomic.Bool
+
+	ops, bytes, conns atomic.Int64
+	faultMu           sync.Mutex
+	faults            map[string]int
+	violMu            sync.Mutex
+	violations        int
+	violByKind        map[string]int
+	peakHeap          atomic.Uint64
+}
+
+// engine is an engine with metrics on a registry of its own.
+type engine struct {
+	*socket.Engine
+	inflight func() float64
+}
+
+func newEngine(cfg socket.EngineConfig) (*engine, error) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metrics = m
+	eng, err := socket.NewEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if eng.Backend() != cfg.Backend {
+		eng.Close()
+		return nil, fmt.Errorf("engine %s runs on %s", cfg.Backend, eng.Backend())
+	}
+	return &engine{Engine: eng, inflight: func() float64 { return gauge(reg, metrics.NameInflightSends) }}, nil
+}
+
+// gauge reads a gauge from reg.
+func gauge(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			v := 0.0
+			for _, m := range mf.GetMetric() {
+				v += m.GetGauge().GetValue()
+			}
+			return v
+		}
+	}
+	return -1
+}
+
+func (s *soak) fault(kind string) {
+	s.faultMu.Lock()
+	s.faults[kind]++
+	s.faultMu.Unlock()
+}
+
+func (s *soak) violation(kind, format string, args ...any) {
+	s.violMu.Lock()
+	s.violations++
+	s.violByKind[kind]++
+	n := s.violations
+	s.violMu.Unlock()
+	if n <= 20 || s.cfg.verbose {
+		log.Printf("VIOLATION %s: "+format, append([]any{kind}, args...)...)
+	}
+}
+
+func run(cfg config, out io.Writer) int {
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, syscall.SIGPIPE)
+	var sigpipes atomic.Int64
+	sigDone := make(chan struct{})
+	go func() {
+		for range sigs {
+			sigpipes.Add(1)
+		}
+		close(sigDone)
+	}()
+	warmUp()
+	runtime.GC()
+	startG, startFDs := runtime.NumGoroutine(), countFDs()
+
+	s := &soak{cfg: cfg, engines: map[string]*engine{}, faults: map[string]int{}, violByKind: map[string]int{}, start: time.Now()}
+	dir, err := os.MkdirTemp("", "soak")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s.dir = dir
+	for _, be := range []string{socket.BackendIOURing, socket.BackendEpoll} {
+		e, err := newEngine(socket.EngineConfig{Backend: be})
+		if err != nil {
+			log.Fatalf("engine %s: %v", be, err)
+		}
+		s.engines[be] = e
+	}
+
+	stopMon := make(chan struct{})
+	monDone := make(chan struct{})
+	go s.monitor(stopMon, monDone)
+
+	var wg sync.WaitGroup
+	var seq atomic.Uint64
+	for _, be := range []string{socket.BackendIOURing, socket.BackendEpoll} {
+		for w := range cfg.workers {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(cfg.seed, uint64(w)<<1|map[string]uint64{socket.BackendIOURing: 0, socket.BackendEpoll: 1}[be]))
+				for !s.stop.Load() {
+					s.connection(rng, be, seq.Add(1))
+				}
+			})
+		}
+	}
+	time.Sleep(cfg.duration)
+	s.stop.Store(true)
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Minute):
+		s.violation("hang", "connections still running 2 minutes after the end")
+		buf := make([]byte, 4<<20)
+		log.Printf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+		fmt.Fprintf(out, "soak: violations=%d (hang)\n", s.violations)
+		return 1
+	}
+	close(stopMon)
+	<-monDone
+
+	// The long-lived engines: nothing in flight, then closed.
+	for be, e := range s.engines {
+		if v := e.inflight(); v != 0 {
+			s.violation("inflight", "%s engine: %s = %v with every connection done", be, metrics.NameInflightSends, v)
+		}
+		if err := e.Close(); err != nil {
+			s.violation("close", "%s Engine.Close: %v", be, err)
+		}
+		if v := e.inflight(); v != 0 {
+			s.violation("inflight", "%s engine: %s = %v after Close", be, metrics.NameInflightSends, v)
+		}
+	}
+	os.RemoveAll(dir)
+
+	// Goroutines and descriptors back where they were.
+	var endG, endFDs int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		endG, endFDs = runtime.NumGoroutine(), countFDs()
+		if endG <= startG && endFDs <= startFDs || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if endG > startG {
+		buf := make([]byte, 1<<20)
+		s.violation("goroutines", "%d goroutines at the end, %d at the start\n%s", endG, startG, buf[:runtime.Stack(buf, true)])
+	}
+	if endFDs > startFDs {
+		s.violation("fds", "%d descriptors at the end, %d at the start", endFDs, startFDs)
+	}
+	signal.Stop(sigs)
+	close(sigs)
+	<-sigDone
+	if n := sigpipes.Load(); n > 0 {
+		s.violation("sigpipe", "%d SIGPIPE delivered", n)
+	}
+
+	elapsed := time.Since(s.start).Round(time.Second)
+	var fk []string
+	total := 0
+	for k, n := range s.faults {
+		fk = append(fk, fmt.Sprintf("%s=%d", k, n))
+		total += n
+	}
+	sort.Strings(fk)
+	var vk []string
+	for k, n := range s.violByKind {
+		vk = append(vk, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(vk)
+	viol := fmt.Sprint(s.violations)
+	if len(vk) > 0 {
+		viol += " (" + strings.Join(vk, " ") + ")"
+	}
+	fmt.Fprintf(out, "soak: %v seed=%d conns=%d ops=%d bytes=%d (%.1f MiB/s) faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d peak-heap=%.0fMiB\n",
+		elapsed, cfg.seed, s.conns.Load(), s.ops.Load(), s.bytes.Load(), float64(s.bytes.Load())/elapsed.Seconds()/(1<<20),
+		total, strings.Join(fk, " "), viol, startG, endG, startFDs, endFDs, sigpipes.Load(), float64(s.peakHeap.Load())/(1<<20))
+	if s.violations > 0 {
+		return 1
+	}
+	return 0
+}
+
+// monitor samples the heap and, with -v, prints a progress line every 10 s.
+func (s *soak) monitor(stop, done chan struct{}) {
+	defer close(done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse > s.peakHeap.Load() {
+			s.peakHeap.Store(ms.HeapInuse)
+		}
+		if s.cfg.verbose && i%10 == 0 {
+			s.violMu.Lock()
+			v := s.violations
+			s.violMu.Unlock()
+			log.Printf("%v: conns=%d ops=%d bytes=%d violations=%d heap=%.0fMiB goroutines=%d",
+				time.Since(s.start).Round(time.Second), s.conns.Load(), s.ops.Load(), s.bytes.Load(), v,
+				float64(ms.HeapInuse)/(1<<20), runtime.NumGoroutine())
+		}
+	}
+}
+
+// warmUp makes the runtime open what it keeps open for good (the
+// netpoller's descriptors), so that the start counts are steady.
+func warmUp() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err == nil {
+		if p, err := l.Accept(); err == nil {
+			p.Close()
+		}
+		c.Close()
+	}
+	l.Close()
+	pool()
+}
+
+// countFDs counts the process's open descriptors.
+func countFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents) - 1
+}
