@@ -116,6 +116,32 @@ func (r *Ring) pending() uint32 {
 // With nothing to submit it makes no system call. After Close it returns
 // ErrClosed.
 func (r *Ring) Submit() (int, error) {
+	n, err := r.submit()
+	if r.parked.Load() && r.inflight.Load() > 0 {
+		// Someone must hand over what this leaves in the CQ or the
+		// kernel: wake a reaper that sleeps in Go.
+		r.unparkReaper()
+	}
+	return n, err
+}
+
+// SubmitAndHarvest is Submit followed at once by the inline peek: it
+// submits, takes the completion lock and hands h every CQE now in the CQ —
+// the sends that completed inside the system call among them. Only what is
+// still in flight afterwards wakes a reaper parked in Go, so sends that
+// complete inline never involve it.
+func (r *Ring) SubmitAndHarvest(h Handler) (int, error) {
+	n, err := r.submit()
+	if err == ErrClosed {
+		return n, err
+	}
+	r.cqMu.Lock()
+	r.PeekAndHandle(h)
+	r.cqMu.Unlock()
+	return n, err
+}
+
+func (r *Ring) submit() (int, error) {
 	if !r.acquire() {
 		return 0, ErrClosed
 	}
@@ -197,11 +223,6 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 		uintptr(minComplete), uintptr(flags), uintptr(arg), argsz)
 	if errno == 0 && n > 0 {
 		r.stats.submitted.Add(uint64(n))
-		if r.parked.Load() && r.inflight.Load() > int64(r.Ready()) {
-			// Something did not complete inside the call: the reaper
-			// must wait for it in the kernel.
-			r.unparkReaper()
-		}
 	}
 	return int(n), errno
 }

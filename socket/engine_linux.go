@@ -196,12 +196,7 @@ func (e *Engine) Close() error {
 	if !ok {
 		return ErrClosed
 	}
-	g := goid()
-	onHandler := e.disp.g.Load() == g
-	for _, u := range e.rings {
-		onHandler = onHandler || u.reaperG.Load() == g
-	}
-	if onHandler {
+	if e.onRaiser() {
 		// A goroutine that raises Completed cannot wait for itself.
 		go e.finishClose(socks)
 		return nil
@@ -334,37 +329,54 @@ func (e *Engine) observe(a *sendop.Args, sync bool) {
 	e.m.InflightAdd(-1)
 }
 
-// raiseAll raises Completed for every op of q, in order. With metrics it
-// reads the clock once and counts successes once for the whole batch; lb,
-// when not nil, gathers the latencies (it belongs to the calling reaper).
+// raiseAll raises Completed for every op of q, in order. Metrics first
+// (so a handler sees its own send counted): the clock is read once and
+// successes counted once for the whole batch; lb, when not nil, gathers
+// the latencies (it belongs to the calling reaper).
 func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
-	if e.m == nil {
-		for a := q.Pop(); a != nil; a = q.Pop() {
-			sendop.OpOf(a).Raise()
+	if e.m != nil {
+		now := e.now()
+		n, ok, bytes := 0, 0, 0
+		for a := q.Head(); a != nil; a = sendop.OpOf(a).Next() {
+			op := sendop.OpOf(a)
+			if lb != nil {
+				lb.Observe(now - op.Start)
+			} else {
+				e.m.ObserveLatency(false, float64(now-op.Start)/1e9)
+			}
+			if code := a.SocketError(); code == sendop.Success {
+				ok++
+				bytes += a.BytesTransferred()
+			} else {
+				e.m.AddSends(false, code.String(), 1, 0)
+			}
+			n++
 		}
-		return
+		lb.Flush()
+		e.m.AddSends(false, sendop.Success.String(), ok, bytes)
+		e.m.InflightAdd(-n)
 	}
-	now := e.now()
-	n, ok, bytes := 0, 0, 0
 	for a := q.Pop(); a != nil; a = q.Pop() {
 		op := sendop.OpOf(a)
-		if lb != nil {
-			lb.Observe(now - op.Start)
-		} else {
-			e.m.ObserveLatency(false, float64(now-op.Start)/1e9)
-		}
-		if code := a.SocketError(); code == sendop.Success {
-			ok++
-			bytes += a.BytesTransferred()
-		} else {
-			e.m.AddSends(false, code.String(), 1, 0)
-		}
-		n++
+		s := op.Socket.(*Socket)
 		op.Raise()
+		s.unraised.Add(-1)
 	}
-	lb.Flush()
-	e.m.AddSends(false, sendop.Success.String(), ok, bytes)
-	e.m.InflightAdd(-n)
+}
+
+// onRaiser reports whether the calling goroutine raises Completed for the
+// engine (a reaper or the dispatcher): it must not wait for raises.
+func (e *Engine) onRaiser() bool {
+	g := goid()
+	if e.disp.g.Load() == g {
+		return true
+	}
+	for _, u := range e.rings {
+		if u.reaperG.Load() == g {
+			return true
+		}
+	}
+	return false
 }
 
 // zeroCopyPeer reports whether fd is a connected TCP socket whose peer

@@ -46,6 +46,7 @@ type Socket struct {
 	flush         bool          // batching: the reaper will put the queue on the wire
 	drained       chan struct{} // closed when a closing socket's queue empties
 	closeDone     chan struct{} // closed when Close has finished
+	unraised      atomic.Int64  // completed sends handed over whose Completed has not returned
 }
 
 // Option configures a Socket.
@@ -270,15 +271,21 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 // OperationAborted (a send that finished first keeps its real result),
 // each exactly once; in-flight sends are cancelled in the kernel before
 // the descriptor is closed, so its number cannot be reused while the
-// kernel still holds it. Close may be called from Completed. A Socket
+// kernel still holds it. When Close returns, every Completed of the socket
+// has returned too — unless Close is called from a Completed handler,
+// which it cannot wait for. A Socket
 // made by FromConn leaves the connection open. A second Close returns
-// ErrClosed once the first has finished.
+// ErrClosed once the first has finished (at once inside Completed).
 func (s *Socket) Close() error {
 	s.mu.Lock()
 	if s.closing {
 		done := s.closeDone
 		s.mu.Unlock()
-		<-done // the first Close has finished: the descriptor is released
+		if !s.eng.onRaiser() {
+			// Wait for the first Close to release the descriptor; not on
+			// a goroutine raising Completed, which the first may wait for.
+			<-done
+		}
 		return ErrClosed
 	}
 	s.closing = true
@@ -298,6 +305,13 @@ func (s *Socket) Close() error {
 	}
 	if drained != nil {
 		s.cancelAndWait(drained)
+	}
+	if !s.eng.onRaiser() {
+		// Every Completed of this socket has run when Close returns
+		// (except when Close runs inside one: it cannot wait for itself).
+		for wait := time.Microsecond; s.unraised.Load() > 0; wait = min(2*wait, time.Millisecond) {
+			time.Sleep(wait)
+		}
 	}
 	s.eng.remove(s)
 	if s.owner != nil {

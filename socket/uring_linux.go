@@ -123,14 +123,11 @@ func (u *uring) lookup(ud uint64) *Socket {
 // (wire == 1). Submit, then peek.
 func (u *uring) start(s *Socket, e *sendop.Args) {
 	u.launch(s)
-	u.r.Submit()
 	// The peek: a send on an idle socket completes inside io_uring_enter,
-	// so its CQE is usually there now. Waiting for the completion lock
-	// (the reaper holds it only while it hands CQEs over) keeps such
-	// sends synchronous.
-	u.r.LockCQ()
-	u.r.PeekAndHandle(u)
-	u.r.UnlockCQ()
+	// so its CQE is usually there right after it. Waiting for the
+	// completion lock (the reaper holds it only while it hands CQEs over)
+	// keeps such sends synchronous.
+	u.r.SubmitAndHarvest(u)
 	u.afterInlineHarvest()
 }
 
@@ -377,7 +374,7 @@ func (u *uring) abortCorked(s *Socket) {
 			raise.Push(e)
 		}
 	}
-	u.raise.pushAll(&raise)
+	s.handOver(&raise)
 	if drained != nil {
 		close(drained)
 	}

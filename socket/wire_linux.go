@@ -168,6 +168,10 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 // handOver gives completed sends to the goroutine that raises Completed
 // for s: its ring's reaper, or the engine's dispatcher on the epoll path.
 func (s *Socket) handOver(q *sendop.Queue) {
+	if q.Len() == 0 {
+		return
+	}
+	s.unraised.Add(int64(q.Len()))
 	if s.u != nil {
 		s.u.raise.pushAll(q)
 		return
