@@ -12,10 +12,11 @@ VULNDB_DIR ?= $(shell $(GO) env GOCACHE)/uringsend-vulndb-$(VULNDB)
 # the Go command fetches it through the module proxy.
 RELEASE_TOOLCHAIN ?= go1.26.10
 TESTFLAGS  ?=
+SOAK       ?= 60s
 
 .DEFAULT_GOAL := build
 
-.PHONY: build deps test bench lint image help
+.PHONY: build deps test bench gobench soak lint image help
 
 build: ## Build every package
 	$(GO) build ./...
@@ -28,8 +29,14 @@ test: deps ## Vet, then run all tests with the race detector (extra flags: TESTF
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./... $(TESTFLAGS)
 	cd docker/k8stest && GOFLAGS=-mod=mod $(GO) test -count=1 ./...
 
-bench: ## Run the Go benchmarks
+bench: ## The ratio table (uringsend vs net.Conn.Write, writev, unix.Write, iperf3) measured in one run; BENCHFLAGS=-quick for ~30 s
+	$(GO) run ./bench $(BENCHFLAGS)
+
+gobench: ## Every Go benchmark of the packages
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+soak: ## Soak both backends with random shapes and faults for $(SOAK) (SOAK=10m for longer)
+	$(GO) run ./soak -duration $(SOAK)
 
 lint: ## gofmt (must be clean), go vet, staticcheck, govulncheck
 	@files=$$(git ls-files --cached --others --exclude-standard -- '*.go'); \
