@@ -1,4 +1,4 @@
-//go:build iceber
+//go:build linux && iceber
 
 // The iceber case compares uringsend with the root package of
 // github.com/iceber/iouring-go, which needs a //go:linkname that Go >= 1.23

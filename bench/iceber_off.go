@@ -1,4 +1,4 @@
-//go:build !iceber
+//go:build linux && !iceber
 
 package main
 

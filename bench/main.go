@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures uringsend against the ways Go programs send
 // today, in one run on one machine, and prints a table of ratios.
 //

@@ -72,6 +72,11 @@ func (e *Args) Err() error {
 	return &Error{Code: SocketErrorOf(e.op.errno), Errno: e.op.errno}
 }
 
+// IOVMax is the most iovecs one sendmsg takes (Linux UIO_MAXIOV). Stream
+// sends of longer BufferLists go out in pieces of IOVMax; datagram sends
+// of longer lists fail with MessageSize.
+const IOVMax = 1024
+
 // OpOf returns the engine-facing half of e. It is for send engines
 // (package socket); user code has no use for it.
 func OpOf(e *Args) *Op { return &e.op }

@@ -8,11 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// IOVMax is the most iovecs one sendmsg takes (Linux UIO_MAXIOV). Stream
-// sends of longer BufferLists go out in pieces of IOVMax; datagram sends
-// of longer lists fail with MessageSize.
-const IOVMax = 1024
-
 const (
 	msgNoSignal  = unix.MSG_NOSIGNAL
 	allowedFlags = unix.MSG_OOB | unix.MSG_DONTROUTE | unix.MSG_EOR | unix.MSG_MORE |

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command soak runs uringsend under load and faults for a while and then
 // checks that nothing was lost, nothing happened twice and nothing leaked.
 //

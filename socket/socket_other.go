@@ -83,6 +83,9 @@ func (s *Socket) SendAsync(e *sendop.Args) (bool, error) { return false, ErrNotS
 // Close does nothing.
 func (s *Socket) Close() error { return nil }
 
+// FD returns -1.
+func (s *Socket) FD() int { return -1 }
+
 // Listener is not available on this platform.
 type Listener struct{}
 
