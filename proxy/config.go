@@ -4,10 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
+	"github.com/uringsend/uringsend/loadgen"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/uringsend/uringsend/socket"
@@ -152,68 +151,9 @@ func checkHostPort(flag, addr string, portZeroOK bool) error {
 // slots is the number of buffers one direction may have in flight.
 func (c *Config) slots() int { return max(1, int(c.MaxInflight/c.BufferSize)) }
 
-// Size is a number of bytes, a flag.Value: "512", "512B", "32KiB",
-// "4MiB", "1GiB" (binary) or "64kB", "1MB", "64k", "1M" (decimal). Case
-// does not matter.
-type Size int64
-
-var sizeUnits = []struct {
-	suffix string
-	mult   float64
-}{
-	// Longest first: "kib" must win over "b".
-	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30},
-	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9},
-	{"k", 1e3}, {"m", 1e6}, {"g", 1e9},
-	{"b", 1},
-}
+// Size is a number of bytes, a flag.Value: "512", "32KiB", "4MiB", "64kB"
+// — the load generator's type, so both commands read sizes alike.
+type Size = loadgen.Size
 
 // ParseSize parses s as a Size.
-func ParseSize(s string) (Size, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := 1.0
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || t == "" || strings.ContainsAny(t, "xXpP_") || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("bad size %q: want bytes like 512, 32KiB, 4MiB", s)
-	}
-	v := f * mult
-	switch {
-	case v < 0:
-		return 0, fmt.Errorf("bad size %q: negative", s)
-	case v != math.Trunc(v):
-		return 0, fmt.Errorf("bad size %q: not a whole number of bytes", s)
-	case v > 1<<40:
-		return 0, fmt.Errorf("bad size %q: too large", s)
-	}
-	return Size(v), nil
-}
-
-// Set implements flag.Value.
-func (z *Size) Set(s string) error {
-	v, err := ParseSize(s)
-	if err != nil {
-		return err
-	}
-	*z = v
-	return nil
-}
-
-// String returns z in the largest binary unit that divides it ("4MiB",
-// "32KiB", "1500B"); ParseSize accepts it.
-func (z Size) String() string {
-	switch {
-	case z >= 1<<30 && z%(1<<30) == 0:
-		return strconv.FormatInt(int64(z>>30), 10) + "GiB"
-	case z >= 1<<20 && z%(1<<20) == 0:
-		return strconv.FormatInt(int64(z>>20), 10) + "MiB"
-	case z >= 1<<10 && z%(1<<10) == 0:
-		return strconv.FormatInt(int64(z>>10), 10) + "KiB"
-	}
-	return strconv.FormatInt(int64(z), 10) + "B"
-}
+func ParseSize(s string) (Size, error) { return loadgen.ParseSize(s) }
