@@ -37,7 +37,8 @@ type Socket struct {
 	batch   bool                  // WithBatching: never inline; queue and coalesce
 	writeFn func(fd uintptr) bool // epoll: s.writeOnce, made once
 
-	maxInflight   int // WithMaxInflightBytes
+	maxInflight   int           // WithMaxInflightBytes
+	writeTimeout  time.Duration // WithWriteTimeout
 	bpMu          sync.Mutex
 	bpCond        *sync.Cond
 	inflightBytes int
@@ -53,9 +54,10 @@ type Socket struct {
 type Option func(*options)
 
 type options struct {
-	eng         *Engine
-	batch       bool
-	maxInflight int
+	eng          *Engine
+	batch        bool
+	maxInflight  int
+	writeTimeout time.Duration
 }
 
 // WithBatching puts a stream socket in batching mode, for pipelines that
@@ -100,6 +102,7 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 	s.stream = typ == unix.SOCK_STREAM
 	s.batch = o.batch && s.stream
 	s.maxInflight = o.maxInflight
+	s.writeTimeout = o.writeTimeout
 	s.bpCond = sync.NewCond(&s.bpMu)
 	s.writeFn = s.writeOnce
 	s.conned.Store(connected)

@@ -5,6 +5,7 @@ package socket
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/sendop"
@@ -43,6 +44,9 @@ func DialContext(ctx context.Context, network, address string, opts ...Option) (
 
 // WithBatching does nothing on this platform.
 func WithBatching() Option { return func() {} }
+
+// WithWriteTimeout does nothing on this platform.
+func WithWriteTimeout(d time.Duration) Option { return func() {} }
 
 // WithMaxInflightBytes does nothing on this platform.
 func WithMaxInflightBytes(n int) Option { return func() {} }

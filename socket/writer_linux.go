@@ -3,6 +3,7 @@ package socket
 import (
 	"io"
 	"sync"
+	"time"
 
 	"github.com/uringsend/uringsend/sendop"
 )
@@ -60,6 +61,7 @@ func (r *writeReq) finish() {
 func (s *Socket) Write(p []byte) (int, error) {
 	r := writeReqs.Get().(*writeReq)
 	r.e.SetBuffer(p)
+	r.e.Timeout = s.writeTimeout
 	pending, err := s.SendAsync(&r.e)
 	if err != nil {
 		r.e.SetBuffer(nil)
@@ -87,6 +89,7 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 	}
 	r := writeReqs.Get().(*writeReq)
 	r.e.SetBuffer(p)
+	r.e.Timeout = s.writeTimeout
 	r.cb, r.s, r.n = done, s, len(p)
 	pending, err := s.SendAsync(&r.e)
 	if err != nil {
@@ -152,6 +155,11 @@ func (s *Socket) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 }
+
+// WithWriteTimeout gives every Write and WriteAsync on the socket a
+// sendop.Args.Timeout of d: a write still on the wire after d fails with
+// TimedOut (errors.Is(err, syscall.ETIMEDOUT)) and the bytes it sent.
+func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
 
 // WithMaxInflightBytes bounds the bytes WriteAsync keeps in flight on the
 // socket: past n, WriteAsync waits until completions bring it below. One

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -194,4 +195,20 @@ func TestWriteAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { s.Write(buf) }); n != 0 {
 		t.Fatalf("%v allocs per Write", n)
 	}
+}
+
+// WithWriteTimeout: a Write to a peer that stops reading fails with
+// TimedOut after the timeout, reporting what it sent.
+func TestWriteTimeout(t *testing.T) {
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		s, _ := dialPeer(t, eng, WithWriteTimeout(150*time.Millisecond))
+		start := time.Now()
+		n, err := s.Write(make([]byte, 64<<20))
+		if !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("Write = %d, %v; want ETIMEDOUT", n, err)
+		}
+		if n <= 0 || n >= 64<<20 || time.Since(start) < 100*time.Millisecond {
+			t.Fatalf("Write sent %d bytes after %v", n, time.Since(start))
+		}
+	})
 }
