@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ type config struct {
 	window   int // sends in flight per connection, at most
 	seed     uint64
 	verbose  bool
+	memprof  string
 }
 
 func main() {
@@ -70,6 +72,7 @@ func main() {
 	flag.IntVar(&cfg.window, "window", 48, "sends in flight per connection, at most")
 	flag.Uint64Var(&cfg.seed, "seed", 0, "random seed (0: from the clock)")
 	flag.BoolVar(&cfg.verbose, "v", false, "progress lines and violation details on stderr")
+	flag.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile here when the connections are done")
 	flag.Parse()
 	if cfg.seed == 0 {
 		cfg.seed = uint64(time.Now().UnixNano())
@@ -184,6 +187,8 @@ func run(cfg config, out io.Writer) int {
 		s.engines[be] = e
 	}
 
+	startHeap := liveHeap()
+
 	stopMon := make(chan struct{})
 	monDone := make(chan struct{})
 	go s.monitor(stopMon, monDone)
@@ -215,6 +220,15 @@ func run(cfg config, out io.Writer) int {
 	}
 	close(stopMon)
 	<-monDone
+	if cfg.memprof != "" {
+		writeHeapProfile(cfg.memprof)
+	}
+	// Every connection is closed: what they used must be garbage again.
+	endHeap := liveHeap()
+	if endHeap > startHeap+heapSlack {
+		s.violation("heap", "live heap %.0f MiB after every connection closed, %.0f MiB at the start: closed connections are still referenced",
+			float64(endHeap)/(1<<20), float64(startHeap)/(1<<20))
+	}
 
 	// The long-lived engines: nothing in flight, then closed.
 	for be, e := range s.engines {
@@ -272,9 +286,10 @@ func run(cfg config, out io.Writer) int {
 	if len(vk) > 0 {
 		viol += " (" + strings.Join(vk, " ") + ")"
 	}
-	fmt.Fprintf(out, "soak: %v seed=%d conns=%d ops=%d bytes=%d (%.1f MiB/s) faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d peak-heap=%.0fMiB\n",
+	fmt.Fprintf(out, "soak: %v seed=%d conns=%d ops=%d bytes=%d (%.1f MiB/s) faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB\n",
 		elapsed, cfg.seed, s.conns.Load(), s.ops.Load(), s.bytes.Load(), float64(s.bytes.Load())/elapsed.Seconds()/(1<<20),
-		total, strings.Join(fk, " "), viol, startG, endG, startFDs, endFDs, sigpipes.Load(), float64(s.peakHeap.Load())/(1<<20))
+		total, strings.Join(fk, " "), viol, startG, endG, startFDs, endFDs, sigpipes.Load(),
+		float64(startHeap)/(1<<20), float64(endHeap)/(1<<20), float64(s.peakHeap.Load())/(1<<20))
 	if s.violations > 0 {
 		return 1
 	}
@@ -298,12 +313,14 @@ func (s *soak) monitor(stop, done chan struct{}) {
 			s.peakHeap.Store(ms.HeapInuse)
 		}
 		if s.cfg.verbose && i%10 == 0 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms) // the live heap, just after a collection
 			s.violMu.Lock()
 			v := s.violations
 			s.violMu.Unlock()
-			log.Printf("%v: conns=%d ops=%d bytes=%d violations=%d heap=%.0fMiB goroutines=%d",
+			log.Printf("%v: conns=%d ops=%d bytes=%d violations=%d live-heap=%.0fMiB goroutines=%d",
 				time.Since(s.start).Round(time.Second), s.conns.Load(), s.ops.Load(), s.bytes.Load(), v,
-				float64(ms.HeapInuse)/(1<<20), runtime.NumGoroutine())
+				float64(ms.HeapAlloc)/(1<<20), runtime.NumGoroutine())
 		}
 	}
 }
@@ -324,6 +341,33 @@ func warmUp() {
 	}
 	l.Close()
 	pool()
+}
+
+// heapSlack is how much more live heap the end may have than the start
+// (metrics series, pools, the runtime's own caches).
+const heapSlack = 32 << 20
+
+// liveHeap is the heap in use just after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// writeHeapProfile writes the live heap to path.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
 }
 
 // countFDs counts the process's open descriptors.
