@@ -183,6 +183,9 @@ func (e *Engine) remove(s *Socket) {
 	if s.u != nil {
 		s.u.remove(s)
 	}
+	// The wire's iovecs and msghdr (pinned the first time the socket
+	// coalesced, on either backend) are no longer the kernel's.
+	s.w.pin.Unpin()
 }
 
 // Close closes every socket of the engine (their pending sends complete

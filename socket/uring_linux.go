@@ -102,7 +102,6 @@ func (u *uring) remove(s *Socket) {
 	socks[s.w.idx] = nil
 	u.free = append(u.free, s.w.idx)
 	u.socks.Store(&socks)
-	s.w.pin.Unpin()
 }
 
 // lookup returns the socket whose SQE is tagged ud, or nil if stale.
