@@ -105,8 +105,6 @@ type Op struct {
 
 	// Start is the engine's timestamp (nanoseconds) of SendAsync.
 	Start int64
-	// UserData is the engine's tag for the op's in-flight SQE.
-	UserData uint64
 	// Socket is the engine's owner of the op while it is in use.
 	Socket any
 }

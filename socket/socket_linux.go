@@ -259,7 +259,7 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	s.w.wire = 1
 	s.mu.Unlock()
 	if s.u != nil {
-		s.u.start(s, e)
+		s.u.start(s)
 	} else {
 		s.epollStart(e)
 	}

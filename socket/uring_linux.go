@@ -118,9 +118,9 @@ func (u *uring) lookup(ud uint64) *Socket {
 	return s
 }
 
-// start is SendAsync's inline path: e is alone at the front of s's queue
-// (wire == 1). Submit, then peek.
-func (u *uring) start(s *Socket, e *sendop.Args) {
+// start is SendAsync's inline path: its send is alone at the front of s's
+// queue (wire == 1). Submit, then peek.
+func (u *uring) start(s *Socket) {
 	u.launch(s)
 	// The peek: a send on an idle socket completes inside io_uring_enter,
 	// so its CQE is usually there right after it. Waiting for the
