@@ -48,6 +48,8 @@ type Socket struct {
 	drained       chan struct{} // closed when a closing socket's queue empties
 	closeDone     chan struct{} // closed when Close has finished
 	unraised      atomic.Int64  // completed sends handed over whose Completed has not returned
+
+	rx rxState // the receive side: recv_linux.go
 }
 
 // Option configures a Socket.
@@ -309,6 +311,7 @@ func (s *Socket) Close() error {
 	if drained != nil {
 		s.cancelAndWait(drained)
 	}
+	s.closeRx()
 	if !s.eng.onRaiser() {
 		// Every Completed of this socket has run when Close returns
 		// (except when Close runs inside one: it cannot wait for itself).

@@ -45,6 +45,7 @@ type uring struct {
 const (
 	genMask = 1<<30 - 1
 	tmoBit  = 1 << 30
+	rxBit   = 1 << 31 // a receive's CQE (recv_linux.go), not a send's
 )
 
 func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) {
@@ -229,6 +230,10 @@ func (u *uring) afterInlineHarvest() {
 func (u *uring) HandleCQEs(cqes []ring.CQE) {
 	for i := range cqes {
 		c := &cqes[i]
+		if c.UserData()>>32&rxBit != 0 {
+			u.onRecv(c)
+			continue
+		}
 		s := u.lookup(c.UserData())
 		if s == nil {
 			u.stale.Add(1)
