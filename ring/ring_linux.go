@@ -35,9 +35,10 @@ type Config struct {
 	ExtraOps []uint8
 }
 
-// DefaultOps is what a send engine needs: the sends, NOP (wake-ups),
-// ASYNC_CANCEL (Close) and LINK_TIMEOUT (per-send deadlines).
-var DefaultOps = []uint8{OpNop, OpSend, OpSendmsg, OpSendZC, OpSendmsgZC, OpAsyncCancel, OpLinkTimeout}
+// DefaultOps is what a socket engine needs: the sends, RECV (receives),
+// NOP (wake-ups), ASYNC_CANCEL (Close) and LINK_TIMEOUT (per-send
+// deadlines).
+var DefaultOps = []uint8{OpNop, OpSend, OpSendmsg, OpSendZC, OpSendmsgZC, OpRecv, OpAsyncCancel, OpLinkTimeout}
 
 // AllowedSQEFlags are the SQE flags a restricted ring accepts: IO_LINK for
 // link timeouts, FIXED_FILE for registered files, ASYNC to force io-wq.
