@@ -141,9 +141,12 @@ func validate(e *Args) error {
 }
 
 // Begin snapshots the buffers, resets the result and pins the memory the
-// kernel will read. stream selects all-or-error continuation. The op must
-// be claimed.
-func (o *Op) Begin(e *Args, stream bool) {
+// kernel will read after the call that submits it returns: through pc, the
+// socket's cache, or — when pc is full — for this send only. pc == nil pins
+// nothing: for engines whose system calls read the memory before they
+// return. stream selects all-or-error continuation. The op must be
+// claimed.
+func (o *Op) Begin(e *Args, stream bool, pc *PinCache) {
 	o.buf, o.bufs = e.buf, e.bufs
 	o.total = len(o.buf)
 	for _, b := range o.bufs {
@@ -153,7 +156,7 @@ func (o *Op) Begin(e *Args, stream bool) {
 	o.stream = stream
 	o.timeout = e.Timeout
 	o.flags = uint32(e.Flags) | msgNoSignal
-	o.pin()
+	o.pin(pc)
 }
 
 // Abandon releases a claimed op that will not be sent (the socket refused
@@ -197,7 +200,7 @@ func (o *Op) LaunchIfQueued() { o.state.v.CompareAndSwap(stateQueued, statePendi
 func (o *Op) Decide() (pending bool) { return o.state.decide() }
 
 // Complete records a final error (errno != 0 overrides a success) and
-// releases the pins. It reports whether Completed must be raised (with
+// releases the op's own pins (not its socket cache's). It reports whether Completed must be raised (with
 // Raise, on the engine's goroutine); if not, SendAsync will return false.
 func (o *Op) Complete(errno syscall.Errno) (raise bool) {
 	if errno != 0 {
@@ -221,19 +224,34 @@ func (o *Op) Raise() {
 // Next returns the op queued after o (see Queue).
 func (o *Op) Next() *Args { return o.next }
 
-func (o *Op) pin() {
+func (o *Op) pin(pc *PinCache) {
+	o.sysAlloc()
+	if pc == nil {
+		return
+	}
 	if len(o.buf) > 0 {
-		o.pins.pin(unsafe.Pointer(&o.buf[0]))
+		o.pinVia(pc, unsafe.Pointer(&o.buf[0]), len(o.buf))
 	}
 	for _, b := range o.bufs {
 		if len(b) > 0 {
-			o.pins.pin(unsafe.Pointer(&b[0]))
+			o.pinVia(pc, unsafe.Pointer(&b[0]), len(b))
 		}
 	}
-	o.pinSys()
+	o.pinSys(pc)
 }
 
-func (o *Op) unpin() { o.pins.unpin() }
+// pinVia pins p through the socket's cache, or for this send if it is full.
+func (o *Op) pinVia(pc *PinCache, p unsafe.Pointer, size int) {
+	if !pc.pin(p, size) {
+		o.pins.pin(p)
+	}
+}
+
+func (o *Op) unpin() {
+	if o.pins.n > 0 {
+		o.pins.unpin()
+	}
+}
 
 // pinSet pins any number of objects without allocating in steady state.
 // One runtime.Pinner holds a handful of pointers in place; past that, its

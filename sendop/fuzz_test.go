@@ -29,6 +29,8 @@ func FuzzLifecycle(f *testing.F) {
 		raised := 0
 		e.Completed = func(*Args) { raised++ }
 		op := OpOf(&e)
+		pc := new(PinCache) // the socket's
+		defer pc.Release()
 		for round := 0; len(data) > 0 && round < 64; round++ {
 			mode, size := next(), next()
 			if mode&4 != 0 {
@@ -45,7 +47,7 @@ func FuzzLifecycle(f *testing.F) {
 			if err := op.Claim(&e); err != nil {
 				t.Fatalf("round %d: Claim: %v", round, err)
 			}
-			op.Begin(&e, mode&8 == 0)
+			op.Begin(&e, mode&8 == 0, pc)
 			inline := mode&1 == 0
 			decideEarly := mode&2 != 0
 			if inline {

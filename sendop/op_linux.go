@@ -25,19 +25,19 @@ func argsOf(o *Op) *Args {
 	return (*Args)(unsafe.Add(unsafe.Pointer(o), -int(unsafe.Offsetof(Args{}.op))))
 }
 
-func (o *Op) pinSys() {
-	if o.bufs == nil {
-		return
-	}
-	want := min(len(o.bufs), IOVMax)
-	if want == 0 {
-		return // an empty list: nothing for the kernel to read
-	}
-	if cap(o.sys.iov) < want {
+// sysAlloc makes room for a BufferList's iovecs, kept across sends.
+func (o *Op) sysAlloc() {
+	if want := min(len(o.bufs), IOVMax); cap(o.sys.iov) < want {
 		o.sys.iov = make([]unix.Iovec, want)
 	}
-	o.pins.pin(unsafe.Pointer(&o.sys.iov[:1][0]))
-	o.pins.pin(unsafe.Pointer(o)) // the msghdr lives in the Args
+}
+
+func (o *Op) pinSys(pc *PinCache) {
+	if len(o.bufs) == 0 {
+		return // a Buffer, or an empty list: no msghdr for the kernel to read
+	}
+	o.pinVia(pc, unsafe.Pointer(&o.sys.iov[:1][0]), 0)
+	o.pinVia(pc, unsafe.Pointer(o), 0) // the msghdr lives in the Args
 }
 
 // Check reports, before anything is sent, an op that cannot go out whole

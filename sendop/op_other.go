@@ -16,7 +16,9 @@ func argsOf(o *Op) *Args {
 	return (*Args)(unsafe.Add(unsafe.Pointer(o), -int(unsafe.Offsetof(Args{}.op))))
 }
 
-func (o *Op) pinSys() {}
+func (o *Op) pinSys(*PinCache) {}
+
+func (o *Op) sysAlloc() {}
 
 // Check reports that nothing can be sent on this platform.
 func (o *Op) Check() syscall.Errno { return syscall.Errno(0x5f) } // EOPNOTSUPP on most systems

@@ -68,7 +68,7 @@ func TestRaceOutcomes(t *testing.T) {
 
 	// Harvester first: SendAsync returns false, nothing raised.
 	must(t, op.Claim(&e))
-	op.Begin(&e, true)
+	op.Begin(&e, true, testPins(t))
 	op.MarkInline()
 	if op.Advance(3) != true || op.Complete(0) {
 		t.Fatal("harvest before decide must not raise")
@@ -82,7 +82,7 @@ func TestRaceOutcomes(t *testing.T) {
 
 	// Caller first: pending, then one Completed.
 	must(t, op.Claim(&e))
-	op.Begin(&e, true)
+	op.Begin(&e, true, testPins(t))
 	op.MarkInline()
 	if !op.Decide() {
 		t.Fatal("Decide before harvest must say pending")
@@ -140,7 +140,7 @@ func TestAdvanceContinuesBufferList(t *testing.T) {
 	e.SetBufferList(bufs)
 	op := OpOf(&e)
 	must(t, op.Claim(&e))
-	op.Begin(&e, true)
+	op.Begin(&e, true, testPins(t))
 	var sent []byte
 	var sqe ring.SQE
 	for step := 0; ; step++ {
@@ -172,12 +172,12 @@ func TestDatagramChecks(t *testing.T) {
 	e.SetBufferList(make([][]byte, IOVMax+1))
 	op := OpOf(&e)
 	must(t, op.Claim(&e))
-	op.Begin(&e, false)
+	op.Begin(&e, false, testPins(t))
 	if op.Check() != unix.EMSGSIZE {
 		t.Fatal("datagram list over IOVMax must be EMSGSIZE")
 	}
 	op.Abandon()
-	op.Begin(&e, true)
+	op.Begin(&e, true, testPins(t))
 	if op.Check() != 0 {
 		t.Fatal("stream list over IOVMax must be allowed")
 	}
@@ -188,7 +188,7 @@ func TestErrorAfterProgressKeepsBytes(t *testing.T) {
 	e.SetBuffer(make([]byte, 100))
 	op := OpOf(&e)
 	must(t, op.Claim(&e))
-	op.Begin(&e, true)
+	op.Begin(&e, true, testPins(t))
 	if op.Advance(40) {
 		t.Fatal("short stream send finished")
 	}
@@ -224,13 +224,14 @@ func TestQueueFIFO(t *testing.T) {
 
 // Steady state: claiming, preparing and completing an op allocates nothing.
 func TestOpCycleAllocs(t *testing.T) {
+	pc := testPins(t)
 	var e Args
 	e.SetBufferList([][]byte{make([]byte, 10), make([]byte, 20)})
 	op := OpOf(&e)
 	var sqe ring.SQE
 	cycle := func() {
 		must(t, op.Claim(&e))
-		op.Begin(&e, true)
+		op.Begin(&e, true, pc)
 		op.MarkInline()
 		op.Prep(&sqe, 3)
 		op.Advance(30)
@@ -244,8 +245,10 @@ func TestOpCycleAllocs(t *testing.T) {
 }
 
 // A long BufferList pins every segment without allocating once its shape
-// has been seen (runtime.Pinner alone would allocate past a few pins).
+// has been seen (runtime.Pinner alone would allocate past a few pins) —
+// also when the socket's cache is full and the op pins for itself.
 func TestLongBufferListAllocs(t *testing.T) {
+	pc := fullPins(t)
 	var e Args
 	bufs := make([][]byte, 50)
 	for i := range bufs {
@@ -256,7 +259,10 @@ func TestLongBufferListAllocs(t *testing.T) {
 	var sqe ring.SQE
 	cycle := func() {
 		must(t, op.Claim(&e))
-		op.Begin(&e, true)
+		op.Begin(&e, true, pc)
+		if op.pins.n != 52 {
+			t.Fatalf("op pinned %d pointers itself, want 52", op.pins.n)
+		}
 		op.MarkInline()
 		op.Prep(&sqe, 3)
 		op.Advance(500)

@@ -184,8 +184,12 @@ func (e *Engine) remove(s *Socket) {
 		s.u.remove(s)
 	}
 	// The wire's iovecs and msghdr (pinned the first time the socket
-	// coalesced, on either backend) are no longer the kernel's.
+	// coalesced, on either backend) and the memory of its sends are no
+	// longer the kernel's.
 	s.w.pin.Unpin()
+	s.mu.Lock()
+	s.pins.Release()
+	s.mu.Unlock()
 }
 
 // Close closes every socket of the engine (their pending sends complete

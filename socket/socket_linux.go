@@ -50,6 +50,10 @@ type Socket struct {
 	unraised      atomic.Int64  // completed sends handed over whose Completed has not returned
 
 	rx rxState // the receive side: recv_linux.go
+
+	// pins keeps the memory of the socket's io_uring sends pinned across
+	// sends; guarded by mu.
+	pins sendop.PinCache
 }
 
 // Option configures a Socket.
@@ -62,13 +66,14 @@ type options struct {
 	writeTimeout time.Duration
 }
 
-// WithBatching puts a stream socket in batching mode, for pipelines that
-// keep many sends in flight: SendAsync never submits inline; sends
-// accumulate on the socket and leave coalesced, many in one SENDMSG, from
-// the engine's reaper. Every SendAsync then returns pending == true and
-// Completed reports each send, in order. Without it, a send on an idle
-// socket goes out at once and usually completes synchronously. It has no
-// effect on datagram sockets or on the epoll backend.
+// WithBatching puts a socket in batching mode, for pipelines that keep
+// many sends in flight: SendAsync never submits inline; sends accumulate
+// on the socket and leave from the engine's reaper, coalesced where the
+// socket allows it (many stream sends in one SENDMSG), with the wires of
+// other sockets in one io_uring_enter. Every SendAsync then returns
+// pending == true and Completed reports each send, in order. Without it, a
+// send on an idle socket goes out at once and usually completes
+// synchronously. It has no effect on the epoll backend.
 func WithBatching() Option { return func(o *options) { o.batch = true } }
 
 // WithEngine runs the socket's sends on e instead of the DefaultEngine.
@@ -102,7 +107,7 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 		return nil, serr
 	}
 	s.stream = typ == unix.SOCK_STREAM
-	s.batch = o.batch && s.stream
+	s.batch = o.batch
 	s.maxInflight = o.maxInflight
 	s.writeTimeout = o.writeTimeout
 	s.bpCond = sync.NewCond(&s.bpMu)
@@ -233,22 +238,36 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 		op.Abandon()
 		return false, err
 	}
-	op.Begin(e, s.stream)
-	op.Socket = s
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		op.Abandon()
 		return false, ErrClosed
 	}
+	idle := s.q.Len() == 0 && !s.writing
+	if s.u != nil {
+		if idle {
+			s.pins.Trim() // nothing of s is in the kernel
+		}
+		op.Begin(e, s.stream, &s.pins)
+	} else {
+		// The epoll backend's system calls read the buffers before they
+		// return: nothing to pin.
+		op.Begin(e, s.stream, nil)
+	}
+	op.Socket = s
 	s.eng.accepted(op)
-	if s.q.Len() > 0 || s.writing {
+	if !idle {
 		s.q.Push(e)
 		op.MarkQueued()
 		s.mu.Unlock()
 		return true, nil
 	}
-	if s.batch && s.u != nil {
+	// A send issued while the reaper raises Completed (usually from a
+	// handler) waits for the reaper's next io_uring_enter, which submits
+	// it with everything else the handlers started, instead of entering
+	// the kernel on its own.
+	if s.u != nil && (s.batch || s.u.raise.raising.Load()) {
 		s.q.Push(e)
 		op.MarkQueued()
 		s.flush = true
