@@ -16,7 +16,7 @@ import "unsafe"
 // A cache belongs to one socket and is used under that socket's lock. Its
 // zero value is ready to use.
 type PinCache struct {
-	keys  []unsafe.Pointer // open addressing by address; nil is an empty slot
+	keys    []unsafe.Pointer // open addressing by address; nil is an empty slot
 	n       int              // pointers held
 	bytes   int              // bytes sent from them when they were added
 	touches int              // pins asked for since the last Trim
