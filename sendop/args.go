@@ -179,20 +179,19 @@ func (o *Op) Transferred() int { return o.transferred }
 // Errno is the op's error, 0 on success.
 func (o *Op) Errno() syscall.Errno { return o.errno }
 
-// MarkQueued records that the op waits behind others: SendAsync returns
-// pending, and Completed will be raised.
-func (o *Op) MarkQueued() { o.state.set(stateClaimed, stateQueued) }
+// MarkQueued records that the op waits behind others (or for the reaper):
+// SendAsync returns pending, and Completed will be raised. Nothing in the
+// state word changes when it reaches the wire: each atomic transition costs
+// a locked instruction per send.
+func (o *Op) MarkQueued() { o.state.set(stateClaimed, statePending) }
 
 // MarkInline records that SendAsync submits the op itself and will decide
 // afterwards (Decide) whether it completed synchronously.
 func (o *Op) MarkInline() { o.state.set(stateClaimed, stateInline) }
 
-// Launch records that a queued op became the head and goes on the wire.
-func (o *Op) Launch() { o.state.set(stateQueued, statePending) }
-
-// LaunchIfQueued is Launch for an op that may already be on the wire
-// (launched before, or submitted inline): only a queued op changes state.
-func (o *Op) LaunchIfQueued() { o.state.v.CompareAndSwap(stateQueued, statePending) }
+// LaunchIfQueued does nothing: a queued op is already pending. Callers
+// are being removed.
+func (o *Op) LaunchIfQueued() {}
 
 // Decide is SendAsync's last step for an inline op: pending == false
 // means the op already finished and e holds the result (and is free);

@@ -54,7 +54,6 @@ func FuzzLifecycle(f *testing.F) {
 				op.MarkInline()
 			} else {
 				op.MarkQueued()
-				op.Launch()
 			}
 			pending, decided := !inline, !inline
 			if inline && decideEarly {

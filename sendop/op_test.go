@@ -102,11 +102,11 @@ func TestRaceOutcomes(t *testing.T) {
 func TestImpossibleTransitionPanics(t *testing.T) {
 	defer func() {
 		if r := recover(); r == nil {
-			t.Fatal("Launch of a free op did not panic")
+			t.Fatal("MarkQueued of a free op did not panic")
 		}
 	}()
 	var e Args
-	OpOf(&e).Launch()
+	OpOf(&e).MarkQueued()
 }
 
 func must(t *testing.T, err error) {

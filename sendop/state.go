@@ -10,9 +10,9 @@ import (
 // goroutine that harvests the final CQE — the engine's reaper, or a caller
 // peeking inline — is "the harvester".
 //
-//	free ──Claim──▶ claimed ──Queue──▶ queued ──Launch──▶ pending
-//	                   │                                    │
-//	                   └──Inline──▶ inline ──Decide──▶ pending ──Finish──▶ free, Completed raised
+//	free ──Claim──▶ claimed ──Queue──────────────────────▶ pending ──Finish──▶ free, Completed raised
+//	                   │                                    ▲
+//	                   └──Inline──▶ inline ──Decide─────────┘
 //	                                  │
 //	                                  └──Finish──▶ harvested ──Decide──▶ free, SendAsync returns false
 //
@@ -23,13 +23,12 @@ import (
 const (
 	stateFree      uint32 = iota // not in use; SendAsync may claim it
 	stateClaimed                 // SendAsync owns it: validating, choosing inline or queue
-	stateQueued                  // waiting behind other sends; SendAsync returned pending
 	stateInline                  // on the wire, submitted inline; SendAsync has not decided
 	statePending                 // on the wire or queued; SendAsync returned pending
 	stateHarvested               // finished before SendAsync decided: it will return false
 )
 
-var stateNames = [...]string{"free", "claimed", "queued", "inline", "pending", "harvested"}
+var stateNames = [...]string{"free", "claimed", "inline", "pending", "harvested"}
 
 type opState struct{ v atomic.Uint32 }
 
@@ -61,10 +60,16 @@ func (s *opState) decide() (pending bool) {
 // raised (the caller returned pending), false when the caller will report
 // the result itself (inline → harvested).
 func (s *opState) finish() (raise bool) {
-	if s.v.CompareAndSwap(stateInline, stateHarvested) {
-		return false
+	// Load first: most ops finish pending, and a failed CAS costs as much
+	// as a successful one.
+	st := s.v.Load()
+	if st == stateInline {
+		if s.v.CompareAndSwap(stateInline, stateHarvested) {
+			return false
+		}
+		st = s.v.Load() // the caller decided: pending
 	}
-	if st := s.v.Load(); st != statePending {
+	if st != statePending {
 		panic(fmt.Sprintf("sendop: finishing an op in state %s", name(st)))
 	}
 	return true
