@@ -1,13 +1,445 @@
 package socket
 
-import "github.com/uringsend/uringsend/ring"
+// The receive side. ReceiveAsync has SendAsync's contract with the
+// direction turned around: it receives into the Args' Buffer, and
+// completes synchronously (pending == false) or raises Completed exactly
+// once on the engine's goroutine.
+//
+// Receives on one socket form a FIFO of their own, beside the send queue:
+// only its head — the rx wire — is in the kernel (io_uring) or being read
+// (epoll), so receives complete in call order and never split one
+// stream's bytes between two buffers out of order. Only the wire's owner
+// (the goroutine that submitted it, then whoever handles its result)
+// touches the wire's fields; rxState.mu guards the queue.
+//
+// io_uring: the wire is one IORING_OP_RECV with the buffer pinned until
+// its CQE. user_data is (rxBit|gen)<<32 | the socket's slot index, never a
+// pointer; gen comes from the ring's counter and changes with every
+// submission, so a stale CQE cannot be taken for a live one. A receive
+// started while the reaper raises Completed (the usual case: a handler
+// that has sent what it received and receives again) is only published;
+// the reaper submits it, with the sends and receives of every other
+// handler, in the io_uring_enter in which it waits.
+//
+// epoll: ReceiveAsync tries a non-blocking recv(2) inline; what would
+// block is continued by a reader goroutine per waiting socket, which waits
+// for readability on Go's netpoller (syscall.RawConn.Read) and exits when
+// the socket's receive queue is empty. Completed is raised by the engine's
+// dispatcher, as for sends.
+//
+// Close completes a receive on the wire with OperationAborted (cancelled
+// in the kernel by ASYNC_CANCEL, or woken by a read deadline in the past)
+// before the descriptor is closed, and the receives queued behind it after
+// it, in order; one that finished first keeps its real result.
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/uringsend/uringsend/ring"
+	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
+)
+
+// Errors of ReceiveAsync besides SendAsync's. Their text never changes.
+var (
+	// ErrReceiveBufferList: ReceiveAsync receives into a Buffer only.
+	ErrReceiveBufferList = errors.New("socket: ReceiveAsync takes a Buffer, not a BufferList")
+	// ErrEmptyBuffer: ReceiveAsync needs room for at least one byte (a
+	// receive of 0 bytes would be indistinguishable from end of stream).
+	ErrEmptyBuffer = errors.New("socket: ReceiveAsync needs a Buffer of at least one byte")
+)
+
+// recvFlags are the MSG_* flags a receive may carry.
+const recvFlags = unix.MSG_OOB
 
 // rxState is a socket's receive side.
-type rxState struct{}
+type rxState struct {
+	mu      sync.Mutex
+	q       sendop.Queue  // receives in call order; q.Head() is the wire when wire is set
+	wire    bool          // the head is in the kernel or being read
+	closing bool          // Close has begun: no new receives
+	drained chan struct{} // closed when a closing socket's wire has completed
+	reading bool          // epoll: the reader goroutine runs
 
-// onRecv handles the CQE of a receive (user_data with rxBit).
-func (u *uring) onRecv(c *ring.CQE) { u.stale.Add(1) }
+	// The wire, owned by its owner.
+	buf       []byte
+	flags     int
+	gen       atomic.Uint32 // io_uring: generation of the SQE on the wire
+	pin       runtime.Pinner
+	pinned    bool
+	pollFirst bool // io_uring: resubmit asking the kernel to poll first
 
-// closeRx completes the socket's pending receives; Close calls it after
-// the send queue has drained.
-func (s *Socket) closeRx() {}
+	// epoll: the reader's callback (made once) and its result.
+	readFn func(fd uintptr) bool
+	res    int32
+	done   bool
+}
+
+// ReceiveAsync starts receiving into e's Buffer.
+//
+// pending == false, err == nil: the receive finished before ReceiveAsync
+// returned; e holds the result and Completed is not raised. pending ==
+// true: Completed is raised exactly once, later, on the engine's
+// goroutine. err != nil: nothing was received, nothing will be raised, and
+// e is free again; err is one of sendop.ErrNilArgs, ErrNoBuffer,
+// ErrBufferConflict, ErrInProgress, ErrBadFlags, ErrReceiveBufferList,
+// ErrEmptyBuffer, ErrClosed or ErrNotConnected.
+//
+// BytesTransferred is the number of bytes received, at most len(Buffer);
+// 0 with Success means the peer has closed its side (end of stream).
+// Errors map to SocketError as for sends (ConnectionReset, ...); a receive
+// still waiting when the socket is closed completes with
+// OperationAborted. Flags may hold MSG_OOB only; Timeout does not apply to
+// receives (close the socket to stop one). Receives on one socket complete
+// in call order; they may be in flight together with sends.
+func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
+	if e == nil {
+		return false, sendop.ErrNilArgs
+	}
+	op := sendop.OpOf(e)
+	if err := op.Claim(e); err != nil {
+		return false, err
+	}
+	switch {
+	case e.BufferList() != nil:
+		err = ErrReceiveBufferList
+	case len(e.Buffer()) == 0:
+		err = ErrEmptyBuffer
+	case e.Flags&^recvFlags != 0:
+		err = sendop.ErrBadFlags
+	case s.closed.Load():
+		err = ErrClosed
+	default:
+		err = s.checkConnected()
+	}
+	if err != nil {
+		op.Abandon()
+		return false, err
+	}
+	// No pins through Begin: the receive's one buffer is pinned by the
+	// wire (rxLaunch), where the epoll backend needs none.
+	op.Begin(e, s.stream, nil)
+	op.Socket = s
+	s.rx.mu.Lock()
+	if s.rx.closing {
+		s.rx.mu.Unlock()
+		op.Abandon()
+		return false, ErrClosed
+	}
+	if s.rx.wire {
+		s.rx.q.Push(e)
+		op.MarkQueued()
+		s.rx.mu.Unlock()
+		return true, nil
+	}
+	s.rx.q.Push(e)
+	s.rx.wire = true
+	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
+	if s.u != nil && s.u.raise.raising.Load() {
+		// Inside a raise (usually from a handler): publish only, and
+		// let the reaper's next io_uring_enter submit it with
+		// everything else the handlers started. If the reaper stopped
+		// raising meanwhile it may already be past that enter: then
+		// submit here.
+		op.MarkQueued()
+		op.LaunchIfQueued()
+		s.rx.mu.Unlock()
+		u := s.u
+		u.rxLaunch(s)
+		if !u.raise.raising.Load() {
+			u.r.Submit()
+		}
+		return true, nil
+	}
+	op.MarkInline()
+	s.rx.mu.Unlock()
+	if u := s.u; u != nil {
+		u.rxLaunch(s)
+		// The peek: data already waiting is received inside the
+		// io_uring_enter, so the receive completes synchronously.
+		u.r.SubmitAndHarvest(u)
+		u.afterInlineHarvest()
+	} else {
+		s.epollRecvStart()
+	}
+	return op.Decide(), nil
+}
+
+// rxSettle hands the wire's result (bytes, 0 at end of stream, or -errno)
+// to the head, makes the next receive the wire and reports whether there
+// is one. On a closing socket the receives queued behind the head complete
+// with OperationAborted instead, and Close is told the wire is done.
+func (s *Socket) rxSettle(res int32) (more bool) {
+	var raise, aborted sendop.Queue
+	var drained chan struct{}
+	if s.rx.pinned {
+		s.rx.pin.Unpin()
+		s.rx.pinned = false
+	}
+	s.rx.mu.Lock()
+	e := s.rx.q.Pop()
+	s.rx.wire = false
+	s.rx.buf = nil
+	if s.rx.closing {
+		for a := s.rx.q.Pop(); a != nil; a = s.rx.q.Pop() {
+			aborted.Push(a)
+		}
+		drained, s.rx.drained = s.rx.drained, nil
+	} else if next := s.rx.q.Head(); next != nil {
+		s.rx.wire = true
+		s.rx.buf, s.rx.flags = next.Buffer(), next.Flags
+		sendop.OpOf(next).LaunchIfQueued()
+		more = true
+	}
+	s.rx.mu.Unlock()
+
+	op := sendop.OpOf(e)
+	var errno syscall.Errno
+	if res > 0 {
+		op.Advance(res) // BytesTransferred = res; a receive is never continued
+	} else if res < 0 {
+		errno = syscall.Errno(-res)
+	}
+	if op.Complete(errno) {
+		raise.Push(e)
+	}
+	for a := aborted.Pop(); a != nil; a = aborted.Pop() {
+		op := sendop.OpOf(a)
+		op.LaunchIfQueued()
+		if op.Complete(syscall.ECANCELED) {
+			raise.Push(a)
+		}
+	}
+	s.rxHandOver(&raise)
+	if drained != nil {
+		close(drained)
+	}
+	return more
+}
+
+// rxHandOver gives completed receives to the goroutine that raises
+// Completed. The engine's raiser counts what it raises in the send
+// metrics and takes it out of the in-flight gauge, so a receive enters
+// that gauge only here, on its way to being raised.
+func (s *Socket) rxHandOver(q *sendop.Queue) {
+	if q.Len() == 0 {
+		return
+	}
+	if m := s.eng.m; m != nil {
+		now := s.eng.now()
+		for a := q.Head(); a != nil; a = sendop.OpOf(a).Next() {
+			sendop.OpOf(a).Start = now
+		}
+		m.InflightAdd(q.Len())
+	}
+	s.handOver(q)
+}
+
+// rxLaunch publishes the SQE of s's rx wire (not yet entering the kernel).
+// A failure to get an SQE completes the receive with the error, and
+// rxLaunch goes on with the next one.
+func (u *uring) rxLaunch(s *Socket) {
+	for {
+		if !s.rx.pinned {
+			s.rx.pin.Pin(unsafe.SliceData(s.rx.buf))
+			s.rx.pinned = true
+		}
+		gen := (u.gen.Add(1) & genMask) | 1 // never 0, never reserved
+		s.rx.gen.Store(gen)
+		ud := uint64(gen|rxBit)<<32 | uint64(s.w.idx)
+		u.r.LockSQ()
+		sqe, err := u.r.GetSQE()
+		if err == nil {
+			ring.PrepRecv(sqe, s.fd, s.rx.buf, uint32(s.rx.flags))
+			if s.rx.pollFirst {
+				s.rx.pollFirst = false
+				sqe.SetIoprio(ring.RecvsendPollFirst)
+			}
+			sqe.SetUserData(ud)
+		}
+		u.r.UnlockSQ()
+		if err == nil || !s.rxSettle(-int32(errnoOf(err))) {
+			return
+		}
+	}
+}
+
+// onRecv handles the CQE of a receive (user_data with rxBit), with the
+// completion lock held.
+func (u *uring) onRecv(c *ring.CQE) {
+	ud := c.UserData()
+	socks := *u.socks.Load()
+	idx := uint32(ud)
+	if int(idx) >= len(socks) {
+		u.stale.Add(1)
+		return
+	}
+	s := socks[idx]
+	if s == nil || s.rx.gen.Load() != uint32(ud>>32)&^rxBit {
+		u.stale.Add(1)
+		return
+	}
+	res := c.Result()
+	if res == -int32(syscall.EAGAIN) {
+		// io_uring answers EAGAIN for an O_NONBLOCK socket (every Go
+		// socket) when it punted the receive to a worker instead of
+		// arming poll: nothing was received. Ask for poll first —
+		// unless Close is waiting for the wire.
+		s.rx.mu.Lock()
+		closing := s.rx.closing
+		s.rx.mu.Unlock()
+		if !closing {
+			s.rx.pollFirst = true
+			u.rxLaunch(s)
+			return
+		}
+		res = -int32(syscall.ECANCELED)
+	}
+	if s.rxSettle(res) {
+		u.rxLaunch(s)
+	}
+}
+
+// closeRx completes the socket's receives; Close calls it after the send
+// queue has drained. The wire is cancelled (io_uring) or woken (epoll)
+// until it has completed; the receives queued behind it complete with
+// OperationAborted after it, in order.
+func (s *Socket) closeRx() {
+	s.rx.mu.Lock()
+	s.rx.closing = true
+	if !s.rx.wire {
+		// Nothing can be queued without a wire.
+		s.rx.mu.Unlock()
+		return
+	}
+	drained := make(chan struct{})
+	s.rx.drained = drained
+	s.rx.mu.Unlock()
+
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		if u := s.u; u != nil {
+			// By descriptor: the wire's generation changes when an
+			// EAGAIN is resubmitted. Sends have drained by now.
+			u.cancel(s)
+			u.progress()
+		} else {
+			s.setReadDeadline(time.Unix(1, 0))
+		}
+		t.Reset(wait)
+		select {
+		case <-drained:
+			if s.u == nil && s.owner == nil && s.conn != nil {
+				// FromConn: the connection outlives the Socket.
+				s.conn.SetReadDeadline(time.Time{})
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// epollRecvStart is ReceiveAsync's inline attempt at the rx wire on the
+// epoll backend.
+func (s *Socket) epollRecvStart() {
+	res, ok := s.recvOnce(s.fd)
+	if !ok {
+		s.rxKickReader()
+		return
+	}
+	// Completions go to the engine's dispatcher, never raised on the
+	// caller's goroutine.
+	if s.rxSettle(res) {
+		s.rxKickReader()
+	}
+}
+
+// recvOnce makes one non-blocking recv(2) into the rx wire's buffer: the
+// bytes or -errno, and false when it would block.
+func (s *Socket) recvOnce(fd int) (int32, bool) {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(s.rx.buf))),
+			uintptr(len(s.rx.buf)), uintptr(s.rx.flags|unix.MSG_DONTWAIT), 0, 0)
+		switch errno {
+		case 0:
+			return int32(n), true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, false
+		}
+		return -int32(errno), true
+	}
+}
+
+func (s *Socket) rxKickReader() {
+	s.rx.mu.Lock()
+	if !s.rx.reading {
+		s.rx.reading = true
+		if s.rx.readFn == nil {
+			s.rx.readFn = s.readOnce
+		}
+		go s.readLoop()
+	}
+	s.rx.mu.Unlock()
+}
+
+// readLoop receives the rx wire and what queues behind it until the
+// receive queue is empty.
+func (s *Socket) readLoop() {
+	for {
+		s.rx.mu.Lock()
+		if !s.rx.wire {
+			s.rx.reading = false
+			s.rx.mu.Unlock()
+			return
+		}
+		s.rx.mu.Unlock()
+		s.rxSettle(s.recvBlocking())
+	}
+}
+
+// recvBlocking receives once, waiting for readability on the netpoller
+// if nothing is there. It returns bytes or -errno: -ECANCELED when Close
+// has set a past read deadline, -ETIMEDOUT for a deadline of the owner's.
+func (s *Socket) recvBlocking() int32 {
+	s.rx.res, s.rx.done = 0, false
+	err := s.rc.Read(s.rx.readFn)
+	if s.rx.done {
+		return s.rx.res
+	}
+	s.rx.mu.Lock()
+	closing := s.rx.closing
+	s.rx.mu.Unlock()
+	if err != nil && !closing && errors.Is(err, os.ErrDeadlineExceeded) {
+		return -int32(syscall.ETIMEDOUT)
+	}
+	return -int32(syscall.ECANCELED)
+}
+
+// readOnce is the RawConn.Read callback (made once per socket).
+func (s *Socket) readOnce(fd uintptr) bool {
+	res, ok := s.recvOnce(int(fd))
+	if !ok {
+		return false
+	}
+	s.rx.res, s.rx.done = res, true
+	return true
+}
+
+func (s *Socket) setReadDeadline(t time.Time) {
+	type deadliner interface{ SetReadDeadline(time.Time) error }
+	if d, ok := s.owner.(deadliner); ok {
+		d.SetReadDeadline(t)
+	} else if s.conn != nil {
+		s.conn.SetReadDeadline(t)
+	}
+}

@@ -4,6 +4,7 @@ package socket
 
 import (
 	"context"
+	"errors"
 	"net"
 	"time"
 
@@ -83,6 +84,15 @@ func FromFD(fd int, opts ...Option) (*Socket, error) { return nil, ErrNotSupport
 
 // SendAsync returns ErrNotSupported.
 func (s *Socket) SendAsync(e *sendop.Args) (bool, error) { return false, ErrNotSupported }
+
+// ReceiveAsync returns ErrNotSupported.
+func (s *Socket) ReceiveAsync(e *sendop.Args) (bool, error) { return false, ErrNotSupported }
+
+// Errors of ReceiveAsync (see the Linux documentation).
+var (
+	ErrReceiveBufferList = errors.New("socket: ReceiveAsync takes a Buffer, not a BufferList")
+	ErrEmptyBuffer       = errors.New("socket: ReceiveAsync needs a Buffer of at least one byte")
+)
 
 // Close does nothing.
 func (s *Socket) Close() error { return nil }
