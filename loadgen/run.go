@@ -495,20 +495,34 @@ const (
 // drive sends on sl until a send is pending or the connection stops;
 // with limit > 0 it chains at most limit sends that complete inline. now,
 // if not 0, is the clock just read (by finish): the first send starts then.
-func (c *conn) drive(sl *slot, limit int, now int64) int {
+// counted says sl's last send still counts in r.inflight (drive runs in its
+// Completed): the next send takes the count over, so a pipeline's steady
+// state leaves the shared counter alone. Whatever the outcome, the count
+// is held only by a pending send.
+func (c *conn) drive(sl *slot, limit int, now int64, counted bool) int {
 	r := c.r
 	for i := 0; ; i++ {
 		if limit > 0 && i == limit {
+			if counted {
+				r.done()
+			}
 			if c.dead.Load() || r.stopping.Load() {
 				return parked
 			}
 			return handoff
 		}
 		if !c.admit() {
+			if counted {
+				r.done()
+			}
 			return parked
 		}
 		if now == 0 || i > 0 {
 			now = r.now()
+		}
+		if !counted {
+			r.inflight.Add(1)
+			counted = true
 		}
 		if c.start(sl, now) {
 			return pending
@@ -516,8 +530,10 @@ func (c *conn) drive(sl *slot, limit int, now int64) int {
 	}
 }
 
-// start sends sl's message, due at the given time. It returns true if
-// the send is pending; otherwise its completion has been recorded.
+// start sends sl's message, due at the given time; the caller has counted
+// it in r.inflight. It returns true if the send is pending; otherwise its
+// completion (or the connection's failure) has been recorded, and the
+// caller still holds the count.
 func (c *conn) start(sl *slot, due int64) bool {
 	r := c.r
 	if r.cfg.Verify {
@@ -525,10 +541,8 @@ func (c *conn) start(sl *slot, due int64) bool {
 		c.seq++
 	}
 	sl.start = due
-	r.inflight.Add(1)
 	isPending, err := c.s.SendAsync(&sl.args)
 	if err != nil {
-		r.done()
 		c.kill(err)
 		return false
 	}
@@ -536,7 +550,6 @@ func (c *conn) start(sl *slot, due int64) bool {
 		return true
 	}
 	c.finish(sl, true)
-	r.done()
 	return false
 }
 
@@ -561,10 +574,9 @@ func (c *conn) finish(sl *slot, sync bool) (now int64) {
 func (sl *slot) completedClosed(*sendop.Args) {
 	c := sl.c
 	now := c.finish(sl, false)
-	if c.drive(sl, maxInlineResends, now) == handoff {
+	if c.drive(sl, maxInlineResends, now, true) == handoff {
 		c.ready <- sl
 	}
-	c.r.done() // after the next send counted itself: drain sees no false zero
 }
 
 // completedHandBack is the closed loop's Completed with Verify: the
@@ -594,7 +606,7 @@ func (c *conn) loop() {
 	for {
 		select {
 		case sl := <-c.ready:
-			c.drive(sl, 0, 0)
+			c.drive(sl, 0, 0, false)
 		case <-c.r.stopCh:
 			return
 		case <-c.deadCh:
@@ -662,8 +674,12 @@ func (p *pacer) run() {
 			live = append(live[:i], live[i+1:]...)
 			continue
 		}
-		if !c.start(sl, due) && !c.dead.Load() {
-			c.ready <- sl
+		r.inflight.Add(1)
+		if !c.start(sl, due) {
+			r.done()
+			if !c.dead.Load() {
+				c.ready <- sl
+			}
 		}
 	}
 }
