@@ -25,7 +25,11 @@
 // uint32, its transitions drawn in state.go), the snapshot of the buffers
 // taken at Begin, the pins that keep them in place while the kernel reads
 // them, and the msghdr and iovec array of a SENDMSG, kept across sends so
-// steady state allocates nothing. Prep and PrepZC fill an SQE with what is
+// steady state allocates nothing. Pins go through the socket's PinCache:
+// memory a socket sends from again is pinned once, not on every send
+// (runtime.Pinner's Pin and Unpin take a span lock each); the cache lets go
+// of memory the socket stopped sending from when the socket is idle, and of
+// everything when it leaves its engine. Prep and PrepZC fill an SQE with what is
 // left to send (at most IOVMax iovecs); Advance records a CQE's result and
 // says whether a short stream send must be continued. Queue is the
 // intrusive per-socket FIFO. SocketErrorOf is the one place an errno
