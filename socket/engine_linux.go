@@ -363,11 +363,23 @@ func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
 		e.m.AddSends(false, sendop.Success.String(), ok, bytes)
 		e.m.InflightAdd(-n)
 	}
+	// unraised drops once per run of one socket's ops (a coalesced wire
+	// completes hundreds together), after the run's last handler returned.
+	var cur *Socket
+	run := int64(0)
 	for a := q.Pop(); a != nil; a = q.Pop() {
 		op := sendop.OpOf(a)
-		s := op.Socket.(*Socket)
+		if s := op.Socket.(*Socket); s != cur {
+			if cur != nil {
+				cur.unraised.Add(-run)
+			}
+			cur, run = s, 0
+		}
 		op.Raise()
-		s.unraised.Add(-1)
+		run++
+	}
+	if cur != nil {
+		cur.unraised.Add(-run)
 	}
 }
 
