@@ -142,6 +142,14 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	s.rx.q.Push(e)
 	s.rx.wire = true
 	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
+	if s.rx.reading {
+		// epoll: the reader goroutine has not left yet; it sees the
+		// new wire and takes it (an inline attempt now would race it).
+		op.MarkQueued()
+		op.LaunchIfQueued()
+		s.rx.mu.Unlock()
+		return true, nil
+	}
 	if s.u != nil && s.u.raise.raising.Load() {
 		// Inside a raise (usually from a handler): publish only, and
 		// let the reaper's next io_uring_enter submit it with
@@ -355,6 +363,9 @@ func (s *Socket) epollRecvStart() {
 		s.rxKickReader()
 		return
 	}
+	if testHookRecv != nil {
+		testHookRecv(hookInlineReceived)
+	}
 	// Completions go to the engine's dispatcher, never raised on the
 	// caller's goroutine.
 	if s.rxSettle(res) {
@@ -404,8 +415,20 @@ func (s *Socket) readLoop() {
 		}
 		s.rx.mu.Unlock()
 		s.rxSettle(s.recvBlocking())
+		if testHookRecv != nil {
+			testHookRecv(hookReaderSettled)
+		}
 	}
 }
+
+// testHookRecv, when a test sets it, runs at the points below of the
+// epoll receive path, to widen its races.
+var testHookRecv func(point int)
+
+const (
+	hookReaderSettled = iota // the reader completed a receive and has not looked at the queue again
+	hookInlineReceived       // an inline recv(2) got a result not yet settled
+)
 
 // recvBlocking receives once, waiting for readability on the netpoller
 // if nothing is there. It returns bytes or -errno: -ECANCELED when Close

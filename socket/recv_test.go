@@ -772,3 +772,61 @@ func TestReceiveAsyncManySockets(t *testing.T) {
 		}
 	})
 }
+
+// Regression: on epoll, a receive started from Completed while the reader
+// goroutine that completed the previous one has not left yet must go to
+// that reader, not be tried inline as well (both received into the same
+// head, and the second settle found an empty queue). Chunks larger than
+// the buffer, with pauses, make the reader run and leave data behind for
+// the next receive.
+func TestReceiveAsyncReaderHandOff(t *testing.T) {
+	rxBackends(t, func(t *testing.T, eng *Engine) {
+		// The reader lingers after each receive it completes, and so
+		// does an inline receive before it settles: a reader that took
+		// the same receive would settle it too.
+		testHookRecv = func(int) { time.Sleep(100 * time.Microsecond) }
+		t.Cleanup(func() { testHookRecv = nil })
+		var wg sync.WaitGroup
+		for i := range 8 {
+			s, p := rxPair(t, eng)
+			wg.Go(func() { handOff(t, s, p, uint64(i)) })
+		}
+		wg.Wait()
+	})
+}
+
+func handOff(t *testing.T, s *Socket, p *net.TCPConn, seed uint64) {
+	payload, want := randomPayload(seed, 300*700)
+	werr := make(chan error, 1)
+	go func() {
+		b := payload
+		for len(b) > 0 {
+			n := min(len(b), 700)
+			if _, err := p.Write(b[:n]); err != nil {
+				werr <- err
+				return
+			}
+			b = b[n:]
+			time.Sleep(200 * time.Microsecond)
+		}
+		werr <- p.CloseWrite()
+	}()
+	c := newRxChain(s, seed, 500)
+	c.loop()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Error(err)
+			return
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("stream not received within 30s")
+		return
+	}
+	if err := <-werr; err != nil {
+		t.Error(err)
+	}
+	if c.n != int64(len(payload)) || c.sum() != want {
+		t.Errorf("received %d of %d bytes, hash match %v", c.n, len(payload), c.sum() == want)
+	}
+}
