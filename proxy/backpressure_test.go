@@ -59,7 +59,7 @@ func TestBackpressure(t *testing.T) {
 			t.Fatalf("the client's 64 MiB write finished (%v) while the upstream reads nothing", err)
 		default:
 		}
-		t.Logf("backed up: %d bytes read, %d held, %d buffers", read, held, conns[0].up.created)
+		t.Logf("backed up: %d bytes read, %d held, %d buffers", read, held, conns[0].up.buffers())
 
 		body := get(t, p.MetricsURL())
 		m := regexp.MustCompile(`(?m)^uringsend_proxy_inflight_buffer_bytes (\S+)$`).FindStringSubmatch(body)

@@ -26,6 +26,11 @@ type Config struct {
 	// Backend is the engine's backend: socket.BackendAuto, BackendIOURing
 	// or BackendEpoll.
 	Backend string
+	// Recv is how the proxy reads: RecvEngine (Socket.ReceiveAsync, so
+	// the engine runs both the reads and the sends), RecvNet (Go's
+	// net.Conn.Read, a goroutine per direction), or RecvAuto: the engine
+	// on io_uring, Go's net on epoll.
+	Recv string
 	// MaxInflight bounds the bytes of buffers each direction of a
 	// connection has handed to the engine and not yet got back; past it,
 	// that direction stops reading until sends complete. At least
@@ -46,6 +51,7 @@ type Config struct {
 // Defaults.
 const (
 	DefaultBackend     = socket.BackendAuto
+	DefaultRecv        = RecvAuto
 	DefaultMaxInflight = 4 << 20
 	DefaultBufferSize  = 32 << 10
 	DefaultSendTimeout = 30 * time.Second
@@ -53,11 +59,19 @@ const (
 	DefaultDialTimeout = 10 * time.Second
 )
 
+// Receive modes (Config.Recv).
+const (
+	RecvAuto   = "auto"
+	RecvEngine = "engine"
+	RecvNet    = "net"
+)
+
 // DefaultConfig returns a Config with every default filled in and no
 // addresses.
 func DefaultConfig() Config {
 	return Config{
 		Backend:     DefaultBackend,
+		Recv:        DefaultRecv,
 		MaxInflight: DefaultMaxInflight,
 		BufferSize:  DefaultBufferSize,
 		SendTimeout: DefaultSendTimeout,
@@ -73,6 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "`address` to forward every client to, host:port (required)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics at http://`address`/metrics (e.g. 127.0.0.1:9465; empty: off)")
 	fs.StringVar(&c.Backend, "backend", c.Backend, "send engine backend: auto, io_uring or epoll")
+	fs.StringVar(&c.Recv, "recv", c.Recv, "how to read: engine (ReceiveAsync: reads and sends on the engine), net (Go's net, a goroutine per direction) or auto (engine on io_uring, net on epoll)")
 	fs.Var(&c.MaxInflight, "max-inflight", "bytes (`size`) each direction of a connection may have in flight before it stops reading (e.g. 4MiB)")
 	fs.Var(&c.BufferSize, "buffer-size", "`size` of one read (e.g. 32KiB)")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", c.SendTimeout, "reset a connection whose peer has not taken a send for this long (0: never)")
@@ -103,6 +118,11 @@ func (c *Config) Validate() error {
 	case "", socket.BackendAuto, socket.BackendIOURing, socket.BackendEpoll:
 	default:
 		return fmt.Errorf("-backend %q: want auto, io_uring or epoll", c.Backend)
+	}
+	switch c.Recv {
+	case "", RecvAuto, RecvEngine, RecvNet:
+	default:
+		return fmt.Errorf("-recv %q: want auto, engine or net", c.Recv)
 	}
 	if c.BufferSize < 512 || c.BufferSize > 16<<20 {
 		return fmt.Errorf("-buffer-size %v: want 512B to 16MiB", c.BufferSize)

@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Upstream = "127.0.0.1:nosuchservice" }, "bad port"},
 		{func(c *Config) { c.MetricsAddr = "9465" }, "-metrics-addr"},
 		{func(c *Config) { c.Backend = "kqueue" }, "-backend"},
+		{func(c *Config) { c.Recv = "splice" }, "-recv"},
 		{func(c *Config) { c.BufferSize = 100 }, "-buffer-size"},
 		{func(c *Config) { c.MaxInflight = 1 << 10 }, "at least -buffer-size"},
 		{func(c *Config) { c.MaxInflight = 2 << 30 }, "at most 1GiB"},
@@ -69,8 +70,8 @@ func TestValidate(t *testing.T) {
 func TestRegisterFlags(t *testing.T) {
 	c := DefaultConfig()
 	applyFlags(t, &c, []string{"-listen", "127.0.0.1:6380", "-upstream", "127.0.0.1:6379", "-metrics-addr", "127.0.0.1:9465",
-		"-backend", "epoll", "-max-inflight", "8MiB", "-buffer-size", "64KiB", "-send-timeout", "5s", "-idle-timeout", "0", "-dial-timeout", "1s"})
-	want := Config{Listen: "127.0.0.1:6380", Upstream: "127.0.0.1:6379", MetricsAddr: "127.0.0.1:9465", Backend: "epoll",
+		"-backend", "epoll", "-recv", "engine", "-max-inflight", "8MiB", "-buffer-size", "64KiB", "-send-timeout", "5s", "-idle-timeout", "0", "-dial-timeout", "1s"})
+	want := Config{Listen: "127.0.0.1:6380", Upstream: "127.0.0.1:6379", MetricsAddr: "127.0.0.1:9465", Backend: "epoll", Recv: "engine",
 		MaxInflight: 8 << 20, BufferSize: 64 << 10, SendTimeout: 5 * time.Second, IdleTimeout: 0, DialTimeout: time.Second}
 	if c != want {
 		t.Fatalf("flags gave %+v\nwant %+v", c, want)

@@ -55,6 +55,13 @@ type conn struct {
 	mu    sync.Mutex
 	end   endReason
 	dying chan struct{} // closed when the connection stops at once
+
+	// Receive mode "engine" (engine.go): set once the connection stops
+	// (halt) or stops at once (dead); ev wakes the connection's
+	// goroutine when a pump ends or drains.
+	engine     bool
+	halt, dead atomic.Bool
+	ev         chan struct{}
 }
 
 func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
@@ -69,6 +76,12 @@ func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
 	}
 	c.up.init(c, client, c.us, upstream)
 	c.down.init(c, upstream, c.cs, client)
+	if p.recvEngine {
+		c.engine = true
+		c.ev = make(chan struct{}, 1)
+		c.up.src = c.cs
+		c.down.src = c.us
+	}
 	p.mu.Lock()
 	if p.stopping {
 		p.mu.Unlock()
@@ -90,7 +103,12 @@ func (c *conn) run() {
 	}()
 	c.down.run()
 	<-upDone
+	c.close()
+}
 
+// close closes both sides once both pumps are done (or the connection
+// stops at once) and accounts for the connection.
+func (c *conn) close() {
 	c.mu.Lock()
 	if c.end == endNone {
 		c.end = endEOF
@@ -133,8 +151,16 @@ func (c *conn) stop(reason endReason) {
 	}
 	c.end = reason
 	c.mu.Unlock()
+	c.halt.Store(true)
 	if !reason.graceful() {
 		c.kill()
+	}
+	if c.engine {
+		// The engine's receives end when the connection's goroutine
+		// closes the sockets; no read deadlines (on the epoll backend
+		// they would end them with TimedOut first).
+		c.notify()
+		return
 	}
 	past := time.Unix(1, 0)
 	c.client.SetReadDeadline(past)
@@ -142,6 +168,7 @@ func (c *conn) stop(reason endReason) {
 }
 
 func (c *conn) kill() {
+	c.dead.Store(true)
 	c.mu.Lock()
 	select {
 	case <-c.dying:
@@ -160,14 +187,18 @@ func (c *conn) stopping() endReason {
 
 // pump moves one direction: it reads src into buffers and sends them on
 // dst without waiting for the sends to finish, with at most cap(free)
-// buffers in flight.
+// buffers in flight. In receive mode "engine" the reads are receives on
+// src's Socket and the pump has no goroutine (engine.go).
 type pump struct {
 	c       *conn
-	src     *net.TCPConn
+	srcConn *net.TCPConn
 	dst     *socket.Socket
 	dstConn *net.TCPConn
 	bytes   atomic.Uint64 // read from src
 	held    atomic.Int64  // bytes of buffers held by sends in flight
+
+	src *socket.Socket // receive mode "engine": the source
+	eng enginePump
 
 	// free holds slots whose send has completed; it has room for every
 	// slot, so a completion never blocks. created counts slots made (the
@@ -177,15 +208,17 @@ type pump struct {
 	cur     *slot
 }
 
-// slot is one send: its Args and the buffer it sends.
+// slot is one send: its Args and the buffer it sends (in receive mode
+// "engine" first the receive that fills the buffer, then its send).
 type slot struct {
-	e   sendop.Args
-	buf *[]byte
-	p   *pump
+	e       sendop.Args
+	buf     *[]byte
+	p       *pump
+	sending bool // engine mode: e is (or was last) a send, not a receive
 }
 
 func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket, dstConn *net.TCPConn) {
-	p.c, p.src, p.dst, p.dstConn = c, src, dst, dstConn
+	p.c, p.srcConn, p.dst, p.dstConn = c, src, dst, dstConn
 	p.free = make(chan *slot, c.p.cfg.slots())
 }
 
@@ -247,7 +280,7 @@ func (p *pump) run() {
 		if s == nil {
 			return
 		}
-		n, rerr := p.src.Read(*s.buf)
+		n, rerr := p.srcConn.Read(*s.buf)
 		if n > 0 {
 			p.bytes.Add(uint64(n))
 			p.c.active.Store(true)

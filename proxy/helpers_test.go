@@ -90,3 +90,10 @@ func echoServer(t testing.TB, handle func(c *net.TCPConn)) string {
 	})
 	return ln.Addr().String()
 }
+
+// buffers is the number of slots the pump has made, in either mode.
+func (p *pump) buffers() int {
+	p.eng.mu.Lock()
+	defer p.eng.mu.Unlock()
+	return p.created + p.eng.created
+}

@@ -47,6 +47,8 @@ type Proxy struct {
 	swept    chan struct{}  // closed when the sweeper has returned
 	stopOnce sync.Once
 	released atomic.Bool
+
+	recvEngine bool // reads are ReceiveAsync on the engine (Config.Recv)
 }
 
 // New validates cfg, starts the engine (and the metrics server when
@@ -88,6 +90,7 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 	}
 	p.eng = eng
 	p.opts = []socket.Option{socket.WithEngine(eng)}
+	p.recvEngine = cfg.Recv == RecvEngine || (cfg.Recv == "" || cfg.Recv == RecvAuto) && eng.Backend() == socket.BackendIOURing
 	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		eng.Close()
 		return nil, err
@@ -111,6 +114,14 @@ func (p *Proxy) Addr() net.Addr { return p.ln.Addr() }
 
 // Backend is the engine's backend: socket.BackendIOURing or BackendEpoll.
 func (p *Proxy) Backend() string { return p.eng.Backend() }
+
+// RecvMode is how the proxy reads: RecvEngine or RecvNet.
+func (p *Proxy) RecvMode() string {
+	if p.recvEngine {
+		return RecvEngine
+	}
+	return RecvNet
+}
 
 // MetricsURL is the URL of the metrics endpoint, or "" without one.
 func (p *Proxy) MetricsURL() string {
@@ -276,7 +287,11 @@ func (p *Proxy) handle(client *net.TCPConn) {
 		p.stats.ended(endClosed)
 		return
 	}
-	c.run()
+	if c.engine {
+		c.runEngine()
+	} else {
+		c.run()
+	}
 }
 
 // sweep closes idle connections until stop.

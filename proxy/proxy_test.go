@@ -18,16 +18,20 @@ import (
 	"github.com/uringsend/uringsend/socket"
 )
 
-// forEachBackend runs f on the io_uring and the epoll backend. io_uring
+// forEachBackend runs f on the io_uring and the epoll backend, each with
+// both receive modes (reads by the engine, reads by Go's net). io_uring
 // missing where it should work is not skipped: the VM runs 6.18.
 func forEachBackend(t *testing.T, f func(t *testing.T, cfg Config)) {
 	for _, b := range []string{socket.BackendIOURing, socket.BackendEpoll} {
-		t.Run(b, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Listen = "127.0.0.1:0"
-			cfg.Backend = b
-			f(t, cfg)
-		})
+		for _, recv := range []string{RecvEngine, RecvNet} {
+			t.Run(b+"/recv="+recv, func(t *testing.T) {
+				cfg := DefaultConfig()
+				cfg.Listen = "127.0.0.1:0"
+				cfg.Backend = b
+				cfg.Recv = recv
+				f(t, cfg)
+			})
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
-// Command uringproxy is a TCP proxy whose sends run on the uringsend
-// engine (package proxy):
+// Command uringproxy is a TCP proxy whose sends — and, with -recv engine
+// (the default on io_uring), reads — run on the uringsend engine (package
+// proxy):
 //
-//	uringproxy -listen 127.0.0.1:6380 -upstream 127.0.0.1:6379 [-metrics-addr 127.0.0.1:9465]
+//	uringproxy -listen 127.0.0.1:6380 -upstream 127.0.0.1:6379 [-metrics-addr 127.0.0.1:9465] [-recv engine|net|auto]
 //
 // SIGTERM or SIGINT stops accepting, drains the sends in flight (for at
 // most 30 s) and exits 0; a second signal closes everything at once and
@@ -70,7 +71,7 @@ func run(args []string, sig <-chan os.Signal, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "uringproxy:", err)
 		return 1
 	}
-	msg := fmt.Sprintf("uringproxy: listening on %s, upstream %s, backend %s", p.Addr(), cfg.Upstream, p.Backend())
+	msg := fmt.Sprintf("uringproxy: listening on %s, upstream %s, backend %s, recv %s", p.Addr(), cfg.Upstream, p.Backend(), p.RecvMode())
 	if u := p.MetricsURL(); u != "" {
 		msg += ", metrics " + u
 	}

@@ -173,8 +173,17 @@ func (l *lineBuffer) String() string {
 // (pipelined SET/GET, 50 clients) runs through it, and redis-cli gets the
 // right replies, a 1 MiB value included. Then SIGTERM stops it with 0.
 func TestRedis(t *testing.T) {
+	for _, recv := range []string{"engine", "net"} {
+		t.Run("recv="+recv, func(t *testing.T) { testRedis(t, "-recv", recv) })
+	}
+}
+
+func testRedis(t *testing.T, args ...string) {
 	redis := proxytest.Redis(t)
-	p := startBinary(t, redis)
+	p := startBinary(t, redis, args...)
+	if want := "recv " + args[len(args)-1]; !strings.Contains(p.out.String(), want) {
+		t.Fatalf("the start line does not say %q:\n%s", want, p.out.String())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -207,7 +216,7 @@ func TestRedis(t *testing.T) {
 	// The engine's metrics and the proxy's, from the metrics endpoint.
 	body := scrape(t, p.metricsURL)
 	for _, re := range []string{
-		`(?m)^uringsend_sends_total\{completion="sync",result="Success"\} [1-9]`,
+		`(?m)^uringsend_sends_total\{completion="(?:sync|async)",result="Success"\} [1-9]`,
 		`(?m)^uringsend_sent_bytes_total [1-9]`,
 		`(?m)^uringsend_proxy_connections_total [1-9][0-9]`,
 		`(?m)^uringsend_proxy_read_bytes_total\{direction="to_client"\} [1-9]`,
@@ -245,10 +254,11 @@ func scrape(t *testing.T, url string) string {
 
 // TestIperf3 runs iperf3 through uringproxy, on both backends.
 func TestIperf3(t *testing.T) {
-	for _, backend := range []string{"io_uring", "epoll"} {
-		t.Run(backend, func(t *testing.T) {
+	for _, mode := range [][2]string{{"io_uring", "engine"}, {"io_uring", "net"}, {"epoll", "engine"}, {"epoll", "net"}} {
+		backend := mode[0]
+		t.Run(backend+"/recv="+mode[1], func(t *testing.T) {
 			srv := proxytest.Iperf3Server(t)
-			p := startBinary(t, srv, "-backend", backend)
+			p := startBinary(t, srv, "-backend", backend, "-recv", mode[1])
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			res := proxytest.Iperf3Client(ctx, t, p.addr, 2)
