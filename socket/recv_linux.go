@@ -426,8 +426,8 @@ func (s *Socket) readLoop() {
 var testHookRecv func(point int)
 
 const (
-	hookReaderSettled = iota // the reader completed a receive and has not looked at the queue again
-	hookInlineReceived       // an inline recv(2) got a result not yet settled
+	hookReaderSettled  = iota // the reader completed a receive and has not looked at the queue again
+	hookInlineReceived        // an inline recv(2) got a result not yet settled
 )
 
 // recvBlocking receives once, waiting for readability on the netpoller
