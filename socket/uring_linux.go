@@ -197,6 +197,9 @@ func (u *uring) prep(s *Socket) error {
 			op.Prep(sqe, s.fd)
 		case zc:
 			ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, sendop.StreamFlags, ring.SendZCReportUsage)
+		case s.w.gso.segs > 0:
+			// A GSO wire: MSG_WAITALL means nothing to a datagram.
+			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, unix.MSG_NOSIGNAL)
 		default:
 			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
 		}
