@@ -182,17 +182,15 @@ func p6(o options, log io.Writer) ([]row, error) {
 	}}, nil
 }
 
-// p7 sends 64 B datagrams. Datagrams are never coalesced, and on an idle
-// socket SendAsync completes them inline, one io_uring_enter each; so the
-// uringsend arm is a loop of SendAsync per socket (a deeper pipeline only
-// queues behind the inline send). P7 is one socket against a
-// net.UDPConn.Write loop; P7m is -udp-sockets sockets, a goroutine each,
-// on one engine, against a goroutine per socket calling Write.
+// p7 sends 64 B datagrams. The uringsend arm is a pipeline: -udp-depth
+// Args in flight per WithBatching socket, each resent from Completed, so
+// datagrams queue on the socket and leave together in one UDP GSO
+// sendmsg. P7 is one socket against a net.UDPConn.Write loop; P7m is
+// -udp-sockets sockets on one engine against a goroutine per socket
+// calling Write. P7s (and P7ms) is the same baseline against one
+// SendAsync at a time per socket — each datagram inline, one
+// io_uring_enter each, nothing to coalesce — run in the same rounds.
 func p7(o options, log io.Writer) ([]row, error) {
-	shape, depth := udpInline, 1
-	if o.udpMode == "pipeline" {
-		shape, depth = udpPipeline, o.udpDepth
-	}
 	var rows []row
 	for _, socks := range []int{1, o.udpSockets} {
 		id, title := "P7", "UDP 64 B datagrams, 1 socket"
@@ -203,20 +201,35 @@ func p7(o options, log io.Writer) ([]row, error) {
 			target, pass = "report", nil
 			base = "goroutine/socket Write"
 		}
-		r, _, err := runComparison(o, log, comparison{
+		var pipe, one, write udpTally
+		r, samples, err := runComparison(o, log, comparison{
 			metric: msgRate,
-			cand:   arm{"uringsend", udpArm(shape, socks, 64, depth, false)},
+			cand:   arm{"uringsend", udpArmTally(udpPipeline, socks, 64, o.udpDepth, true, &pipe)},
 			bases: []baseline{{
-				arm: arm{base, udpArm(udpWrite, socks, 64, 1, false)},
+				arm: arm{base, udpArmTally(udpWrite, socks, 64, 1, false, &write)},
 				id:  id, title: title, target: target, pass: pass,
+			}, {
+				arm: arm{"uringsend one at a time", udpArmTally(udpInline, socks, 64, 1, false, &one)},
+				id:  id + "s", title: title + ", one SendAsync at a time", target: "report",
 			}},
 		})
-		rows = append(rows, r...)
 		if err != nil {
-			return rows, err
+			return append(rows, r...), err
 		}
-		rows[len(rows)-1].Notes = append([]string{fmt.Sprintf("uringsend: one engine, %s per socket; the rate counts datagrams handed to the kernel, the receiver (recvmmsg) counts and checks them, kernel drops (RcvbufErrors) included", map[bool]string{true: "a SendAsync loop", false: fmt.Sprintf("%d Args in flight", depth)}[depth == 1])}, rows[len(rows)-1].Notes...)
-		if socks == 1 && o.udpSockets == 1 {
+		// The second row compares the one-at-a-time arm with the baseline,
+		// not the pipeline with it.
+		r[0].Notes = append([]string{
+			fmt.Sprintf("uringsend: one engine, %d Args in flight per WithBatching socket, each resent from Completed; datagrams queued on a socket leave in one UDP GSO sendmsg; the rate counts datagrams handed to the kernel, the receiver (recvmmsg) counts and checks them, kernel drops (RcvbufErrors) included", o.udpDepth),
+			"uringsend: " + pipe.String(),
+			base + ": " + write.String(),
+		}, r[0].Notes...)
+		sv, bv := values(samples[2], msgRate), values(samples[1], msgRate)
+		r[1].Uringsend, r[1].CandRuns = median(sv), sv
+		r[1].Baseline, r[1].BaseRuns, r[1].BaseName = median(bv), bv, base
+		r[1].Ratio = r[1].Uringsend / r[1].Baseline
+		r[1].Notes = []string{"uringsend: a SendAsync loop per socket without WithBatching (each datagram inline, one io_uring_enter each); " + one.String()}
+		rows = append(rows, r...)
+		if o.udpSockets == 1 {
 			break
 		}
 	}

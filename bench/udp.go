@@ -175,6 +175,29 @@ const (
 
 // udpArm sends size-byte datagrams on sockets connected UDP sockets.
 func udpArm(shape udpShape, sockets, size, depth int, probe bool) func(round) (sample, error) {
+	return udpArmTally(shape, sockets, size, depth, probe, nil)
+}
+
+// udpTally sums what an arm's timed rounds sent, what arrived, what the
+// kernel dropped, and the allocations its probe saw: notes for the table.
+type udpTally struct {
+	sent, received, drops int64
+	elapsed               time.Duration
+	allocs                uint64
+	allocMsgs             int64
+}
+
+func (t *udpTally) String() string {
+	s := fmt.Sprintf("%d datagrams sent in the timed rounds, %d received (%s delivered), %d dropped by the kernel (receive buffer full)",
+		t.sent, t.received, formatValue(float64(t.received)/t.elapsed.Seconds(), "msg/s"), t.drops)
+	if t.allocMsgs > 0 {
+		s += fmt.Sprintf("; %.4f allocations per send", float64(t.allocs)/float64(t.allocMsgs))
+	}
+	return s
+}
+
+// udpArmTally is udpArm adding its timed rounds to tally (nil: none).
+func udpArmTally(shape udpShape, sockets, size, depth int, probe bool, tally *udpTally) func(round) (sample, error) {
 	return func(r round) (sample, error) {
 		recvs := make([]*udpReceiver, sockets)
 		conns := make([]*net.UDPConn, sockets)
@@ -222,6 +245,14 @@ func udpArm(shape udpShape, sockets, size, depth int, probe bool) func(round) (s
 			bad += rv.bad
 		}
 		drops := udpRcvbufErrors() - drops0
+		if tally != nil && !r.verify {
+			tally.sent += smp.msgs
+			tally.received += received
+			tally.drops += drops
+			tally.elapsed += smp.elapsed
+			tally.allocs += smp.allocs
+			tally.allocMsgs += smp.allocMsgs
+		}
 		switch {
 		case err != nil:
 		case bad > 0:
@@ -292,9 +323,10 @@ func udpWriteLoop(conns []*net.UDPConn, size int, r round) (sample, []*senderHas
 }
 
 // udpUring sends on one engine: with pipeline, depth Args per socket
-// resent from Completed (each datagram is its own SQE; the reaper submits
-// those of all sockets in one io_uring_enter); without, one Args per
-// socket in a loop, waiting for Completed when SendAsync returns pending.
+// resent from Completed on WithBatching sockets (the datagrams queued on a
+// socket leave in one GSO sendmsg; the reaper submits the wires of all
+// sockets in one io_uring_enter); without, one Args per socket in a loop,
+// waiting for Completed when SendAsync returns pending.
 func udpUring(conns []*net.UDPConn, size, depth int, pipeline, probeAllocs bool, r round) (sample, []*senderHash, error) {
 	eng, err := socket.NewEngine(socket.EngineConfig{Backend: socket.BackendIOURing})
 	if err != nil {
@@ -304,7 +336,13 @@ func udpUring(conns []*net.UDPConn, size, depth int, pipeline, probeAllocs bool,
 	socks := make([]*streamConn, len(conns))
 	hashes := make([]*senderHash, len(conns))
 	for i, c := range conns {
-		s, err := socket.FromConn(c, socket.WithEngine(eng))
+		opts := []socket.Option{socket.WithEngine(eng)}
+		if pipeline {
+			// Every send queues and the reaper puts the queue on the wire:
+			// datagrams queued together leave in one GSO sendmsg.
+			opts = append(opts, socket.WithBatching())
+		}
+		s, err := socket.FromConn(c, opts...)
 		if err != nil {
 			return sample{}, nil, err
 		}
