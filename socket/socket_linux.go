@@ -352,9 +352,9 @@ func (s *Socket) cancelAndWait(drained chan struct{}) {
 	defer t.Stop()
 	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
 		if s.u != nil {
-			if s.batch {
-				s.u.abortCorked(s)
-			}
+			// Sends waiting for the reaper to put them on the wire
+			// (batching, or deferred during a raise) never reach it.
+			s.u.abortCorked(s)
 			s.u.cancel(s)
 			s.u.progress()
 		} else {
