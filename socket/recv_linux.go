@@ -69,12 +69,18 @@ type rxState struct {
 	reading bool          // epoll: the reader goroutine runs
 
 	// The wire, owned by its owner.
-	buf       []byte
-	flags     int
-	gen       atomic.Uint32 // io_uring: generation of the SQE on the wire
-	pin       runtime.Pinner
-	pinned    bool
-	pollFirst bool // io_uring: resubmit asking the kernel to poll first
+	buf   []byte
+	flags int
+	gen   atomic.Uint32 // io_uring: generation of the SQE on the wire
+	// io_uring: pin holds the buffer at pinnedAt in place. It stays
+	// pinned after its receive, until a receive into another buffer or
+	// Close: a socket usually receives into the same few buffers, and
+	// pinning costs more than a receive's other work in Go.
+	pin      runtime.Pinner
+	pinnedAt *byte
+	// io_uring: submit the next wire asking the kernel to poll first —
+	// after EAGAIN, or when the last receive emptied the socket.
+	pollFirst bool
 
 	// epoll: the reader's callback (made once) and its result.
 	readFn func(fd uintptr) bool
@@ -187,10 +193,9 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 func (s *Socket) rxSettle(res int32) (more bool) {
 	var raise, aborted sendop.Queue
 	var drained chan struct{}
-	if s.rx.pinned {
-		s.rx.pin.Unpin()
-		s.rx.pinned = false
-	}
+	// Less than the buffer holds: the socket is empty now, so the next
+	// receive would only find that out before it waits.
+	s.rx.pollFirst = res > 0 && int(res) < len(s.rx.buf)
 	s.rx.mu.Lock()
 	e := s.rx.q.Pop()
 	s.rx.wire = false
@@ -255,9 +260,12 @@ func (s *Socket) rxHandOver(q *sendop.Queue) {
 // rxLaunch goes on with the next one.
 func (u *uring) rxLaunch(s *Socket) {
 	for {
-		if !s.rx.pinned {
-			s.rx.pin.Pin(unsafe.SliceData(s.rx.buf))
-			s.rx.pinned = true
+		if p := unsafe.SliceData(s.rx.buf); p != s.rx.pinnedAt {
+			if s.rx.pinnedAt != nil {
+				s.rx.pin.Unpin()
+			}
+			s.rx.pin.Pin(p)
+			s.rx.pinnedAt = p
 		}
 		gen := (u.gen.Add(1) & genMask) | 1 // never 0, never reserved
 		s.rx.gen.Store(gen)
@@ -324,12 +332,18 @@ func (s *Socket) closeRx() {
 	s.rx.closing = true
 	if !s.rx.wire {
 		// Nothing can be queued without a wire.
+		reading := s.rx.reading
 		s.rx.mu.Unlock()
+		if reading {
+			s.waitReader()
+		}
+		s.rxUnpin()
 		return
 	}
 	drained := make(chan struct{})
 	s.rx.drained = drained
 	s.rx.mu.Unlock()
+	defer s.rxUnpin()
 
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -345,13 +359,39 @@ func (s *Socket) closeRx() {
 		t.Reset(wait)
 		select {
 		case <-drained:
-			if s.u == nil && s.owner == nil && s.conn != nil {
-				// FromConn: the connection outlives the Socket.
-				s.conn.SetReadDeadline(time.Time{})
+			if s.u == nil {
+				s.waitReader()
+				if s.owner == nil && s.conn != nil {
+					// FromConn: the connection outlives the Socket.
+					s.conn.SetReadDeadline(time.Time{})
+				}
 			}
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// waitReader waits for the epoll reader goroutine, which has nothing left
+// to receive, to leave: Close returns the socket's goroutines.
+func (s *Socket) waitReader() {
+	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		s.rx.mu.Lock()
+		reading := s.rx.reading
+		s.rx.mu.Unlock()
+		if !reading {
+			return
+		}
+		time.Sleep(wait)
+	}
+}
+
+// rxUnpin lets go of the last receive's buffer, once no receive can
+// follow.
+func (s *Socket) rxUnpin() {
+	if s.rx.pinnedAt != nil {
+		s.rx.pin.Unpin()
+		s.rx.pinnedAt = nil
 	}
 }
 
@@ -363,8 +403,8 @@ func (s *Socket) epollRecvStart() {
 		s.rxKickReader()
 		return
 	}
-	if testHookRecv != nil {
-		testHookRecv(hookInlineReceived)
+	if h := testHookRecv.Load(); h != nil {
+		(*h)(hookInlineReceived)
 	}
 	// Completions go to the engine's dispatcher, never raised on the
 	// caller's goroutine.
@@ -415,15 +455,15 @@ func (s *Socket) readLoop() {
 		}
 		s.rx.mu.Unlock()
 		s.rxSettle(s.recvBlocking())
-		if testHookRecv != nil {
-			testHookRecv(hookReaderSettled)
+		if h := testHookRecv.Load(); h != nil {
+			(*h)(hookReaderSettled)
 		}
 	}
 }
 
 // testHookRecv, when a test sets it, runs at the points below of the
 // epoll receive path, to widen its races.
-var testHookRecv func(point int)
+var testHookRecv atomic.Pointer[func(point int)]
 
 const (
 	hookReaderSettled  = iota // the reader completed a receive and has not looked at the queue again

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -234,6 +235,15 @@ func TestReceiveAsyncReset(t *testing.T) {
 // Close returns.
 func TestReceiveAsyncClosePending(t *testing.T) {
 	rxBackends(t, func(t *testing.T, eng *Engine) {
+		// An epoll reader that lingers after its last receive must
+		// still be gone when Close returns.
+		hook := func(p int) {
+			if p == hookReaderSettled {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		testHookRecv.Store(&hook)
+		defer testHookRecv.Store(nil)
 		s, _ := rxPair(t, eng)
 		const n = 4
 		var mu sync.Mutex
@@ -267,6 +277,9 @@ func TestReceiveAsyncClosePending(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("Close hangs with receives pending")
+		}
+		if buf := make([]byte, 1<<20); bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("(*Socket).readLoop")) {
+			t.Error("the socket's reader goroutine outlives Close")
 		}
 		// Close returns after every Completed of the socket has run.
 		for i := range calls {
@@ -784,8 +797,9 @@ func TestReceiveAsyncReaderHandOff(t *testing.T) {
 		// The reader lingers after each receive it completes, and so
 		// does an inline receive before it settles: a reader that took
 		// the same receive would settle it too.
-		testHookRecv = func(int) { time.Sleep(100 * time.Microsecond) }
-		t.Cleanup(func() { testHookRecv = nil })
+		hook := func(int) { time.Sleep(100 * time.Microsecond) }
+		testHookRecv.Store(&hook)
+		t.Cleanup(func() { testHookRecv.Store(nil) })
 		var wg sync.WaitGroup
 		for i := range 8 {
 			s, p := rxPair(t, eng)
