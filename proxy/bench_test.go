@@ -16,8 +16,8 @@ import (
 )
 
 // TestCompareProxies is the comparison benchmark of issue 7, in one run:
-// uringproxy (this package, in-process; with its defaults and with two
-// variants) against the plain Go io.Copy proxy (internal/copyproxy) and
+// uringproxy (this package, in-process; with its defaults and with
+// variants of backend, receive mode and send timeout) against the plain Go io.Copy proxy (internal/copyproxy) and
 // against no proxy at all, on redis-benchmark (pipelined SET and GET, 50
 // clients, -P 16) and iperf3 (one stream, 2 s). Within each round the
 // candidates run one after the other, in an order that alternates between
@@ -53,9 +53,11 @@ func TestCompareProxies(t *testing.T) {
 	}
 	const baseline = "io.Copy proxy"
 	all := []candidate{
-		{"uringproxy (defaults: io_uring, -send-timeout 30s)", uring()},
-		{"uringproxy -send-timeout 0", uring("-send-timeout", "0")},
-		{"uringproxy -backend epoll", uring("-backend", "epoll")},
+		{"uringproxy (defaults: io_uring, -recv engine, -send-timeout 30s)", uring()},
+		{"uringproxy -recv engine -send-timeout 0", uring("-recv", "engine", "-send-timeout", "0")},
+		{"uringproxy -recv net", uring("-recv", "net")},
+		{"uringproxy -backend epoll (-recv net)", uring("-backend", "epoll")},
+		{"uringproxy -backend epoll -recv engine", uring("-backend", "epoll", "-recv", "engine")},
 		{baseline, func(t *testing.T, upstream string) (string, func()) {
 			p, err := copyproxy.Listen("127.0.0.1:0", upstream)
 			if err != nil {

@@ -40,6 +40,8 @@ type Config struct {
 	BufferSize Size
 	// SendTimeout bounds how long one send may wait on the wire for the
 	// peer to read; a connection whose send times out is reset. 0: none.
+	// In receive mode engine it is checked by the sweeper, so a stalled
+	// connection goes up to about SendTimeout/8 (at most 1 s) later.
 	SendTimeout time.Duration
 	// IdleTimeout closes a connection after that long without a read in
 	// either direction. 0: never.

@@ -17,6 +17,22 @@
 // backpressure that bounds memory per connection at about
 // 2 × (MaxInflight + BufferSize).
 //
+// # Receive mode engine
+//
+// With Config.Recv RecvEngine (the default on io_uring) the engine runs
+// the reads too, and a direction has no goroutine: Socket.ReceiveAsync on
+// the source fills a slot's buffer; its Completed sends the bytes with
+// SendAsync on the destination and starts the next receive on another
+// slot; the send's Completed frees the slot. One receive per direction is
+// outstanding at a time, so bytes leave in the order they came; at most
+// MaxInflight bytes of slots are in flight, as above. The handlers run on
+// the engine's reaper, so on io_uring one io_uring_enter submits the
+// receives and sends that the completions of many connections started.
+// SendTimeout is enforced there by the idle sweeper (a direction whose
+// sends have not progressed for SendTimeout is reset) rather than by a
+// LINK_TIMEOUT per send, which would double the ring's traffic. RecvNet
+// keeps the goroutine pumps of Go's net described above.
+//
 // # Connection life
 //
 //   - Half-close: when a source reads io.EOF (the peer sent FIN), its pump

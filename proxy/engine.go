@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"time"
 
 	"github.com/uringsend/uringsend/sendop"
 )
@@ -35,6 +36,12 @@ type enginePump struct {
 	// kick runs one loop at a time; a kick meanwhile asks it for one
 	// more round.
 	kicking, again bool
+
+	// The send timeout: completed counts sends that have completed; the
+	// sweeper notes when it last saw it move (or nothing in flight).
+	completed  uint64
+	seen       uint64
+	progressed time.Time
 }
 
 // engineCompleted is the Completed handler of every slot in engine mode.
@@ -109,7 +116,9 @@ func (p *pump) takeSlotLocked() *slot {
 		s := &slot{p: p}
 		s.e.UserToken = s
 		s.e.Completed = engineCompleted
-		s.e.Timeout = p.c.p.cfg.SendTimeout // sends only: receives ignore it
+		// No Args.Timeout: a LINK_TIMEOUT per send doubles the ring's
+		// traffic. The sweeper watches the sends' progress instead
+		// (stalled).
 		return s
 	}
 	return nil
@@ -190,6 +199,7 @@ func (p *pump) sent(s *slot) {
 	ep := &p.eng
 	ep.mu.Lock()
 	ep.sends--
+	ep.completed++
 	if failed {
 		ep.sendErr, ep.srcDone = true, true
 	}
@@ -218,6 +228,22 @@ func (p *pump) check() {
 	if fin || quiet && p.c.halt.Load() {
 		p.c.notify()
 	}
+}
+
+// stalled is the send timeout of engine mode, asked by the sweeper at
+// now: it reports that sends have been in flight and none has completed
+// for SendTimeout. Sends on a socket complete in order, so this is the
+// time the oldest send has been waiting for the peer, give or take one
+// sweep — never less than SendTimeout.
+func (p *pump) stalled(now time.Time) bool {
+	ep := &p.eng
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.sends == 0 || ep.completed != ep.seen || ep.progressed.IsZero() {
+		ep.seen, ep.progressed = ep.completed, now
+		return false
+	}
+	return now.Sub(ep.progressed) >= p.c.p.cfg.SendTimeout
 }
 
 // finished reports that the pump is done: its source ended and every send

@@ -102,7 +102,7 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	if cfg.IdleTimeout > 0 {
+	if cfg.IdleTimeout > 0 || p.recvEngine && cfg.SendTimeout > 0 {
 		p.sweeper, p.swept = make(chan struct{}), make(chan struct{})
 		go p.sweep()
 	}
@@ -294,11 +294,16 @@ func (p *Proxy) handle(client *net.TCPConn) {
 	}
 }
 
-// sweep closes idle connections until stop.
+// sweep closes idle connections until stop and, in receive mode engine,
+// connections whose sends have made no progress for SendTimeout.
 func (p *Proxy) sweep() {
 	defer close(p.swept)
 	idle := p.cfg.IdleTimeout
-	t := time.NewTicker(min(max(idle/8, 5*time.Millisecond), time.Second))
+	every := idle
+	if p.recvEngine && p.cfg.SendTimeout > 0 && (every == 0 || p.cfg.SendTimeout < every) {
+		every = p.cfg.SendTimeout
+	}
+	t := time.NewTicker(min(max(every/8, 5*time.Millisecond), time.Second))
 	defer t.Stop()
 	for {
 		select {
@@ -306,10 +311,16 @@ func (p *Proxy) sweep() {
 			return
 		case now := <-t.C:
 			for _, c := range p.snapshot() {
-				if c.active.Swap(false) {
-					c.lastActive = now
-				} else if now.Sub(c.lastActive) >= idle {
-					c.stop(endIdle)
+				if idle > 0 {
+					if c.active.Swap(false) {
+						c.lastActive = now
+					} else if now.Sub(c.lastActive) >= idle {
+						c.stop(endIdle)
+						continue
+					}
+				}
+				if c.engine && p.cfg.SendTimeout > 0 && (c.up.stalled(now) || c.down.stalled(now)) {
+					c.stop(endSendTimeout)
 				}
 			}
 		}
