@@ -69,7 +69,9 @@ func (d *dispatcher) close() {
 	<-d.done
 }
 
-// sendWire makes one non-blocking send of the wire's remaining bytes.
+// sendWire makes one non-blocking send of the wire's remaining bytes. A
+// wire of several sends is the msghdr buildWire made: coalesced stream
+// bytes, or UDP datagrams with their UDP_SEGMENT cmsg.
 func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 	var n uintptr
 	var errno syscall.Errno
