@@ -219,7 +219,7 @@ func p7(o options, log io.Writer) ([]row, error) {
 		// The second row compares the one-at-a-time arm with the baseline,
 		// not the pipeline with it.
 		r[0].Notes = append([]string{
-			fmt.Sprintf("uringsend: one engine, %d Args in flight per WithBatching socket, each resent from Completed; datagrams queued on a socket leave in one UDP GSO sendmsg; the rate counts datagrams handed to the kernel, the receiver (recvmmsg) counts and checks them, kernel drops (RcvbufErrors) included", o.udpDepth),
+			fmt.Sprintf("uringsend: one engine, %d Args in flight per WithBatching socket, each resent from Completed; datagrams queued on a socket leave in one UDP GSO sendmsg; the rate of every arm counts datagrams delivered: the receiver (recvmmsg) counts and checks each, and sent = received + kernel drops (RcvbufErrors) is checked", o.udpDepth),
 			"uringsend: " + pipe.String(),
 			base + ": " + write.String(),
 		}, r[0].Notes...)

@@ -57,7 +57,6 @@ type options struct {
 	noCoop      bool
 	udpSockets  int // P7 sockets
 	udpDepth    int // P7 Args in flight per socket
-	udpMode     string
 	verbose     bool
 }
 
@@ -170,7 +169,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noCoop, "no-coop-taskrun", false, "engines: ring.Config.NoCoopTaskrun (an experiment: task work notified by IPI)")
 	fs.IntVar(&o.udpSockets, "udp-sockets", 8, "P7m: sending sockets (each with its own receiver); P7 uses one")
 	fs.IntVar(&o.udpDepth, "udp-depth", 64, "P7: Args in flight per socket on the pipelined arm")
-	fs.StringVar(&o.udpMode, "udp-mode", "inline", "P7: uringsend sends one datagram at a time per socket (inline) or keeps -udp-depth in flight (pipeline)")
 	fs.BoolVar(&o.verbose, "v", false, "per-round values on stderr")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -202,9 +200,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.depth64 < 1 || o.depth1K < 1 || o.depth64K < 1 || o.conns < 1 || o.depthConn < 1 || o.udpSockets < 1 || o.udpDepth < 1 {
 		return o, fmt.Errorf("depths, -conns and -udp-sockets must be positive")
-	}
-	if o.udpMode != "inline" && o.udpMode != "pipeline" {
-		return o, fmt.Errorf("-udp-mode is inline or pipeline, not %q", o.udpMode)
 	}
 	o.cases = map[string]bool{}
 	for _, c := range strings.Split(*cases, ",") {
