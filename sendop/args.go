@@ -167,6 +167,13 @@ func (o *Op) Abandon() {
 	o.state.set(stateClaimed, stateFree)
 }
 
+// LaunchIfQueued does nothing: a queued op is already pending. Callers
+// are being removed.
+func (o *Op) LaunchIfQueued() {}
+
+// Flags is the MSG_* flags the op is sent with (MSG_NOSIGNAL included).
+func (o *Op) Flags() int { return int(o.flags) }
+
 // Timeout is the op's time limit on the wire (0: none).
 func (o *Op) Timeout() time.Duration { return o.timeout }
 
@@ -189,9 +196,6 @@ func (o *Op) MarkQueued() { o.state.set(stateClaimed, statePending) }
 // afterwards (Decide) whether it completed synchronously.
 func (o *Op) MarkInline() { o.state.set(stateClaimed, stateInline) }
 
-// LaunchIfQueued does nothing: a queued op is already pending. Callers
-// are being removed.
-func (o *Op) LaunchIfQueued() {}
 
 // Decide is SendAsync's last step for an inline op: pending == false
 // means the op already finished and e holds the result (and is free);

@@ -287,10 +287,7 @@ func dgramJoinable(op *sendop.Op) bool {
 	if op.Remaining() == 0 || op.Timeout() != 0 || op.Check() != 0 {
 		return false
 	}
-	// SendmsgArgs only rebuilds the op's own msghdr for a BufferList; a
-	// queued op's is not in the kernel.
-	_, _, flags := op.SendmsgArgs()
-	return flags == unix.MSG_NOSIGNAL
+	return op.Flags() == unix.MSG_NOSIGNAL
 }
 
 // buildDgramWire makes the wire a GSO sendmsg of the head hop and the
