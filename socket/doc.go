@@ -30,7 +30,14 @@
 // Stream sends queued behind a busy wire leave together: the next wire is
 // one SENDMSG of up to 1024 iovecs (and 4 MiB) over as many queued sends as
 // fit, and its result is split over them in order, each completing once
-// with its own BytesTransferred. WithBatching makes a socket queue every
+// with its own BytesTransferred. Datagrams queued behind a busy UDP socket
+// (IPv4 or IPv6) leave together too: one sendmsg with a UDP_SEGMENT
+// control message (UDP GSO) over a run of equal-length datagrams (the last
+// may be shorter), up to 128 (64 on kernels before 6.10) and 64000 bytes;
+// the kernel cuts it back into the same datagrams, and each send completes
+// once. A socket whose kernel or route refuses GSO sends the same datagrams
+// again in smaller wires or one by one, and remembers the refusal.
+// WithBatching makes a socket queue every
 // send and lets the reaper put the queue on the wire, so a pipeline always
 // coalesces and the reaper submits the wires of many sockets in the one
 // io_uring_enter in which it waits. Wires of EngineConfig.ZeroCopyThreshold

@@ -68,9 +68,10 @@ type options struct {
 
 // WithBatching puts a socket in batching mode, for pipelines that keep
 // many sends in flight: SendAsync never submits inline; sends accumulate
-// on the socket and leave from the engine's reaper, coalesced where the
-// socket allows it (many stream sends in one SENDMSG), with the wires of
-// other sockets in one io_uring_enter. Every SendAsync then returns
+// on the socket and leave from the engine's reaper, coalesced (many stream
+// sends in one SENDMSG; on UDP sockets, a run of equal-length datagrams in
+// one UDP GSO sendmsg), with the wires of other sockets in one
+// io_uring_enter. Every SendAsync then returns
 // pending == true and Completed reports each send, in order. Without it, a
 // send on an idle socket goes out at once and usually completes
 // synchronously. It has no effect on the epoll backend.
