@@ -155,7 +155,8 @@ func p6(o options, log io.Writer) ([]row, error) {
 		{"pipeline 64 B (P1 shape)", uringPipeline(pipelineCfg{conns: 1, size: 64, depth: o.depth64, batching: true, recvBuf: 256 << 10, probeAllocs: true})},
 		{"sync 64 B (P5 shape)", syncSends(64, true, o.engineConfig())},
 		{"100 conns × 1 KiB (P4 shape, metrics on)", uringPipeline(pipelineCfg{conns: 100, size: 1024, depth: o.depthConn, batching: true, metrics: true, recvBuf: 16 << 10, probeAllocs: true})},
-		{"UDP 64 B (P7 shape)", udpArm(udpInline, 1, 64, 1, true)},
+		{"UDP 64 B pipeline with GSO (P7 shape)", udpArm(udpPipeline, 1, 64, o.udpDepth, true)},
+		{"UDP 64 B one at a time (P7s shape)", udpArm(udpInline, 1, 64, 1, true)},
 	}
 	worst := 0.0
 	var notes []string
