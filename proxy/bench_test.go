@@ -54,7 +54,6 @@ func TestCompareProxies(t *testing.T) {
 	const baseline = "io.Copy proxy"
 	all := []candidate{
 		{"uringproxy (defaults: io_uring, -recv engine, -send-timeout 30s)", uring()},
-		{"uringproxy -recv engine -send-timeout 0", uring("-recv", "engine", "-send-timeout", "0")},
 		{"uringproxy -recv net", uring("-recv", "net")},
 		{"uringproxy -backend epoll (-recv net)", uring("-backend", "epoll")},
 		{"uringproxy -backend epoll -recv engine", uring("-backend", "epoll", "-recv", "engine")},
