@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
 )
@@ -842,5 +844,48 @@ func handOff(t *testing.T, s *Socket, p *net.TCPConn, seed uint64) {
 	}
 	if c.n != int64(len(payload)) || c.sum() != want {
 		t.Errorf("received %d of %d bytes, hash match %v", c.n, len(payload), c.sum() == want)
+	}
+}
+
+// Receives raised through the engine leave its in-flight gauge where
+// they found it.
+func TestReceiveAsyncMetricsBalanced(t *testing.T) {
+	for _, be := range []string{BackendIOURing, BackendEpoll} {
+		t.Run(be, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m, err := metrics.New(reg, metrics.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, err := NewEngine(EngineConfig{Backend: be, Metrics: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eng.Close()
+			s, p := rxPair(t, eng)
+			for i := range 50 {
+				e, ch, _ := rxArgs(10)
+				pending, err := s.ReceiveAsync(e)
+				if err != nil || !pending {
+					t.Fatalf("receive %d: %v, pending %v", i, err, pending)
+				}
+				p.Write([]byte("x"))
+				waitRx(t, ch, 5*time.Second)
+			}
+			time.Sleep(10 * time.Millisecond)
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == metrics.NameInflightSends {
+					if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 0 {
+						t.Fatalf("%s = %v after every receive completed; want 0", metrics.NameInflightSends, v)
+					}
+					return
+				}
+			}
+			t.Fatalf("no %s", metrics.NameInflightSends)
+		})
 	}
 }
