@@ -131,6 +131,20 @@ func TestReceiveAsyncSync(t *testing.T) {
 		if n := calls.Load(); n != 0 {
 			t.Fatalf("Completed raised %d times after a synchronous receive", n)
 		}
+
+		// Again after a receive that emptied the socket, so that the
+		// next one asks the kernel to poll first: data already there
+		// still completes inside io_uring_enter.
+		if _, err := p.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { ready, _ := unix.IoctlGetInt(s.FD(), unix.SIOCINQ); return ready == len(msg) })
+		if pending, err = s.ReceiveAsync(e); err != nil || pending {
+			t.Fatalf("second receive with data waiting: pending %v, %v", pending, err)
+		}
+		if e.BytesTransferred() != len(msg) {
+			t.Fatalf("second receive: %d bytes, want %d", e.BytesTransferred(), len(msg))
+		}
 	})
 }
 
