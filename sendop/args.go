@@ -107,6 +107,9 @@ type Op struct {
 	Start int64
 	// Socket is the engine's owner of the op while it is in use.
 	Socket any
+	// Recv marks a receive (set by the engine after Begin): engines keep
+	// it out of their send metrics.
+	Recv bool
 }
 
 // Args returns the Args o belongs to.
@@ -156,6 +159,7 @@ func (o *Op) Begin(e *Args, stream bool, pc *PinCache) {
 	o.stream = stream
 	o.timeout = e.Timeout
 	o.flags = uint32(e.Flags) | msgNoSignal
+	o.Recv = false
 	o.pin(pc)
 }
 

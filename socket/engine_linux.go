@@ -346,6 +346,9 @@ func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
 		n, ok, bytes := 0, 0, 0
 		for a := q.Head(); a != nil; a = sendop.OpOf(a).Next() {
 			op := sendop.OpOf(a)
+			if op.Recv {
+				continue // not a send
+			}
 			if lb != nil {
 				lb.Observe(now - op.Start)
 			} else {

@@ -132,6 +132,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	// No pins through Begin: the receive's one buffer is pinned by the
 	// wire (rxLaunch), where the epoll backend needs none.
 	op.Begin(e, s.stream, nil)
+	op.Recv = true
 	op.Socket = s
 	s.rx.mu.Lock()
 	if s.rx.closing {
@@ -238,20 +239,9 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 }
 
 // rxHandOver gives completed receives to the goroutine that raises
-// Completed. The engine's raiser counts what it raises in the send
-// metrics and takes it out of the in-flight gauge, so a receive enters
-// that gauge only here, on its way to being raised.
+// Completed (they are marked Recv: the raiser leaves them out of the send
+// metrics).
 func (s *Socket) rxHandOver(q *sendop.Queue) {
-	if q.Len() == 0 {
-		return
-	}
-	if m := s.eng.m; m != nil {
-		now := s.eng.now()
-		for a := q.Head(); a != nil; a = sendop.OpOf(a).Next() {
-			sendop.OpOf(a).Start = now
-		}
-		m.InflightAdd(q.Len())
-	}
 	s.handOver(q)
 }
 
