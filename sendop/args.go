@@ -200,7 +200,6 @@ func (o *Op) MarkQueued() { o.state.set(stateClaimed, statePending) }
 // afterwards (Decide) whether it completed synchronously.
 func (o *Op) MarkInline() { o.state.set(stateClaimed, stateInline) }
 
-
 // Decide is SendAsync's last step for an inline op: pending == false
 // means the op already finished and e holds the result (and is free);
 // pending == true means Completed will be raised.
