@@ -171,10 +171,6 @@ func (o *Op) Abandon() {
 	o.state.set(stateClaimed, stateFree)
 }
 
-// LaunchIfQueued does nothing: a queued op is already pending. Callers
-// are being removed.
-func (o *Op) LaunchIfQueued() {}
-
 // Flags is the MSG_* flags the op is sent with (MSG_NOSIGNAL included).
 func (o *Op) Flags() int { return int(o.flags) }
 

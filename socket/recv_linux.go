@@ -153,7 +153,6 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		// epoll: the reader goroutine has not left yet; it sees the
 		// new wire and takes it (an inline attempt now would race it).
 		op.MarkQueued()
-		op.LaunchIfQueued()
 		s.rx.mu.Unlock()
 		return true, nil
 	}
@@ -164,7 +163,6 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		// raising meanwhile it may already be past that enter: then
 		// submit here.
 		op.MarkQueued()
-		op.LaunchIfQueued()
 		s.rx.mu.Unlock()
 		u := s.u
 		u.rxLaunch(s)
@@ -209,7 +207,6 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	} else if next := s.rx.q.Head(); next != nil {
 		s.rx.wire = true
 		s.rx.buf, s.rx.flags = next.Buffer(), next.Flags
-		sendop.OpOf(next).LaunchIfQueued()
 		more = true
 	}
 	s.rx.mu.Unlock()
@@ -226,7 +223,6 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	}
 	for a := aborted.Pop(); a != nil; a = aborted.Pop() {
 		op := sendop.OpOf(a)
-		op.LaunchIfQueued()
 		if op.Complete(syscall.ECANCELED) {
 			raise.Push(a)
 		}

@@ -376,7 +376,6 @@ func (u *uring) abortCorked(s *Socket) {
 	s.mu.Unlock()
 	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
 		op := sendop.OpOf(e)
-		op.LaunchIfQueued()
 		if op.Complete(syscall.ECANCELED) {
 			raise.Push(e)
 		}

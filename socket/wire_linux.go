@@ -66,7 +66,6 @@ func (s *Socket) buildWire() {
 	hop := sendop.OpOf(head)
 	s.w.wire = 1
 	s.w.gso.segs = 0
-	hop.LaunchIfQueued()
 	if hop.Next() == nil {
 		return
 	}
@@ -89,7 +88,6 @@ func (s *Socket) buildWire() {
 		}
 		iov = op.AppendIovecs(iov)
 		bytes += op.Remaining()
-		op.LaunchIfQueued()
 		s.w.wire++
 	}
 	if s.w.wire == 1 {
@@ -178,7 +176,6 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	}
 	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
 		op := sendop.OpOf(e)
-		op.LaunchIfQueued()
 		if op.Complete(syscall.ECANCELED) {
 			raise.Push(e)
 		}
@@ -310,7 +307,6 @@ func (s *Socket) buildDgramWire(hop *sendop.Op) {
 		}
 		iov = op.AppendIovecs(iov)
 		bytes += n
-		op.LaunchIfQueued()
 		s.w.wire++
 		if n < size {
 			break // the kernel's last segment may be short; only the last
