@@ -48,7 +48,10 @@ func (r *Ring) PeekBatch(dst []CQE) int {
 			if c.Flags()&CQEFMore == 0 {
 				done++
 			}
-			if c.UserData() >= ReservedUserData {
+			if ud := c.UserData(); ud >= ReservedUserData {
+				if ud == wakeUserData {
+					r.wakeSeen.Store(true)
+				}
 				continue
 			}
 			dst[n] = *c

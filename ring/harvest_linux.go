@@ -4,7 +4,9 @@ package ring
 // returns how many it handed over. The completion lock must be held.
 // A harvest that leaves requests in flight wakes a reaper parked in Go, so
 // that it waits for them in the kernel (a zero-copy send's notification,
-// say, follows its result).
+// say, follows its result). A caller other than the reaper that releases
+// the lock itself should prefer TryHarvest or SubmitAndHarvest: they pass
+// on a Wake whose CQE the harvest consumed.
 func (r *Ring) PeekAndHandle(h Handler) int {
 	n := r.harvestLocked(h, r.scratch, nil)
 	if r.parked.Load() && r.inflight.Load() > 0 {

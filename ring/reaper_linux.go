@@ -66,7 +66,18 @@ func (r *Ring) TryHarvest(h Handler) (n int, ok bool) {
 	}
 	n = r.PeekAndHandle(h)
 	r.cqMu.Unlock()
+	r.passWake()
 	return n, true
+}
+
+// passWake wakes the reaper again if an inline harvest consumed the CQE of
+// a Wake meant for it: a reaper about to sleep in io_uring_enter would
+// otherwise sleep through the event the Wake announced. Called without the
+// completion lock (Wake may have to wait for the SQ).
+func (r *Ring) passWake() {
+	if r.wakeSeen.Load() && r.wakeSeen.CompareAndSwap(true, false) {
+		r.Wake()
+	}
 }
 
 func (r *Ring) harvestLocked(h Handler, buf []CQE, onBatch func(int)) int {
@@ -96,6 +107,7 @@ func (rp *Reaper) loop() {
 			return
 		}
 		rp.r.harvestLocked(rp.h, rp.buf, rp.batches)
+		r.wakeSeen.Store(false) // awake: any Wake has done its job
 		r.cqMu.Unlock()
 		rp.h.AfterHarvest()
 		// Leave once Close has sealed the SQ (no caller's SQE can

@@ -84,6 +84,7 @@ type Ring struct {
 	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
 	closing  atomic.Bool
 	parked   atomic.Bool   // the reaper sleeps in Go: nothing is in the kernel
+	wakeSeen atomic.Bool   // a Wake's CQE was consumed (see passWake)
 	unpark   chan struct{} // wakes it; capacity 1
 	sealed   atomic.Bool   // set by Close under sqMu once no caller's SQE can be published any more
 	abandon  atomic.Bool   // set by Close when the drain budget ran out: the reaper leaves at once

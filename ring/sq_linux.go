@@ -138,6 +138,7 @@ func (r *Ring) SubmitAndHarvest(h Handler) (int, error) {
 	r.cqMu.Lock()
 	r.PeekAndHandle(h)
 	r.cqMu.Unlock()
+	r.passWake()
 	return n, err
 }
 

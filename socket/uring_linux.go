@@ -373,6 +373,8 @@ func (u *uring) abortCorked(s *Socket) {
 		}
 		drained, s.drained = s.drained, nil
 	}
+	reserved := aborted.Len()
+	s.unraised.Add(int64(reserved))
 	s.mu.Unlock()
 	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
 		op := sendop.OpOf(e)
@@ -380,7 +382,7 @@ func (u *uring) abortCorked(s *Socket) {
 			raise.Push(e)
 		}
 	}
-	s.handOver(&raise)
+	s.handOver(&raise, reserved)
 	if drained != nil {
 		close(drained)
 	}
@@ -402,10 +404,7 @@ func (u *uring) cancel(s *Socket) {
 // Completed) still sees its cancelled sends finish.
 func (u *uring) progress() {
 	u.r.Submit()
-	if u.r.TryLockCQ() {
-		u.r.PeekAndHandle(u)
-		u.r.UnlockCQ()
-	}
+	u.r.TryHarvest(u)
 	u.afterInlineHarvest()
 }
 
