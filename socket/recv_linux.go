@@ -209,6 +209,10 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 		s.rx.buf, s.rx.flags = next.Buffer(), next.Flags
 		more = true
 	}
+	// Counted before the lock goes: a Close that finds no wire must find
+	// these receives' Completed still to come.
+	reserved := 1 + aborted.Len()
+	s.unraised.Add(int64(reserved))
 	s.rx.mu.Unlock()
 
 	op := sendop.OpOf(e)
@@ -227,18 +231,11 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 			raise.Push(a)
 		}
 	}
-	s.rxHandOver(&raise)
+	s.handOver(&raise, reserved) // receives are marked Recv: no send metrics
 	if drained != nil {
 		close(drained)
 	}
 	return more
-}
-
-// rxHandOver gives completed receives to the goroutine that raises
-// Completed (they are marked Recv: the raiser leaves them out of the send
-// metrics).
-func (s *Socket) rxHandOver(q *sendop.Queue) {
-	s.handOver(q)
 }
 
 // rxLaunch publishes the SQE of s's rx wire (not yet entering the kernel).

@@ -166,7 +166,13 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	} else if s.q.Len() > 0 {
 		s.buildWire()
 		more = true
+	} else {
+		s.pins.Trim() // nothing of s is in the kernel
 	}
+	// Counted before the lock goes: a Close that finds the queue empty
+	// must find these sends' Completed still to come.
+	reserved := done.Len() + aborted.Len()
+	s.unraised.Add(int64(reserved))
 	s.mu.Unlock()
 
 	for e := done.Pop(); e != nil; e = done.Pop() {
@@ -180,7 +186,7 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 			raise.Push(e)
 		}
 	}
-	s.handOver(&raise)
+	s.handOver(&raise, reserved)
 	if drained != nil {
 		// Only now: Close may return, and Engine.Close stop the raiser,
 		// once the last completions are in the raiser's hands.
@@ -191,11 +197,16 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 
 // handOver gives completed sends to the goroutine that raises Completed
 // for s: its ring's reaper, or the engine's dispatcher on the epoll path.
-func (s *Socket) handOver(q *sendop.Queue) {
+// reserved is what the caller added to s.unraised, under the lock that
+// took these sends off their queue, for the sends it finished: those not
+// in q (synchronous ones, reported by SendAsync) are taken back out.
+func (s *Socket) handOver(q *sendop.Queue, reserved int) {
+	if n := q.Len(); n != reserved {
+		s.unraised.Add(int64(n - reserved))
+	}
 	if q.Len() == 0 {
 		return
 	}
-	s.unraised.Add(int64(q.Len()))
 	if s.u != nil {
 		s.u.raise.pushAll(q)
 		return
