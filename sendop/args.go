@@ -232,11 +232,11 @@ func (o *Op) pin(pc *PinCache) {
 		return
 	}
 	if len(o.buf) > 0 {
-		o.pinVia(pc, unsafe.Pointer(&o.buf[0]), len(o.buf))
+		o.pinVia(pc, unsafe.Pointer(&o.buf[0]), cap(o.buf))
 	}
 	for _, b := range o.bufs {
 		if len(b) > 0 {
-			o.pinVia(pc, unsafe.Pointer(&b[0]), len(b))
+			o.pinVia(pc, unsafe.Pointer(&b[0]), cap(b))
 		}
 	}
 	o.pinSys(pc)

@@ -36,8 +36,8 @@ func (o *Op) pinSys(pc *PinCache) {
 	if len(o.bufs) == 0 {
 		return // a Buffer, or an empty list: no msghdr for the kernel to read
 	}
-	o.pinVia(pc, unsafe.Pointer(&o.sys.iov[:1][0]), 0)
-	o.pinVia(pc, unsafe.Pointer(o), 0) // the msghdr lives in the Args
+	o.pinVia(pc, unsafe.Pointer(&o.sys.iov[:1][0]), cap(o.sys.iov)*int(unsafe.Sizeof(unix.Iovec{})))
+	o.pinVia(pc, unsafe.Pointer(o), int(unsafe.Sizeof(Args{}))) // the msghdr lives in the Args
 }
 
 // Check reports, before anything is sent, an op that cannot go out whole

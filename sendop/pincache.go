@@ -25,11 +25,12 @@ type PinCache struct {
 
 // Limits of a PinCache. Trim releases a cache above the idle limits; a
 // cache at a hard limit takes no more pointers until it is released. The
-// byte counts are the lengths the sends had when their memory was added,
-// a measure of what the cache keeps reachable.
+// byte counts are the capacities of the slices sent from (what lies from
+// the pointer to the end of its array): a lower bound of what the cache
+// keeps reachable, whatever part of it was sent.
 const (
 	pinCacheIdleEntries = 64
-	pinCacheIdleBytes   = 256 << 10
+	pinCacheIdleBytes   = 1 << 20
 	pinCacheMaxEntries  = 2048
 	pinCacheMaxBytes    = 8 << 20
 	pinCacheMinSlots    = 16
@@ -91,12 +92,15 @@ func (c *PinCache) grow() {
 }
 
 // Trim releases the cache if it holds more than an idle socket should keep
-// and the sends since the last Trim touched few of its entries: memory the
-// socket no longer sends from (a pipeline that reuses its buffers touches
-// them all between two idle moments and keeps them). The socket calls it
-// when nothing it sent is in the kernel.
+// and the sends since the last Trim did not touch as many entries as it
+// holds: then some of it is memory the socket no longer sends from (a
+// pipeline that reuses its buffers touches them all between two idle
+// moments and keeps them; a socket that sends from a fresh buffer each
+// time keeps only the last). The socket calls it when nothing it sent is
+// in the kernel: when its queue drains and before a send on an idle
+// socket.
 func (c *PinCache) Trim() {
-	if (c.n > pinCacheIdleEntries || c.bytes > pinCacheIdleBytes) && 4*c.touches < c.n {
+	if (c.n > pinCacheIdleEntries || c.bytes > pinCacheIdleBytes) && c.touches < c.n {
 		c.Release()
 	}
 	c.touches = 0
