@@ -97,8 +97,7 @@ func (c *PinCache) grow() {
 // pipeline that reuses its buffers touches them all between two idle
 // moments and keeps them; a socket that sends from a fresh buffer each
 // time keeps only the last). The socket calls it when nothing it sent is
-// in the kernel: when its queue drains and before a send on an idle
-// socket.
+// in the kernel: when its queue drains.
 func (c *PinCache) Trim() {
 	if (c.n > pinCacheIdleEntries || c.bytes > pinCacheIdleBytes) && c.touches < c.n {
 		c.Release()

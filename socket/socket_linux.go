@@ -247,10 +247,7 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	idle := s.q.Len() == 0 && !s.writing
 	if s.u != nil {
-		if idle {
-			s.pins.Trim() // nothing of s is in the kernel
-		}
-		op.Begin(e, s.stream, &s.pins)
+		op.Begin(e, s.stream, &s.pins) // settle trims the cache when the queue drains
 	} else {
 		// The epoll backend's system calls read the buffers before they
 		// return: nothing to pin.
