@@ -77,6 +77,19 @@
 // sockets always take that path: io_uring's internal retry after EAGAIN
 // sends such a datagram empty.
 //
+// # Receives
+//
+// ReceiveAsync has SendAsync's contract for the other direction: it
+// receives into the Args' Buffer (IORING_OP_RECV, or recv(2) and the
+// netpoller on the epoll backend); BytesTransferred is what arrived, and 0
+// with Success is the end of the stream. Receives on one socket complete in
+// call order, one in the kernel at a time; Close aborts the pending ones.
+// A receive or send started while the reaper raises Completed — from a
+// handler, typically — is not entered into the kernel on its own: it goes
+// out with everything else the handlers started, in the reaper's next
+// io_uring_enter. A relay built on it (cmd/uringproxy -recv engine) makes
+// a fraction of a system call per message.
+//
 // # Writers
 //
 // Socket is an io.Writer and io.ReaderFrom over SendAsync, and WriteAsync
