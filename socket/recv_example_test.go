@@ -17,8 +17,7 @@ func ExampleSocket_ReceiveAsync() {
 	buf := make([]byte, 32<<10)
 	e := &sendop.Args{}
 	sending := false
-	var next func(e *sendop.Args)
-	next = func(e *sendop.Args) { // a result is in e
+	next := func(e *sendop.Args) { // a result is in e
 		for {
 			if e.Err() != nil || !sending && e.BytesTransferred() == 0 {
 				s.Close() // an error, or the peer's end of stream
