@@ -128,8 +128,14 @@ func TestFaultCQOverflow(t *testing.T) {
 		t.Run(be, func(t *testing.T) {
 			cfg, metric := engineMetrics(t, socket.EngineConfig{Backend: be, Entries: 4, CQEntries: 8})
 			eng := newEngineCfg(t, cfg)
-			loadSockets(t, eng, 48, 25)
-			overflows := metric(metrics.NameRingCQOverflows)
+			// Whether the CQ overflows depends on how many completions
+			// land before the reaper runs: on a loaded machine one load
+			// may not do it, so up to three (each checked in full).
+			var overflows float64
+			for round := 0; round < 3 && (round == 0 || be == socket.BackendIOURing && overflows == 0); round++ {
+				loadSockets(t, eng, 48, 25)
+				overflows = metric(metrics.NameRingCQOverflows)
+			}
 			t.Logf("CQ overflows: %v", overflows)
 			if be == socket.BackendIOURing && overflows == 0 {
 				t.Error("the CQ of 8 entries never overflowed with 48 sockets completing at once")
