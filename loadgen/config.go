@@ -57,8 +57,9 @@ type Config struct {
 	// environment variable JOB_COMPLETION_INDEX unless -shard-index is set.
 	Shards     int
 	ShardIndex int
-	// Batching puts stream connections in socket.WithBatching mode: sends
-	// queue and leave coalesced, many per SENDMSG. BatchingAuto (default)
+	// Batching puts connections in socket.WithBatching mode: sends queue
+	// and leave coalesced, many per SENDMSG on a stream, a run of
+	// equal-size datagrams per UDP GSO sendmsg on UDP. BatchingAuto (default)
 	// turns it on when Inflight > 1 in the closed loop, where many sends
 	// are in flight per connection anyway; with Inflight 1 each send goes
 	// out inline and usually completes synchronously.
