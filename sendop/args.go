@@ -126,7 +126,7 @@ func (o *Op) Claim(e *Args) error {
 	}
 	err := validate(e)
 	if err != nil {
-		o.state.set(stateClaimed, stateFree)
+		o.state.set(statePending, stateFree)
 	}
 	return err
 }
@@ -168,7 +168,7 @@ func (o *Op) Begin(e *Args, stream bool, pc *PinCache) {
 func (o *Op) Abandon() {
 	o.unpin()
 	o.buf, o.bufs, o.Socket = nil, nil, nil
-	o.state.set(stateClaimed, stateFree)
+	o.state.set(statePending, stateFree)
 }
 
 // Flags is the MSG_* flags the op is sent with (MSG_NOSIGNAL included).
@@ -190,11 +190,15 @@ func (o *Op) Errno() syscall.Errno { return o.errno }
 // SendAsync returns pending, and Completed will be raised. Nothing in the
 // state word changes when it reaches the wire: each atomic transition costs
 // a locked instruction per send.
-func (o *Op) MarkQueued() { o.state.set(stateClaimed, statePending) }
+func (o *Op) MarkQueued() {
+	if st := o.state.load(); st != statePending {
+		panic("sendop: MarkQueued of an op in state " + name(st))
+	}
+}
 
 // MarkInline records that SendAsync submits the op itself and will decide
 // afterwards (Decide) whether it completed synchronously.
-func (o *Op) MarkInline() { o.state.set(stateClaimed, stateInline) }
+func (o *Op) MarkInline() { o.state.set(statePending, stateInline) }
 
 // Decide is SendAsync's last step for an inline op: pending == false
 // means the op already finished and e holds the result (and is free);

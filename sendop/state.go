@@ -10,11 +10,15 @@ import (
 // goroutine that harvests the final CQE — the engine's reaper, or a caller
 // peeking inline — is "the harvester".
 //
-//	free ──Claim──▶ claimed ──Queue──────────────────────▶ pending ──Finish──▶ free, Completed raised
-//	                   │                                    ▲
-//	                   └──Inline──▶ inline ──Decide─────────┘
-//	                                  │
-//	                                  └──Finish──▶ harvested ──Decide──▶ free, SendAsync returns false
+//	free ──Claim──▶ pending ───────────────────Finish──▶ free, Completed raised
+//	                   │                 ▲
+//	                   └─Inline─▶ inline ┴─Decide (SendAsync returns pending)
+//	                                │
+//	                                └─Finish──▶ harvested ──Decide──▶ free, SendAsync returns false
+//
+// A claimed op is pending at once: until SendAsync queues it or submits it
+// inline nobody else can reach it, and a queued op needs no transition of
+// its own (each costs a locked instruction per send).
 //
 // The race of DESIGN.md is the pair of CASes out of inline: Decide
 // (inline→pending, by the caller) and Finish (inline→harvested, by the
@@ -22,20 +26,19 @@ import (
 // SendAsync returns false or Completed is raised, never both, never neither.
 const (
 	stateFree      uint32 = iota // not in use; SendAsync may claim it
-	stateClaimed                 // SendAsync owns it: validating, choosing inline or queue
 	stateInline                  // on the wire, submitted inline; SendAsync has not decided
-	statePending                 // on the wire or queued; SendAsync returned pending
+	statePending                 // claimed by SendAsync, queued or on the wire; SendAsync returns pending
 	stateHarvested               // finished before SendAsync decided: it will return false
 )
 
-var stateNames = [...]string{"free", "claimed", "inline", "pending", "harvested"}
+var stateNames = [...]string{"free", "inline", "pending", "harvested"}
 
 type opState struct{ v atomic.Uint32 }
 
 func (s *opState) load() uint32 { return s.v.Load() }
 
 // claim moves free → claimed; false means the Args is in use.
-func (s *opState) claim() bool { return s.v.CompareAndSwap(stateFree, stateClaimed) }
+func (s *opState) claim() bool { return s.v.CompareAndSwap(stateFree, statePending) }
 
 // set moves the state from "from" to "to" for the single owner of "from";
 // any other current state is a bug.
