@@ -71,10 +71,10 @@ type options struct {
 // on the socket and leave from the engine's reaper, coalesced (many stream
 // sends in one SENDMSG; on UDP sockets, a run of equal-length datagrams in
 // one UDP GSO sendmsg), with the wires of other sockets in one
-// io_uring_enter. Every SendAsync then returns
-// pending == true and Completed reports each send, in order. Without it, a
-// send on an idle socket goes out at once and usually completes
-// synchronously. It has no effect on the epoll backend.
+// io_uring_enter. Every SendAsync then returns pending == true and
+// Completed reports each send, in order. Without it, a send on an idle
+// socket goes out at once and usually completes synchronously. It has no
+// effect on the epoll backend.
 func WithBatching() Option { return func(o *options) { o.batch = true } }
 
 // WithEngine runs the socket's sends on e instead of the DefaultEngine.
