@@ -83,6 +83,7 @@ func (s *soak) newPlan(rng *rand.Rand) plan {
 // entry is one accepted send.
 type entry struct {
 	sh      shape
+	size    int // udp: sh.total(), kept when sh is let go
 	pending bool
 	mu      sync.Mutex
 	done    int // completions: must end at exactly 1
@@ -114,6 +115,9 @@ type conn struct {
 	engClosed   atomic.Bool
 	free        chan *slot
 	chains      atomic.Int64 // chains still running
+
+	udp bool     // datagrams to a udpPeer (udp.go)
+	run dgramRun // udp: the datagram length generator, guarded by mu
 }
 
 // slot is an Args of the connection's window or chains, reused.
@@ -121,9 +125,30 @@ type slot struct {
 	sendop.Args
 }
 
+// connection runs one connection of a random kind: stream sends (most),
+// UDP datagrams (udp.go), or a relay or echo through ReceiveAsync
+// (relay.go).
 func (s *soak) connection(rng *rand.Rand, be string, id uint64) {
-	p := s.newPlan(rng)
+	switch r := rng.IntN(20); {
+	case r < 5:
+		s.relayConnection(rng, be, id)
+	case r < 10:
+		p := s.newPlan(rng)
+		p.network = []string{"udp", "udp6"}[rng.IntN(2)]
+		p.batch = rng.IntN(4) != 0
+		if p.peer == "peer-reset" {
+			p.peer = "" // no such thing on UDP
+		}
+		s.sendConnection(rng, be, id, p)
+	default:
+		s.sendConnection(rng, be, id, s.newPlan(rng))
+	}
+}
+
+// sendConnection runs one connection that sends by plan p.
+func (s *soak) sendConnection(rng *rand.Rand, be string, id uint64, p plan) {
 	c := &conn{s: s, id: id, p: p, eng: s.engines[be], rng: rand.New(rand.NewPCG(rng.Uint64(), id))}
+	c.udp = p.network == "udp" || p.network == "udp6"
 	if p.ephemeral {
 		entries := []uint32{2, 4, 8, 64}[rng.IntN(4)]
 		eng, err := newEngine(socket.EngineConfig{Backend: be, Entries: entries, CQEntries: 2 * entries})
@@ -141,14 +166,32 @@ func (s *soak) connection(rng *rand.Rand, be string, id uint64) {
 			}
 		}()
 	}
-	sock, peer, closeSock, err := s.open(c.eng, p, id)
+	var (
+		sock      *socket.Socket
+		pc        net.Conn
+		closeSock func() error
+		u         *udpPeer
+		r         *peer
+		err       error
+	)
+	if c.udp {
+		sock, u, err = s.openUDP(c.eng, p, rng)
+		closeSock = func() error { return sock.Close() }
+	} else {
+		sock, pc, closeSock, err = s.open(c.eng, p, id)
+	}
 	if err != nil {
 		s.violation("setup", "conn %d: %s: %v", id, p.network, err)
 		return
 	}
 	c.sock = sock
 	s.conns.Add(1)
-	r := startPeer(peer, p)
+	if c.udp {
+		s.kind("udp")
+	} else {
+		s.kind("send")
+		r = startPeer(pc, p)
+	}
 	if p.peer != "" {
 		s.fault(p.peer)
 	}
@@ -221,9 +264,23 @@ func (s *soak) connection(rng *rand.Rand, be string, id uint64) {
 			s.violation("close", "conn %d: Close: %v", id, err)
 		}
 	}
+	if c.udp {
+		var ok int64
+		for _, ent := range c.log {
+			if ent.se == sendop.Success {
+				ok++
+			}
+		}
+		if !u.wait(30*time.Second, ok) {
+			s.violation("hang", "conn %d: the UDP receiver never finished (%d datagrams)", id, len(u.events))
+			return
+		}
+		c.verifyUDP(u)
+		return
+	}
 	if !r.wait(30 * time.Second) {
 		s.violation("hang", "conn %d: the peer never saw the end of the stream (%d bytes read)", id, r.n)
-		peer.Close()
+		pc.Close()
 		r.wait(10 * time.Second)
 	}
 	c.verify(r)
@@ -354,7 +411,12 @@ func (c *conn) chainsDone() bool { return c.chains.Load() == 0 }
 func (c *conn) send(a *slot) (pending bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	sh := randomShape(c.rng, c.p.maxSize, c.p.maxSegs)
+	var sh shape
+	if c.udp {
+		sh = c.udpShape(len(c.log))
+	} else {
+		sh = randomShape(c.rng, c.p.maxSize, c.p.maxSegs)
+	}
 	sh.apply(&a.Args)
 	ent := &entry{sh: sh}
 	a.UserToken = len(c.log)
@@ -403,10 +465,15 @@ func (c *conn) record(ent *entry, e *sendop.Args, raised bool) {
 		c.s.violation("twice", "conn %d: a send completed twice", c.id)
 		return
 	}
+	if c.udp {
+		// The receiver checks datagrams against the pool: the log
+		// needs only the length.
+		ent.size, ent.sh = ent.sh.total(), shape{}
+	}
 	c.left.Add(-1)
 	c.s.ops.Add(1)
 	c.s.bytes.Add(int64(ent.n))
-	if ent.se != sendop.Success {
+	if ent.se != sendop.Success && !(c.udp && ent.se == sendop.MessageSize) {
 		c.sawError.Store(true)
 	}
 }

@@ -15,6 +15,18 @@
 // from a Completed handler or by the sender; a short-lived engine is
 // closed under its sockets.
 //
+// A quarter of the connections send UDP datagrams instead (udp.go): IPv4
+// and IPv6, mostly batching, in runs of equal lengths broken by shorter,
+// empty, oversized and BufferList datagrams, so that the engine's UDP GSO
+// wires start and end; a receiver of their own checks each datagram's
+// length, content and order, and what it got plus what its socket
+// dropped must be exactly the sends that reported Success. Another
+// quarter are relays and echoes whose data path is the engine's
+// (relay.go): ReceiveAsync, then SendAsync of what came, then the next
+// receive, from Completed handlers; the source and the far end fault as
+// the peers above, and the bytes received and delivered are compared with
+// the source's by SHA-256.
+//
 // Every connection is checked when it ends: each accepted send completed
 // exactly once (a synchronous result or one Completed), with Success or
 // an error the injected fault explains (its errno agreeing), with no bytes
@@ -24,7 +36,10 @@
 // gauges are 0, goroutines and descriptors are back to their start, no
 // SIGPIPE arrived.
 //
-// It prints one summary line — ops, bytes, faults injected, violations —
+// It prints one summary line — connections by kind, sends (ops, bytes),
+// receives, datagrams (sent, received, dropped by their socket, lost
+// otherwise, packets of many datagrams seen by UDP_GRO receivers), faults
+// injected, violations —
 // and exits with status 1 if there was any violation. Memory is bounded:
 // data is cut from one shared random block, windows and connection
 // lifetimes are capped.
@@ -97,7 +112,22 @@ type soak struct {
 	violations        int
 	violByKind        map[string]int
 	peakHeap          atomic.Uint64
+	kinds             map[string]int // connections by kind
+
+	// Receives (relay.go) and datagrams (udp.go).
+	recvs, recvBytes, relayed         atomic.Int64
+	dgramsSent, dgramsGot, dgramDrops atomic.Int64
+	dgramsLost, gsoPackets            atomic.Int64
+	closeEINTR                        atomic.Int64 // see relay.verify
 }
+
+func (s *soak) kind(k string) {
+	s.faultMu.Lock()
+	s.kinds[k]++
+	s.faultMu.Unlock()
+}
+
+func (s *soak) logf(format string, args ...any) { log.Printf(format, args...) }
 
 // engine is an engine with metrics on a registry of its own.
 type engine struct {
@@ -173,7 +203,7 @@ func run(cfg config, out io.Writer) int {
 	runtime.GC()
 	startG, startFDs := runtime.NumGoroutine(), countFDs()
 
-	s := &soak{cfg: cfg, engines: map[string]*engine{}, faults: map[string]int{}, violByKind: map[string]int{}, start: time.Now()}
+	s := &soak{cfg: cfg, engines: map[string]*engine{}, faults: map[string]int{}, kinds: map[string]int{}, violByKind: map[string]int{}, start: time.Now()}
 	dir, err := os.MkdirTemp("", "soak")
 	if err != nil {
 		log.Fatal(err)
@@ -188,6 +218,7 @@ func run(cfg config, out io.Writer) int {
 	}
 
 	startHeap := liveHeap()
+	softnet0, rcvbuf0 := softnetDrops(), udpRcvbufErrors()
 
 	stopMon := make(chan struct{})
 	monDone := make(chan struct{})
@@ -220,6 +251,12 @@ func run(cfg config, out io.Writer) int {
 	}
 	close(stopMon)
 	<-monDone
+	// Datagrams that no receiving socket got nor counted as dropped can
+	// only be the backlog's.
+	softnet, rcvbufErrs := softnetDrops()-softnet0, udpRcvbufErrors()-rcvbuf0
+	if lost := s.dgramsLost.Load(); lost > softnet {
+		s.violation("datagram", "%d datagrams lost without a trace (neither received nor dropped by their socket; %d backlog drops)", lost, softnet)
+	}
 	if cfg.memprof != "" {
 		writeHeapProfile(cfg.memprof)
 	}
@@ -277,6 +314,11 @@ func run(cfg config, out io.Writer) int {
 		total += n
 	}
 	sort.Strings(fk)
+	var kk []string
+	for k, n := range s.kinds {
+		kk = append(kk, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(kk)
 	var vk []string
 	for k, n := range s.violByKind {
 		vk = append(vk, fmt.Sprintf("%s=%d", k, n))
@@ -286,8 +328,10 @@ func run(cfg config, out io.Writer) int {
 	if len(vk) > 0 {
 		viol += " (" + strings.Join(vk, " ") + ")"
 	}
-	fmt.Fprintf(out, "soak: %v seed=%d conns=%d ops=%d bytes=%d (%.1f MiB/s) faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB\n",
-		elapsed, cfg.seed, s.conns.Load(), s.ops.Load(), s.bytes.Load(), float64(s.bytes.Load())/elapsed.Seconds()/(1<<20),
+	fmt.Fprintf(out, "soak: %v seed=%d conns=%d (%s) ops=%d bytes=%d (%.1f MiB/s) recvs=%d recv-bytes=%d relayed=%d dgrams=%d received=%d dropped=%d lost=%d (rcvbuf-errors=%d backlog-drops=%d) gso-packets=%d close-eintr=%d faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB\n",
+		elapsed, cfg.seed, s.conns.Load(), strings.Join(kk, " "), s.ops.Load(), s.bytes.Load(), float64(s.bytes.Load())/elapsed.Seconds()/(1<<20),
+		s.recvs.Load(), s.recvBytes.Load(), s.relayed.Load(),
+		s.dgramsSent.Load(), s.dgramsGot.Load(), s.dgramDrops.Load(), s.dgramsLost.Load(), rcvbufErrs, softnet, s.gsoPackets.Load(), s.closeEINTR.Load(),
 		total, strings.Join(fk, " "), viol, startG, endG, startFDs, endFDs, sigpipes.Load(),
 		float64(startHeap)/(1<<20), float64(endHeap)/(1<<20), float64(s.peakHeap.Load())/(1<<20))
 	if s.violations > 0 {
