@@ -598,7 +598,8 @@ func (r *relay) verify(src *source, sink *peer) {
 		case ent.send && scut >= 0 && ent.n > 0:
 			s.violation("gap", "relay %d: send %d sent %d bytes after send %d stopped short", r.id, i, ent.n, scut)
 		case !ent.send && rcut >= 0 && ent.n > 0:
-			s.violation("gap", "relay %d: receive %d got %d bytes after receive %d failed", r.id, i, ent.n, rcut)
+			s.violation("gap", "relay %d on %s (%+v): receive %d got %d bytes after receive %d failed with %v (closed early: %v)",
+				r.id, r.in.Backend(), p, i, ent.n, rcut, r.log[rcut].se, early)
 		}
 		if ent.send {
 			if scut < 0 && ent.n < ent.size {
