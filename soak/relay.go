@@ -81,6 +81,9 @@ func (s *soak) newRelayPlan(rng *rand.Rand) relayPlan {
 		total:     []int64{0, rng.Int64N(64 << 10), rng.Int64N(1 << 20), rng.Int64N(4 << 20)}[rng.IntN(4)],
 		chunk:     []int{1 + rng.IntN(100), 4 << 10, 64 << 10}[rng.IntN(3)],
 	}
+	// At most ~3000 writes (of chunk/2 on average), paused or not: a
+	// relay ends in seconds.
+	p.total = min(p.total, int64(p.chunk)*1500)
 	if p.bufSize == 1 {
 		p.total = min(p.total, 16<<10) // a byte per receive
 	}
