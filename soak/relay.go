@@ -168,6 +168,7 @@ type relay struct {
 	recvd   int64
 
 	left        atomic.Int64 // accepted, not completed
+	busy        atomic.Int64 // handlers running
 	completions atomic.Int64
 	closedEarly atomic.Bool // a Socket or the engine was closed before the end of the stream
 	engClosed   atomic.Bool
@@ -266,7 +267,9 @@ func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 	// The relay ends by itself: at the end of the stream, or stopped by
 	// an error, it closes both Sockets; then every receive and send has
 	// completed.
-	finished := func() bool { return r.inClosed.Load() && r.outClosed.Load() && r.left.Load() == 0 }
+	finished := func() bool {
+		return r.inClosed.Load() && r.outClosed.Load() && r.left.Load() == 0 && r.busy.Load() == 0
+	}
 	if !waitFor(60*time.Second, finished) {
 		r.mu.Lock()
 		s.violation("hang", "relay %d (%+v): not finished: %d operations pending, eof=%v stopped=%v sending=%d received=%d",
@@ -358,6 +361,10 @@ func (w *source) prefix(n int64) [32]byte {
 
 // completed is every Completed of the relay's Args.
 func (r *relay) completed(e *sendop.Args) {
+	// Counted first: the relay is finished when nothing is left and no
+	// handler still runs (record counts this one done before pump hashes).
+	r.busy.Add(1)
+	defer r.busy.Add(-1)
 	ent := e.UserToken.(*rentry)
 	r.record(ent, e, true)
 	r.mu.Lock()
