@@ -199,6 +199,9 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	e := s.rx.q.Pop()
 	s.rx.wire = false
 	s.rx.buf = nil
+	if s.rx.closing && res == -int32(syscall.EINTR) {
+		res = -int32(syscall.ECANCELED) // Close's cancel interrupted it in a worker
+	}
 	if s.rx.closing {
 		for a := s.rx.q.Pop(); a != nil; a = s.rx.q.Pop() {
 			aborted.Push(a)
@@ -304,6 +307,16 @@ func (u *uring) onRecv(c *ring.CQE) {
 	if s.rxSettle(res) {
 		u.rxLaunch(s)
 	}
+}
+
+// markRxClosing stops new receives and the launch of queued ones; Close
+// calls it first, before its cancel by descriptor (for the sends) also
+// cancels the receive on the wire: the receives behind that one must not
+// go on receiving after it failed.
+func (s *Socket) markRxClosing() {
+	s.rx.mu.Lock()
+	s.rx.closing = true
+	s.rx.mu.Unlock()
 }
 
 // closeRx completes the socket's receives; Close calls it after the send

@@ -312,6 +312,7 @@ func (s *Socket) Close() error {
 	}
 	s.closing = true
 	s.closed.Store(true)
+	s.markRxClosing() // before the cancel by descriptor reaches the receive on the wire
 	s.closeDone = make(chan struct{})
 	defer close(s.closeDone)
 	var drained chan struct{}
