@@ -118,7 +118,6 @@ type soak struct {
 	recvs, recvBytes, relayed         atomic.Int64
 	dgramsSent, dgramsGot, dgramDrops atomic.Int64
 	dgramsLost, gsoPackets            atomic.Int64
-	closeEINTR                        atomic.Int64 // see relay.verify
 }
 
 func (s *soak) kind(k string) {
@@ -328,10 +327,10 @@ func run(cfg config, out io.Writer) int {
 	if len(vk) > 0 {
 		viol += " (" + strings.Join(vk, " ") + ")"
 	}
-	fmt.Fprintf(out, "soak: %v seed=%d conns=%d (%s) ops=%d bytes=%d (%.1f MiB/s) recvs=%d recv-bytes=%d relayed=%d dgrams=%d received=%d dropped=%d lost=%d (rcvbuf-errors=%d backlog-drops=%d) gso-packets=%d close-eintr=%d faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB\n",
+	fmt.Fprintf(out, "soak: %v seed=%d conns=%d (%s) ops=%d bytes=%d (%.1f MiB/s) recvs=%d recv-bytes=%d relayed=%d dgrams=%d received=%d dropped=%d lost=%d (rcvbuf-errors=%d backlog-drops=%d) gso-packets=%d faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB\n",
 		elapsed, cfg.seed, s.conns.Load(), strings.Join(kk, " "), s.ops.Load(), s.bytes.Load(), float64(s.bytes.Load())/elapsed.Seconds()/(1<<20),
 		s.recvs.Load(), s.recvBytes.Load(), s.relayed.Load(),
-		s.dgramsSent.Load(), s.dgramsGot.Load(), s.dgramDrops.Load(), s.dgramsLost.Load(), rcvbufErrs, softnet, s.gsoPackets.Load(), s.closeEINTR.Load(),
+		s.dgramsSent.Load(), s.dgramsGot.Load(), s.dgramDrops.Load(), s.dgramsLost.Load(), rcvbufErrs, softnet, s.gsoPackets.Load(),
 		total, strings.Join(fk, " "), viol, startG, endG, startFDs, endFDs, sigpipes.Load(),
 		float64(startHeap)/(1<<20), float64(endHeap)/(1<<20), float64(s.peakHeap.Load())/(1<<20))
 	if s.violations > 0 {
