@@ -45,6 +45,104 @@ type streamConn struct {
 	sh   *senderHash
 }
 
+// pipeline keeps depth Args in flight on each connection, each sent
+// again from its Completed until the round's time is up; uringsend's
+// pipelined arms (TCP and UDP) run on it.
+type pipeline struct {
+	stop     atomic.Bool
+	inflight atomic.Int64
+	done     chan struct{}
+	ferr     firstErr
+	timer    *time.Timer
+	t0       time.Time
+	args     []sendop.Args
+}
+
+// startPipeline puts depth Args of size bytes in flight on every
+// connection (interleaved, so that each starts at once) and stops
+// resending after d.
+func startPipeline(conns []*streamConn, size, depth int, d time.Duration) *pipeline {
+	p := &pipeline{done: make(chan struct{}), args: make([]sendop.Args, len(conns)*depth)}
+	for i := range p.args {
+		p.args[i].SetBuffer(make([]byte, size))
+		p.args[i].UserToken = conns[i/depth]
+		p.args[i].Completed = p.completed
+	}
+	p.inflight.Store(int64(len(p.args)))
+	p.timer = time.AfterFunc(d, func() { p.stop.Store(true) })
+	p.t0 = time.Now()
+	for k := range depth {
+		for c := range conns {
+			p.pump(&p.args[c*depth+k])
+		}
+	}
+	return p
+}
+
+// wait returns when every Args has retired (30 s at most).
+func (p *pipeline) wait() error {
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%d sends still in flight 30 s after the round ended", p.inflight.Load())
+	}
+}
+
+func (p *pipeline) finished() {
+	if p.inflight.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+// complete accounts for a finished send and says whether to send e again.
+func (p *pipeline) complete(e *sendop.Args) bool {
+	if err := e.Err(); err != nil {
+		p.ferr.set(err)
+		p.finished()
+		return false
+	}
+	e.UserToken.(*streamConn).msgs.Add(1)
+	if p.stop.Load() {
+		p.finished()
+		return false
+	}
+	return true
+}
+
+func (p *pipeline) send(e *sendop.Args) (bool, error) {
+	c := e.UserToken.(*streamConn)
+	if c.sh == nil {
+		return c.s.SendAsync(e)
+	}
+	// Verification: hash and SendAsync in one step, in call order.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sh.fill(e.Buffer())
+	return c.s.SendAsync(e)
+}
+
+// pump sends e until a send is pending or e retires.
+func (p *pipeline) pump(e *sendop.Args) {
+	for {
+		pending, err := p.send(e)
+		if err != nil {
+			p.ferr.set(err)
+			p.finished()
+			return
+		}
+		if pending || !p.complete(e) {
+			return
+		}
+	}
+}
+
+func (p *pipeline) completed(e *sendop.Args) {
+	if p.complete(e) {
+		p.pump(e)
+	}
+}
+
 // pipelineCfg shapes a uringsend pipeline arm.
 type pipelineCfg struct {
 	conns, size, depth int
@@ -104,76 +202,9 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 			}
 		}
 
-		var (
-			stop     atomic.Bool
-			inflight atomic.Int64
-			done     = make(chan struct{})
-			ferr     firstErr
-		)
-		finished := func() {
-			if inflight.Add(-1) == 0 {
-				close(done)
-			}
-		}
-		// complete accounts for a finished send and says whether to send
-		// e again.
-		complete := func(e *sendop.Args) bool {
-			if err := e.Err(); err != nil {
-				ferr.set(err)
-				finished()
-				return false
-			}
-			e.UserToken.(*streamConn).msgs.Add(1)
-			if stop.Load() {
-				finished()
-				return false
-			}
-			return true
-		}
-		send := func(e *sendop.Args) (bool, error) {
-			c := e.UserToken.(*streamConn)
-			if c.sh == nil {
-				return c.s.SendAsync(e)
-			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.sh.fill(e.Buffer())
-			return c.s.SendAsync(e)
-		}
-		pump := func(e *sendop.Args) {
-			for {
-				pending, err := send(e)
-				if err != nil {
-					ferr.set(err)
-					finished()
-					return
-				}
-				if pending || !complete(e) {
-					return
-				}
-			}
-		}
-		completed := func(e *sendop.Args) {
-			if complete(e) {
-				pump(e)
-			}
-		}
-		args := make([]sendop.Args, cfg.conns*cfg.depth)
-		for i := range args {
-			args[i].SetBuffer(make([]byte, cfg.size))
-			args[i].UserToken = conns[i/cfg.depth]
-			args[i].Completed = completed
-		}
-		inflight.Store(int64(len(args)))
-		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
-		defer timer.Stop()
-		t0 := time.Now()
-		// Interleave the connections so that each starts at once.
-		for d := range cfg.depth {
-			for c := range cfg.conns {
-				pump(&args[c*cfg.depth+d])
-			}
-		}
+		pl := startPipeline(conns, cfg.size, cfg.depth, r.d)
+		defer pl.timer.Stop()
+		t0 := pl.t0
 		var probe *allocProbe
 		if cfg.probeAllocs {
 			probe = startAllocProbe(r.d, func() int64 {
@@ -184,10 +215,8 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 				return n
 			})
 		}
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			return sample{}, fmt.Errorf("%d sends still in flight 30 s after the round ended", inflight.Load())
+		if err := pl.wait(); err != nil {
+			return sample{}, err
 		}
 		smp := sample{elapsed: time.Since(t0)}
 		if probe != nil {
@@ -202,7 +231,7 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 			c.s.Close()
 		}
 		eng.Close()
-		err = ferr.get()
+		err = pl.ferr.get()
 		var last time.Time
 		for i, c := range conns {
 			n := c.msgs.Load()

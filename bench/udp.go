@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"net"
@@ -433,80 +432,15 @@ func udpInlined(socks []*streamConn, size int, r round) (sample, error) {
 }
 
 func udpPipelined(socks []*streamConn, size, depth int, r round) (sample, error) {
-	var (
-		stop     atomic.Bool
-		inflight atomic.Int64
-		done     = make(chan struct{})
-		ferr     firstErr
-	)
-	finished := func() {
-		if inflight.Add(-1) == 0 {
-			close(done)
-		}
+	pl := startPipeline(socks, size, depth, r.d)
+	defer pl.timer.Stop()
+	if err := pl.wait(); err != nil {
+		return sample{}, fmt.Errorf("UDP: %w", err)
 	}
-	complete := func(e *sendop.Args) bool {
-		if err := e.Err(); err != nil {
-			ferr.set(err)
-			finished()
-			return false
-		}
-		e.UserToken.(*streamConn).msgs.Add(1)
-		if stop.Load() {
-			finished()
-			return false
-		}
-		return true
-	}
-	pump := func(e *sendop.Args) {
-		for {
-			c := e.UserToken.(*streamConn)
-			if c.sh != nil {
-				c.mu.Lock()
-				c.sh.fill(e.Buffer())
-			}
-			pending, err := c.s.SendAsync(e)
-			if c.sh != nil {
-				c.mu.Unlock()
-			}
-			if err != nil {
-				ferr.set(err)
-				finished()
-				return
-			}
-			if pending || !complete(e) {
-				return
-			}
-		}
-	}
-	completed := func(e *sendop.Args) {
-		if complete(e) {
-			pump(e)
-		}
-	}
-	args := make([]sendop.Args, len(socks)*depth)
-	for i := range args {
-		args[i].SetBuffer(make([]byte, size))
-		args[i].UserToken = socks[i/depth]
-		args[i].Completed = completed
-	}
-	inflight.Store(int64(len(args)))
-	timer := time.AfterFunc(r.d, func() { stop.Store(true) })
-	defer timer.Stop()
-	t0 := time.Now()
-	for d := range depth {
-		for c := range socks {
-			pump(&args[c*depth+d])
-		}
-	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		return sample{}, errors.New("UDP sends still in flight 30 s after the round ended")
-	}
-	smp := sample{elapsed: time.Since(t0)}
+	smp := sample{elapsed: time.Since(pl.t0)}
 	for _, c := range socks {
 		smp.msgs += c.msgs.Load()
 	}
 	smp.bytes = smp.msgs * int64(size)
-	return smp, ferr.get()
+	return smp, pl.ferr.get()
 }
