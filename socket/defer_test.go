@@ -118,14 +118,7 @@ func TestSendFromHandlerDeferredToReaper(t *testing.T) {
 // the same handler) completes exactly once: aborted, or sent if the reaper
 // got to it first.
 func TestDeferredSendThenCloseCompletesOnce(t *testing.T) {
-	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
-	if err != nil {
-		t.Skip(err)
-	}
-	defer eng.Close()
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l.Close()
-	_ = hashPeer(t, l, false)
+	eng, l := uringListener(t)
 	a, err := Dial("tcp", l.Addr().String(), WithEngine(eng))
 	if err != nil {
 		t.Fatal(err)
@@ -205,14 +198,7 @@ func waitTimeout(t *testing.T, wg *sync.WaitGroup, d time.Duration) {
 // A socket's buffers sent again and again are pinned once, by its cache;
 // the cache is emptied when the socket closes.
 func TestPinCacheAcrossSends(t *testing.T) {
-	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
-	if err != nil {
-		t.Skip(err)
-	}
-	defer eng.Close()
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l.Close()
-	_ = hashPeer(t, l, false)
+	eng, l := uringListener(t)
 	s, err := Dial("tcp", l.Addr().String(), WithEngine(eng))
 	if err != nil {
 		t.Fatal(err)
@@ -236,4 +222,22 @@ func TestPinCacheAcrossSends(t *testing.T) {
 	if n := s.pins.Len(); n != 0 {
 		t.Fatalf("closed socket's cache holds %d", n)
 	}
+}
+
+// uringListener returns an io_uring engine and a loopback listener whose
+// first connection is drained by a peer; both close when the test ends.
+func uringListener(t *testing.T) (*Engine, net.Listener) {
+	t.Helper()
+	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	_ = hashPeer(t, l, false)
+	return eng, l
 }
