@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package tests holds black-box integration tests of uringsend over real
 // sockets. They use the public API only. Every test runs on both backends
 // (io_uring and epoll) through forEachBackend, on engines of its own (the
