@@ -150,21 +150,12 @@ func (s *soak) sendConnection(rng *rand.Rand, be string, id uint64, p plan) {
 	c := &conn{s: s, id: id, p: p, eng: s.engines[be], rng: rand.New(rand.NewPCG(rng.Uint64(), id))}
 	c.udp = p.network == "udp" || p.network == "udp6"
 	if p.ephemeral {
-		entries := []uint32{2, 4, 8, 64}[rng.IntN(4)]
-		eng, err := newEngine(socket.EngineConfig{Backend: be, Entries: entries, CQEntries: 2 * entries})
-		if err != nil {
-			s.violation("setup", "ephemeral engine: %v", err)
+		eng, closeEng := s.ephemeralEngine(rng, be, fmt.Sprintf("conn %d", id))
+		if eng == nil {
 			return
 		}
 		c.eng = eng
-		defer func() {
-			if err := eng.Close(); err != nil && !errors.Is(err, socket.ErrClosed) {
-				s.violation("close", "conn %d: ephemeral Engine.Close: %v", id, err)
-			}
-			if v := eng.inflight(); v != 0 {
-				s.violation("inflight", "conn %d: ephemeral engine: inflight gauge %v after Close", id, v)
-			}
-		}()
+		defer closeEng()
 	}
 	var (
 		sock      *socket.Socket

@@ -46,6 +46,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -132,6 +133,27 @@ func (s *soak) logf(format string, args ...any) { log.Printf(format, args...) }
 type engine struct {
 	*socket.Engine
 	inflight func() float64
+}
+
+// ephemeralEngine starts a small engine of its own for one connection
+// (who names it in violations) and returns it with the function that
+// closes it and checks that nothing is left in flight; nil if it could not
+// start (a violation is recorded).
+func (s *soak) ephemeralEngine(rng *rand.Rand, be, who string) (*engine, func()) {
+	entries := []uint32{2, 4, 8, 64}[rng.IntN(4)]
+	eng, err := newEngine(socket.EngineConfig{Backend: be, Entries: entries, CQEntries: 2 * entries})
+	if err != nil {
+		s.violation("setup", "ephemeral engine: %v", err)
+		return nil, nil
+	}
+	return eng, func() {
+		if err := eng.Close(); err != nil && !errors.Is(err, socket.ErrClosed) {
+			s.violation("close", "%s: ephemeral Engine.Close: %v", who, err)
+		}
+		if v := eng.inflight(); v != 0 {
+			s.violation("inflight", "%s: ephemeral engine: inflight gauge %v after Close", who, v)
+		}
+	}
 }
 
 func newEngine(cfg socket.EngineConfig) (*engine, error) {

@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"math/rand/v2"
 	"net"
@@ -190,21 +191,12 @@ func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 	p := s.newRelayPlan(rng)
 	r := &relay{s: s, id: id, p: p, eng: s.engines[be], ready: map[int]*rop{}, h: sha256.New()}
 	if p.ephemeral {
-		entries := []uint32{2, 4, 8, 64}[rng.IntN(4)]
-		eng, err := newEngine(socket.EngineConfig{Backend: be, Entries: entries, CQEntries: 2 * entries})
-		if err != nil {
-			s.violation("setup", "ephemeral engine: %v", err)
+		eng, closeEng := s.ephemeralEngine(rng, be, fmt.Sprintf("relay %d", id))
+		if eng == nil {
 			return
 		}
 		r.eng = eng
-		defer func() {
-			if err := eng.Close(); err != nil && !errors.Is(err, socket.ErrClosed) {
-				s.violation("close", "relay %d: ephemeral Engine.Close: %v", id, err)
-			}
-			if v := eng.inflight(); v != 0 {
-				s.violation("inflight", "relay %d: ephemeral engine: inflight gauge %v after Close", id, v)
-			}
-		}()
+		defer closeEng()
 	}
 	in, srcConn, closeIn, err := s.open(r.eng, p.in, id)
 	if err != nil {
