@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -266,40 +267,8 @@ func writeLoop(conns, size, recvBuf int) func(round) (sample, error) {
 		for i, s := range servers {
 			recv[i] = receive(s, r.verify, recvBuf)
 		}
-		var stop atomic.Bool
-		var ferr firstErr
-		msgs := make([]int64, conns)
-		hashes := make([]*senderHash, conns)
-		var wg sync.WaitGroup
-		t0 := time.Now()
-		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
-		defer timer.Stop()
-		for i, c := range clients {
-			if r.verify {
-				hashes[i] = newSenderHash(size)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, size)
-				sh := hashes[i]
-				n := int64(0)
-				for !stop.Load() {
-					if sh != nil {
-						sh.fill(buf)
-					}
-					if _, err := c.Write(buf); err != nil {
-						ferr.set(err)
-						break
-					}
-					n++
-				}
-				msgs[i] = n
-			}()
-		}
-		wg.Wait()
-		smp := sample{elapsed: time.Since(t0)}
-		err = ferr.get()
+		msgs, hashes, t0, elapsed, err := writeLoops(clients, size, r)
+		smp := sample{elapsed: elapsed}
 		var last time.Time
 		for i, c := range clients {
 			smp.msgs += msgs[i]
@@ -404,4 +373,42 @@ func sizeString(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// writeLoops runs a goroutine per connection calling Write with size-byte
+// messages until the round's time is up (hashing them when verifying):
+// the plain Go way the baselines send. It returns each connection's count
+// and hash, when it started, how long it took and the first error.
+func writeLoops[C io.Writer](conns []C, size int, r round) (msgs []int64, hashes []*senderHash, t0 time.Time, elapsed time.Duration, err error) {
+	var stop atomic.Bool
+	var ferr firstErr
+	msgs = make([]int64, len(conns))
+	hashes = make([]*senderHash, len(conns))
+	var wg sync.WaitGroup
+	timer := time.AfterFunc(r.d, func() { stop.Store(true) })
+	defer timer.Stop()
+	t0 = time.Now()
+	for i, c := range conns {
+		if r.verify {
+			hashes[i] = newSenderHash(size)
+		}
+		wg.Go(func() {
+			buf := make([]byte, size)
+			sh := hashes[i]
+			n := int64(0)
+			for !stop.Load() {
+				if sh != nil {
+					sh.fill(buf)
+				}
+				if _, err := c.Write(buf); err != nil {
+					ferr.set(err)
+					break
+				}
+				n++
+			}
+			msgs[i] = n
+		})
+	}
+	wg.Wait()
+	return msgs, hashes, t0, time.Since(t0), ferr.get()
 }

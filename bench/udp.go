@@ -287,44 +287,13 @@ func udpArmTally(shape udpShape, sockets, size, depth int, probe bool, tally *ud
 }
 
 func udpWriteLoop(conns []*net.UDPConn, size int, r round) (sample, []*senderHash, error) {
-	var stop atomic.Bool
-	var ferr firstErr
-	msgs := make([]int64, len(conns))
-	hashes := make([]*senderHash, len(conns))
-	var wg sync.WaitGroup
-	timer := time.AfterFunc(r.d, func() { stop.Store(true) })
-	defer timer.Stop()
-	t0 := time.Now()
-	for i, c := range conns {
-		if r.verify {
-			hashes[i] = newSenderHash(size)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, size)
-			sh := hashes[i]
-			n := int64(0)
-			for !stop.Load() {
-				if sh != nil {
-					sh.fill(buf)
-				}
-				if _, err := c.Write(buf); err != nil {
-					ferr.set(err)
-					break
-				}
-				n++
-			}
-			msgs[i] = n
-		}()
-	}
-	wg.Wait()
-	smp := sample{elapsed: time.Since(t0)}
+	msgs, hashes, _, elapsed, err := writeLoops(conns, size, r)
+	smp := sample{elapsed: elapsed}
 	for _, n := range msgs {
 		smp.msgs += n
 	}
 	smp.bytes = smp.msgs * int64(size)
-	return smp, hashes, ferr.get()
+	return smp, hashes, err
 }
 
 // udpUring sends on one engine: with pipeline, depth Args per socket
