@@ -41,6 +41,15 @@
 // after Submit; the reaper harvests everything else. Each CQE is therefore
 // handed to the Handler exactly once, by whichever side got the lock.
 //
+// # Lock order
+//
+// The completion lock comes before the submission lock: cqMu → sqMu. A
+// Handler runs under the completion lock and may submit (LockSQ, GetSQE),
+// so nothing may wait for the completion lock while it holds the
+// submission lock: not LockCQ, not SubmitAndHarvest. (TryHarvest only
+// tries it.) Close takes both, in that order, once the reaper has left.
+// Close's own closeMu comes before both.
+//
 // # The reaper
 //
 // StartReaper runs one goroutine per ring that harvests in batches, calls

@@ -161,16 +161,18 @@ func (r *Ring) Close() error {
 		// last request and left before it was posted.
 		r.drain(deadline)
 	}
-	r.sqMu.Lock()
+	// The lock order is cqMu → sqMu: a Handler holds cqMu and may
+	// submit (sqMu). Taking them the other way round deadlocks against it.
 	r.cqMu.Lock()
+	r.sqMu.Lock()
 	r.closed.Store(true)
 	for r.users.Load() != 0 {
 		runtime.Gosched() // a Submit or Ready still reading the rings
 	}
 	r.unmap()
 	err := unix.Close(r.fd)
-	r.cqMu.Unlock()
 	r.sqMu.Unlock()
+	r.cqMu.Unlock()
 	return err
 }
 
