@@ -27,7 +27,11 @@
 // submits what is queued and retries, backing off while the kernel answers
 // EBUSY or EAGAIN, and gives up with ErrSQFull after a bounded time; it
 // never spins forever and never hands out an entry the kernel still owns.
-// Reserve keeps a linked chain in one submission.
+// GetSQEPair takes a request and its linked timeout together, both or
+// neither, so a chain always reaches the kernel whole and in one
+// submission: after closing has begun it takes nothing rather than leave
+// a request with IOSQE_IO_LINK and no timeout. (Reserve, its predecessor,
+// guarantees the GetSQE calls it covers.)
 //
 // # Completing
 //

@@ -71,6 +71,7 @@ type Ring struct {
 	sqEntries uint32
 	sqes      []SQE
 	localTail uint32 // next SQE to hand out; > *sqTail while unpublished
+	reserved  uint32 // GetSQEs a Reserve still guarantees; reset by UnlockSQ
 
 	cqMu       sync.Mutex
 	cqHead     *uint32 // ours

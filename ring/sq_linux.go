@@ -22,6 +22,7 @@ func (r *Ring) LockSQ() { r.sqMu.Lock() }
 // submitted by the next io_uring_enter, whoever makes it) and releases the
 // submission lock. Every SQE taken must be fully prepared by then.
 func (r *Ring) UnlockSQ() {
+	r.reserved = 0
 	r.publishLocked()
 	r.sqMu.Unlock()
 }
@@ -39,9 +40,14 @@ func (r *Ring) publishLocked() {
 // GetSQE returns a zeroed SQE; the submission lock must be held. When the
 // SQ is full it publishes and submits what is queued and tries again;
 // if the kernel will not take entries for a while it returns ErrSQFull.
-// After Close has begun it returns ErrClosed.
+// After Close has begun it returns ErrClosed, except for entries a
+// successful Reserve under the same lock still covers.
 func (r *Ring) GetSQE() (*SQE, error) {
-	if r.closing.Load() {
+	if r.reserved > 0 {
+		// Reserve made the room: this cannot fail, and Close's cancel,
+		// which waits for the submission lock, covers the entry.
+		r.reserved--
+	} else if r.closing.Load() {
 		return nil, ErrClosed
 	}
 	return r.getSQE()
@@ -49,7 +55,13 @@ func (r *Ring) GetSQE() (*SQE, error) {
 
 // Reserve makes sure n SQEs can be taken without a flush in between, so
 // that a linked chain (send + LINK_TIMEOUT) reaches the kernel in one
-// submission. The submission lock must be held.
+// submission. The submission lock must be held. The next n GetSQE calls
+// before UnlockSQ then succeed even if Close begins in between, so a chain
+// is never cut short. Errors: ErrClosed, ErrSQFull, ErrCQELost, or n out
+// of range.
+//
+// Deprecated: for a request and its linked timeout use GetSQEPair, which
+// takes both entries or neither.
 func (r *Ring) Reserve(n int) error {
 	if n <= 0 || uint32(n) > r.sqEntries {
 		return errorf("Reserve(%d): SQ has %d entries", n, r.sqEntries)
@@ -57,7 +69,37 @@ func (r *Ring) Reserve(n int) error {
 	if r.closing.Load() {
 		return ErrClosed
 	}
-	return r.reserveLocked(uint32(n))
+	if err := r.reserveLocked(uint32(n)); err != nil {
+		return err
+	}
+	r.reserved = uint32(n)
+	return nil
+}
+
+// GetSQEPair returns two zeroed, consecutive SQEs — a request and its
+// IORING_OP_LINK_TIMEOUT, say — or neither; the submission lock must be
+// held. Room for both is made at once (when the SQ is short of it, what is
+// queued is submitted first, as GetSQE does), so the two leave in the same
+// submission and the first never goes out with IOSQE_IO_LINK and no
+// second. Errors are GetSQE's: ErrClosed once Close has begun, ErrSQFull
+// when the kernel would not take entries, ErrCQELost; in every case no
+// entry was taken. An SQ of one entry cannot hold a pair.
+func (r *Ring) GetSQEPair() (*SQE, *SQE, error) {
+	if r.closing.Load() {
+		return nil, nil, ErrClosed
+	}
+	if r.sqEntries < 2 {
+		return nil, nil, errorf("GetSQEPair: SQ has %d entries", r.sqEntries)
+	}
+	if err := r.reserveLocked(2); err != nil {
+		return nil, nil, err
+	}
+	a := &r.sqes[r.localTail&r.sqMask]
+	b := &r.sqes[(r.localTail+1)&r.sqMask]
+	r.localTail += 2
+	a.Reset()
+	b.Reset()
+	return a, b, nil
 }
 
 func (r *Ring) getSQE() (*SQE, error) {
