@@ -7,33 +7,62 @@ import "unsafe"
 // pipeline that sends the same buffers over and over paid about a third of
 // its reaper's time for them. With a cache, a buffer is pinned the first
 // time the socket sends from it and stays pinned until the cache is
-// released: by Trim when the socket is idle (nothing of it in the kernel)
-// and the cache has grown past a small size with memory the socket has
-// stopped sending from, and by Release when the socket leaves its engine. Past its hard limits the cache takes nothing
-// more and such sends pin for themselves, from Begin to Complete, as
-// without a cache.
+// released, all at once (a Pinner cannot let go of one pointer):
 //
-// A cache belongs to one socket and is used under that socket's lock. Its
-// zero value is ready to use.
+//   - by Trim, when the socket's queue drains, if some entry was not sent
+//     from since the previous Trim and the cache is past a small idle size
+//     (pinCacheIdleEntries, pinCacheIdleBytes): a pipeline that reuses its
+//     buffers touches them all between two drains and keeps them; a socket
+//     that sends from a fresh buffer each time keeps its last one or two,
+//     however large;
+//   - by Sweep, which the engine calls about once a second for sockets
+//     whose queue is empty and whose cache is not, if nothing was pinned
+//     through the cache since the previous Sweep: an idle socket keeps
+//     nothing its caller let go of for longer than two sweeps;
+//   - by Release, when the socket leaves its engine.
+//
+// The idle size lets a socket that rotates a few small buffers, one send
+// at a time (each send drains its queue), keep them without a Pin and an
+// Unpin per send; Sweep bounds for how long that memory outlives its use.
+// Past its hard limits the cache takes nothing more and such sends pin for
+// themselves, from Begin to Complete, as without a cache.
+//
+// A cache belongs to one socket and is used under that socket's lock; Trim,
+// Sweep and Release only when nothing sent from the cached memory is still
+// in the kernel. Its zero value is ready to use.
 type PinCache struct {
-	keys    []unsafe.Pointer // open addressing by address; nil is an empty slot
-	n       int              // pointers held
-	bytes   int              // bytes sent from them when they were added
-	touches int              // pins asked for since the last Trim
-	pins    pinSet
+	slots []pinSlot // open addressing by address; p == nil is an empty slot
+	n     int       // pointers held
+	bytes int       // bytes sent from them when they were added
+	epoch uint64    // advanced by each Trim that keeps the cache
+	fresh int       // entries sent from in this epoch (stamped with it)
+	used  bool      // a pin was asked for since the last Sweep
+	pins  pinSet
 }
 
-// Limits of a PinCache. Trim releases a cache above the idle limits; a
-// cache at a hard limit takes no more pointers until it is released. The
-// byte counts are the capacities of the slices sent from (what lies from
-// the pointer to the end of its array): a lower bound of what the cache
-// keeps reachable, whatever part of it was sent.
+// pinSlot is a cached pointer and the epoch it was last sent from in. The
+// stamp shares the pointer's cache line: a hit costs a compare, and a store
+// only on an entry's first send of an epoch.
+type pinSlot struct {
+	p     unsafe.Pointer
+	epoch uint64
+}
+
+// Limits of a PinCache. Trim releases a cache past either idle limit that
+// holds an entry not sent from since the previous Trim; a cache at a hard
+// limit takes no more pointers until it is released. The byte counts are
+// the capacities of the slices sent from (what lies from the pointer to the
+// end of its array): a lower bound of what the cache keeps reachable,
+// whatever part of it was sent.
 const (
 	pinCacheIdleEntries = 64
-	pinCacheIdleBytes   = 1 << 20
+	pinCacheIdleBytes   = 64 << 10
 	pinCacheMaxEntries  = 2048
 	pinCacheMaxBytes    = 8 << 20
 	pinCacheMinSlots    = 16
+	// pinCacheKeepSlots is the largest table a Trim's release keeps for
+	// the next sends (2 KiB); Sweep drops any.
+	pinCacheKeepSlots = 2 * pinCacheIdleEntries
 )
 
 // Len returns the number of pointers the cache holds pinned.
@@ -43,12 +72,17 @@ func (c *PinCache) Len() int { return c.n }
 // room for it. It reports false when the cache is full: the caller pins p
 // itself for the duration of its send.
 func (c *PinCache) pin(p unsafe.Pointer, size int) bool {
-	c.touches++
-	if c.keys != nil {
-		mask := uint(len(c.keys) - 1)
+	c.used = true
+	if c.slots != nil {
+		mask := uint(len(c.slots) - 1)
 		for i := pinHash(p) & mask; ; i = (i + 1) & mask {
-			switch c.keys[i] {
+			s := &c.slots[i]
+			switch s.p {
 			case p:
+				if s.epoch != c.epoch {
+					s.epoch = c.epoch
+					c.fresh++
+				}
 				return true
 			case nil:
 				goto miss
@@ -59,16 +93,17 @@ miss:
 	if c.n >= pinCacheMaxEntries || c.bytes+size > pinCacheMaxBytes {
 		return false
 	}
-	if 2*(c.n+1) > len(c.keys) {
+	if 2*(c.n+1) > len(c.slots) {
 		c.grow()
 	}
-	mask := uint(len(c.keys) - 1)
+	mask := uint(len(c.slots) - 1)
 	i := pinHash(p) & mask
-	for c.keys[i] != nil {
+	for c.slots[i].p != nil {
 		i = (i + 1) & mask
 	}
-	c.keys[i] = p
+	c.slots[i] = pinSlot{p, c.epoch}
 	c.n++
+	c.fresh++
 	c.bytes += size
 	c.pins.pin(p)
 	return true
@@ -76,48 +111,73 @@ miss:
 
 // grow doubles the table (load factor at most 1/2).
 func (c *PinCache) grow() {
-	old := c.keys
-	c.keys = make([]unsafe.Pointer, max(pinCacheMinSlots, 2*len(old)))
-	mask := uint(len(c.keys) - 1)
-	for _, p := range old {
-		if p == nil {
+	old := c.slots
+	c.slots = make([]pinSlot, max(pinCacheMinSlots, 2*len(old)))
+	mask := uint(len(c.slots) - 1)
+	for _, s := range old {
+		if s.p == nil {
 			continue
 		}
-		i := pinHash(p) & mask
-		for c.keys[i] != nil {
+		i := pinHash(s.p) & mask
+		for c.slots[i].p != nil {
 			i = (i + 1) & mask
 		}
-		c.keys[i] = p
+		c.slots[i] = s
 	}
 }
 
-// Trim releases the cache if it holds more than an idle socket should keep
-// and the sends since the last Trim did not touch as many entries as it
-// holds: then some of it is memory the socket no longer sends from (a
-// pipeline that reuses its buffers touches them all between two idle
-// moments and keeps them; a socket that sends from a fresh buffer each
-// time keeps only the last). The socket calls it when nothing it sent is
-// in the kernel: when its queue drains.
+// Trim releases the cache if it holds an entry the socket has not sent
+// from since the previous Trim and is past its idle size; otherwise a new
+// epoch begins. The socket calls it when nothing it sent is in the kernel:
+// when its queue drains. Entries count once however often they were sent
+// from, so buffers sent again and again do not hide one no longer sent
+// from.
 func (c *PinCache) Trim() {
-	if (c.n > pinCacheIdleEntries || c.bytes > pinCacheIdleBytes) && c.touches < c.n {
-		c.Release()
-	}
-	c.touches = 0
-}
-
-// Release unpins everything the cache holds. Nothing sent from that
-// memory may still be in the kernel.
-func (c *PinCache) Release() {
 	if c.n == 0 {
 		return
 	}
-	c.pins.unpin()
-	if len(c.keys) > 4*pinCacheMinSlots {
-		c.keys = nil // a burst's table is not kept for an idle socket
-	} else {
-		clear(c.keys)
+	if c.fresh < c.n && (c.n > pinCacheIdleEntries || c.bytes > pinCacheIdleBytes) {
+		c.release(pinCacheKeepSlots)
+		return
 	}
-	c.n, c.bytes, c.touches = 0, 0, 0
+	c.epoch++
+	c.fresh = 0
+}
+
+// Sweep releases the cache, and drops its table, if nothing was pinned
+// through it since the previous Sweep (or if it is empty). It reports whether the cache is now
+// empty: the engine sweeps a socket whose queue drained with a non-empty
+// cache about once a second, until Sweep reports true, so an idle socket
+// keeps none of its senders' memory for longer than two sweeps. The socket
+// calls it with its lock held and only when nothing it sent is in the
+// kernel (its queue is empty).
+func (c *PinCache) Sweep() (empty bool) {
+	if c.used && c.n > 0 {
+		c.used = false
+		return false
+	}
+	c.used = false
+	c.release(0)
+	return true
+}
+
+// Release unpins everything the cache holds and drops its table: the
+// socket leaves its engine. Nothing sent from that memory may still be in
+// the kernel.
+func (c *PinCache) Release() { c.release(0) }
+
+// release empties the cache, keeping its table if it has at most keep
+// slots.
+func (c *PinCache) release(keep int) {
+	if c.n > 0 {
+		c.pins.unpin()
+	}
+	if len(c.slots) > keep {
+		c.slots = nil // a burst's table is not kept for an idle socket
+	} else if c.n > 0 {
+		clear(c.slots)
+	}
+	c.n, c.bytes, c.fresh = 0, 0, 0
 }
 
 // pinHash spreads addresses (16-byte aligned and clustered) over the table.
