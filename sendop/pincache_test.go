@@ -242,7 +242,7 @@ func TestPinCacheSweep(t *testing.T) {
 	}
 	var e Args
 	wps := []weak.Pointer[byte]{sendFresh(&e, pc, 4<<10)} // under the idle size: Trim keeps it
-	pc.Trim() // a drain does not count as a use for Sweep
+	pc.Trim()                                             // a drain does not count as a use for Sweep
 	if pc.Sweep() || pc.Len() != 1 {
 		t.Fatalf("Sweep right after a send released the cache (%d left)", pc.Len())
 	}
