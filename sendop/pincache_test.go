@@ -241,8 +241,9 @@ func TestPinCacheSweep(t *testing.T) {
 		t.Fatal("Sweep of an empty cache reports it not empty")
 	}
 	var e Args
-	wps := []weak.Pointer[byte]{sendFresh(&e, pc, 4<<10)} // under the idle size: Trim keeps it
-	pc.Trim()                                             // a drain does not count as a use for Sweep
+	// Under the idle size, Trim keeps it; a drain is no use for Sweep.
+	wps := []weak.Pointer[byte]{sendFresh(&e, pc, 4<<10)}
+	pc.Trim()
 	if pc.Sweep() || pc.Len() != 1 {
 		t.Fatalf("Sweep right after a send released the cache (%d left)", pc.Len())
 	}
