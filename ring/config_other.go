@@ -9,4 +9,7 @@ type Config struct {
 	NoCoopTaskrun bool
 	Unrestricted  bool
 	ExtraOps      []uint8
+
+	DisableFeatures []Feature
+	DisableOps      []uint8
 }

@@ -16,6 +16,25 @@
 // *FeatureError that Is ErrNotSupported, naming the feature and the minimum
 // kernel.
 //
+// # Features
+//
+// New also finds out what the kernel has, once per ring, before anyone
+// else can use it: opcodes from IORING_REGISTER_PROBE (Supports), and the
+// capabilities that are not opcodes (Has, with a Feature) with one request
+// each that only a kernel with the feature answers the way it does — an
+// ASYNC_CANCEL by fd on fd -1 (-EBADF, where an older kernel refuses the
+// flag with -EINVAL), a RECV with POLL_FIRST|MSG_DONTWAIT on a socket with
+// a byte to read (-EAGAIN before any attempt; older kernels refuse the
+// ioprio or read the byte), a zero-copy send with REPORT_USAGE on fd -1,
+// IORING_REGISTER_RESTRICTIONS on an enabled ring (-EBADFD) — or from the
+// IORING_FEAT_* bits. The requests use opcodes DefaultOps allows, complete
+// at once, take microseconds in all, and are not counted in Stats. A probe
+// that cannot decide counts as missing. Require turns a missing feature
+// into a *FeatureError that names it and its minimum kernel and Is
+// ErrNotSupported. Config.DisableFeatures and Config.DisableOps make a
+// ring answer as an older kernel would, so that every fallback can be
+// tested on a new one; the ring takes its own fallbacks then too.
+//
 // # Submitting
 //
 // The call sequence follows liburing: LockSQ, GetSQE, a Prep function,

@@ -33,6 +33,15 @@ type Config struct {
 	Unrestricted bool
 	// ExtraOps are opcodes allowed besides DefaultOps.
 	ExtraOps []uint8
+	// DisableFeatures makes Has report these features missing, as on an
+	// older kernel, so that tests and experiments can take every fallback
+	// on a new one. The ring itself then does without them too (Close
+	// without FeatureCancelAny, SubmitAndWait without FeatureExtArg).
+	DisableFeatures []Feature
+	// DisableOps makes Supports report these opcodes missing, for the same
+	// purpose. Without OpSend New fails as on a kernel before 5.6. A
+	// restricted ring still allows them: only the answer changes.
+	DisableOps []uint8
 }
 
 // DefaultOps is what a socket engine needs: the sends, RECV (receives),
@@ -59,9 +68,13 @@ type Ring struct {
 	features uint32
 	flags    uint32
 	probe    [256]bool
-	sqMem    []byte
-	cqMem    []byte
-	sqeMem   []byte
+	// Feature bits (1 << Feature): what Has reports, and what
+	// DisableFeatures switched off. Fixed when New returns.
+	has, disabledFeatures uint32
+	restricted            bool
+	sqMem                 []byte
+	cqMem                 []byte
+	sqeMem                []byte
 
 	sqMu      sync.Mutex
 	sqHead    *uint32 // kernel-owned
@@ -99,8 +112,11 @@ type Ring struct {
 	}
 }
 
-// New creates and enables a ring. It returns an error that Is
-// ErrNotSupported when io_uring is missing or refused.
+// New creates and enables a ring and finds out what the kernel has:
+// opcodes (Supports) and features (Has), each with a probe of a few
+// microseconds. It returns an error that Is ErrNotSupported when io_uring
+// is missing or refused, or the kernel lacks IORING_FEAT_NODROP (5.5) or
+// IORING_OP_SEND (5.6).
 func New(cfg Config) (*Ring, error) {
 	if cfg.Entries == 0 {
 		cfg.Entries = 256
@@ -152,7 +168,15 @@ func New(cfg Config) (*Ring, error) {
 			r.Close()
 			return nil, err
 		}
+		r.restricted = true
 	}
+	r.probeFeatures()
+	r.applyDisabled(&cfg)
+	if !r.probe[OpSend] {
+		r.Close()
+		return nil, &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6", Err: errDisabled}
+	}
+	r.resetStats()
 	return r, nil
 }
 
@@ -307,7 +331,9 @@ func (r *Ring) acquire() bool {
 func (r *Ring) release() { r.users.Add(-1) }
 
 // Supports reports whether the kernel supports opcode op
-// (IORING_REGISTER_PROBE). A restricted ring may still refuse it.
+// (IORING_REGISTER_PROBE, 5.6) and Config.DisableOps did not switch it off.
+// A restricted ring may still refuse it (-EACCES in the CQE). Capabilities
+// that are not opcodes are asked with Has.
 func (r *Ring) Supports(op uint8) bool { return r.probe[op] }
 
 // Features returns the IORING_FEAT_* bits the kernel reported at setup.

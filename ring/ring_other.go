@@ -12,3 +12,9 @@ type Ring struct{}
 
 // Close does nothing on this platform.
 func (r *Ring) Close() error { return nil }
+
+// Has reports false on this platform.
+func (r *Ring) Has(f Feature) bool { return false }
+
+// Require returns a *FeatureError on this platform.
+func (r *Ring) Require(f Feature) error { return featureError(f, false) }

@@ -216,8 +216,8 @@ func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, er
 	var argp unsafe.Pointer
 	var argsz uintptr
 	if timeout > 0 {
-		if r.features&FeatExtArg == 0 {
-			return 0, &FeatureError{Name: "IORING_ENTER_EXT_ARG", MinVersion: "5.11"}
+		if err := r.Require(FeatureExtArg); err != nil {
+			return 0, err
 		}
 		w := waitArgs.Get().(*waitArg)
 		defer waitArgs.Put(w)

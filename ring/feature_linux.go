@@ -1,0 +1,178 @@
+package ring
+
+import (
+	"runtime"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// probeUserData tags New's probe requests; PeekBatch never returns it.
+const probeUserData = ^uint64(0) - 2
+
+// Has reports whether the kernel has feature f and Config.DisableFeatures
+// did not switch it off. The answer is fixed when New returns. A probe
+// that could not decide (an unexpected errno) counts as missing.
+func (r *Ring) Has(f Feature) bool {
+	return f.valid() && r.has&(1<<f) != 0
+}
+
+// Require returns nil when Has(f), and otherwise a *FeatureError naming f
+// and its minimum kernel, which Is ErrNotSupported. When f was switched
+// off by Config.DisableFeatures the error says so.
+func (r *Ring) Require(f Feature) error {
+	if r.Has(f) {
+		return nil
+	}
+	return featureError(f, f.valid() && r.disabledFeatures&(1<<f) != 0)
+}
+
+// Restricted reports whether the ring is limited by
+// IORING_REGISTER_RESTRICTIONS: false for Config.Unrestricted, and for a
+// kernel without FeatureRestrictions (5.6–5.9), where New falls back.
+func (r *Ring) Restricted() bool { return r.restricted }
+
+// probeFeatures asks the kernel, with one cheap request each where a
+// request can tell, which features it has. It runs in New once the ring is
+// enabled, before anyone else can use it, with opcodes DefaultOps allows.
+// Each probe is conclusive either way (-EINVAL: missing; the answer of a
+// kernel that parsed the request: present); any other outcome counts as
+// missing.
+func (r *Ring) probeFeatures() {
+	set := func(f Feature, ok bool) {
+		if ok {
+			r.has |= 1 << f
+		}
+	}
+	if r.features&FeatExtArg != 0 {
+		set(FeatureExtArg, true)
+	}
+	set(FeatureRestrictions, r.restricted || r.probeRestrictions())
+
+	// Completions of these probes may come as task work of the
+	// submitting thread (COOP_TASKRUN): wait for them on that thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if r.probe[OpAsyncCancel] {
+		// By fd on fd -1: a 5.19 kernel looks up the file (-EBADF); an
+		// older one refuses cancel_flags (-EINVAL).
+		res, ok := r.probeRequest(func(sqe *SQE) { PrepCancelFD(sqe, -1) })
+		set(FeatureCancelFD, ok && (res >= 0 || res == -int32(unix.EBADF) || res == -int32(unix.ENOENT)))
+		// ANY with nothing in flight cancels nothing: res 0.
+		res, ok = r.probeRequest(prepCancelAny)
+		set(FeatureCancelAny, ok && (res >= 0 || res == -int32(unix.ENOENT)))
+	}
+	if r.probe[OpRecv] {
+		set(FeaturePollFirst, r.probePollFirst())
+	}
+	if r.probe[OpSendZC] {
+		// On fd -1: 6.2 accepts the flag and fails the file lookup
+		// (-EBADF); 6.0 and 6.1 refuse the flag (-EINVAL).
+		res, ok := r.probeRequest(func(sqe *SQE) { PrepSendZC(sqe, -1, nil, 0, SendZCReportUsage) })
+		set(FeatureZCReportUsage, ok && res == -int32(unix.EBADF))
+	}
+}
+
+// probeRestrictions asks an enabled, unrestricted ring whether the kernel
+// knows IORING_REGISTER_RESTRICTIONS: it answers -EBADFD (only disabled
+// rings take restrictions) where it does, -EINVAL (unknown opcode) where
+// it does not. Nothing is registered either way.
+func (r *Ring) probeRestrictions() bool {
+	return r.register(registerRestrict, nil, 0) == unix.EBADFD
+}
+
+// probePollFirst receives with IORING_RECVSEND_POLL_FIRST|MSG_DONTWAIT on
+// a socket that has a byte to read. A 5.19 kernel arms poll before any
+// attempt, which MSG_DONTWAIT turns into -EAGAIN at once; an older one
+// either refuses the ioprio (-EINVAL) or ignores it and reads the byte.
+func (r *Ring) probePollFirst() bool {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[1], []byte{1}); err != nil {
+		return false
+	}
+	buf := new([1]byte)
+	res, ok := r.probeRequest(func(sqe *SQE) {
+		PrepRecv(sqe, fds[0], buf[:], unix.MSG_DONTWAIT)
+		sqe.SetIoprio(RecvsendPollFirst)
+	})
+	runtime.KeepAlive(buf)
+	return ok && res == -int32(unix.EAGAIN)
+}
+
+// probeRequest submits one request that prep fills, waits for its final
+// CQE and returns the result of its first. Only New calls it, while the CQ
+// holds nothing but its answers; the caller has locked its OS thread.
+// Every request a probe makes completes during submission or in task work
+// of this thread.
+func (r *Ring) probeRequest(prep func(*SQE)) (res int32, ok bool) {
+	r.LockSQ()
+	sqe, err := r.getSQE()
+	if err != nil {
+		r.UnlockSQ()
+		return 0, false
+	}
+	prep(sqe)
+	sqe.SetUserData(probeUserData)
+	r.UnlockSQ()
+	first := true
+	for {
+		_, errno := r.enter(r.pending(), 1, enterGetEvents, nil, 0)
+		if errno != 0 && errno != unix.EINTR {
+			return 0, false
+		}
+		head, tail := *r.cqHead, atomic.LoadUint32(r.cqTail)
+		final := false
+		for ; head != tail; head++ {
+			c := &r.cqes[head&r.cqMask]
+			if c.UserData() != probeUserData {
+				continue
+			}
+			if first {
+				res, first = c.Result(), false
+			}
+			if c.Flags()&CQEFMore == 0 {
+				final = true
+				r.inflight.Add(-1)
+			}
+		}
+		atomic.StoreUint32(r.cqHead, head)
+		if final {
+			return res, true
+		}
+	}
+}
+
+// applyDisabled switches off what Config.DisableFeatures and
+// Config.DisableOps name, and features whose opcode is gone.
+func (r *Ring) applyDisabled(cfg *Config) {
+	for _, op := range cfg.DisableOps {
+		r.probe[op] = false
+	}
+	for _, f := range cfg.DisableFeatures {
+		if f.valid() {
+			r.disabledFeatures |= 1 << f
+		}
+	}
+	if !r.probe[OpAsyncCancel] {
+		r.has &^= 1<<FeatureCancelFD | 1<<FeatureCancelAny
+	}
+	if !r.probe[OpSendZC] {
+		r.has &^= 1 << FeatureZCReportUsage
+	}
+	r.has &^= r.disabledFeatures
+	if !r.Has(FeatureExtArg) {
+		r.features &^= FeatExtArg
+	}
+}
+
+// resetStats forgets New's own system calls and requests.
+func (r *Ring) resetStats() {
+	for _, c := range []*atomic.Uint64{&r.stats.enters, &r.stats.submitted, &r.stats.reaped, &r.stats.overflows, &r.stats.waits, &r.stats.parks} {
+		c.Store(0)
+	}
+}
