@@ -82,6 +82,9 @@
 // in flight (IORING_ASYNC_CANCEL_ANY), lets the reaper deliver every
 // remaining CQE, waits for it to exit, and only then unmaps the rings and
 // closes the fd, so the kernel never writes to memory that was freed.
+// Without FeatureCancelAny (before 5.19) Close cancels nothing: what does
+// not finish within its drain budget is abandoned, and closing the fd
+// makes the kernel cancel it without a CQE anyone sees.
 //
 // user_data values from ReservedUserData up are the ring's own and are
 // never handed to the Handler.

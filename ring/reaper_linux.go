@@ -139,10 +139,16 @@ func (rp *Reaper) loop() {
 // hand over every remaining CQE (so each operation still completes exactly
 // once), stops the reaper, unmaps the rings and closes the fd. Without a
 // reaper the remaining CQEs are discarded. Other methods may race with
-// Close: once it has begun, GetSQE and Reserve return ErrClosed; once it has
-// unmapped the rings, Submit, SubmitAndWait and Wake return ErrClosed and
-// Ready, PeekBatch and TryHarvest find nothing. Close must not be called
-// from the Handler: it waits for the reaper.
+// Close: once it has begun, GetSQE, GetSQEPair and Reserve return
+// ErrClosed; once it has unmapped the rings, Submit, SubmitAndWait and
+// Wake return ErrClosed and Ready, PeekBatch and TryHarvest find nothing.
+// Close must not be called from the Handler: it waits for the reaper.
+//
+// The cancel is IORING_ASYNC_CANCEL_ANY (5.19). Without FeatureCancelAny
+// Close cancels nothing itself: requests get the drain budget to finish,
+// what is left then is abandoned (its CQEs never reach the Handler) and
+// closing the fd makes the kernel cancel it. Callers that must see every
+// completion on such kernels cancel their requests before Close.
 func (r *Ring) Close() error {
 	r.closeMu.Lock()
 	defer r.closeMu.Unlock()
@@ -224,10 +230,17 @@ func (r *Ring) drain(deadline time.Time) {
 // submitter that took an SQE before closing was set has published it by
 // the time the lock is free, so Inflight counts it, the cancel leaves after
 // it, and no caller's SQE can follow (GetSQE sees closing).
+//
+// Without FeatureCancelAny (before 5.19) it cancels nothing: the ring does
+// not know the user_data of what is in flight, and the kernel could only
+// refuse CANCEL_ANY. Close then gives the requests its drain budget to
+// finish, abandons the rest, and closing the fd cancels them in the
+// kernel; their CQEs never reach the Handler. Callers that must see every
+// completion cancel their own requests (by user_data) before Close.
 func (r *Ring) cancelInflight() {
 	r.LockSQ()
 	r.sealed.Store(true)
-	if r.inflight.Load() <= 0 {
+	if r.inflight.Load() <= 0 || !r.Has(FeatureCancelAny) {
 		r.UnlockSQ()
 		return
 	}
