@@ -11,7 +11,10 @@
 // support (Supports). By default the ring is created disabled, limited with
 // IORING_REGISTER_RESTRICTIONS to DefaultOps and AllowedSQEFlags, and then
 // enabled: a process that is tricked into submitting another opcode gets
-// -EACCES in the CQE. Where io_uring is missing or refused (ENOSYS; EPERM
+// -EACCES in the CQE. Kernels 5.6–5.9 refuse IORING_SETUP_R_DISABLED
+// (EINVAL): there New makes an unrestricted ring rather than none, and
+// Has(FeatureRestrictions) and Restricted report false. Where io_uring is
+// missing or refused (ENOSYS; EPERM
 // from kernel.io_uring_disabled or seccomp; ENOMEM) New returns a
 // *FeatureError that Is ErrNotSupported, naming the feature and the minimum
 // kernel.

@@ -69,7 +69,7 @@ func TestSetupErrors(t *testing.T) {
 		{syscall.ENOSYS, true, "5.1"},
 		{syscall.EPERM, true, ""},
 		{syscall.ENOMEM, true, ""},
-		{syscall.EINVAL, true, "5.10"},
+		{syscall.EINVAL, true, "5.6"},
 		{syscall.EMFILE, false, ""},
 	} {
 		err := setupError(c.errno)

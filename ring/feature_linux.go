@@ -47,7 +47,7 @@ func (r *Ring) probeFeatures() {
 	if r.features&FeatExtArg != 0 {
 		set(FeatureExtArg, true)
 	}
-	set(FeatureRestrictions, r.restricted || r.probeRestrictions())
+	set(FeatureRestrictions, r.restricted || !r.noRestrictions && r.probeRestrictions())
 
 	// Completions of these probes may come as task work of the
 	// submitting thread (COOP_TASKRUN): wait for them on that thread.

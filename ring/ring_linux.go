@@ -2,6 +2,7 @@ package ring
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,7 +29,9 @@ type Config struct {
 	// SQE flag is allowed. By default the ring is created disabled, limited
 	// to AllowedOps and AllowedSQEFlags, then enabled. A restricted ring
 	// also refuses every io_uring_register opcode (registered files and
-	// buffers). On an unrestricted ring do not set IOSQE_CQE_SKIP_SUCCESS:
+	// buffers). A kernel without restrictions (5.6–5.9) gets an
+	// unrestricted ring anyway: see Restricted and FeatureRestrictions.
+	// On an unrestricted ring do not set IOSQE_CQE_SKIP_SUCCESS:
 	// Inflight and Close count on one final CQE per SQE.
 	Unrestricted bool
 	// ExtraOps are opcodes allowed besides DefaultOps.
@@ -72,6 +75,7 @@ type Ring struct {
 	// DisableFeatures switched off. Fixed when New returns.
 	has, disabledFeatures uint32
 	restricted            bool
+	noRestrictions        bool // the kernel refused R_DISABLED at setup
 	sqMem                 []byte
 	cqMem                 []byte
 	sqeMem                []byte
@@ -127,29 +131,38 @@ func New(cfg Config) (*Ring, error) {
 	if cfg.CQEntries < cfg.Entries {
 		return nil, errorf("CQEntries %d < Entries %d", cfg.CQEntries, cfg.Entries)
 	}
+	restrict := !cfg.Unrestricted && !slices.Contains(cfg.DisableFeatures, FeatureRestrictions)
 	var p sys.IOURingParams
 	p.Flags = setupCQSize | setupClamp | setupSubmitAll
 	if !cfg.NoCoopTaskrun {
 		p.Flags |= setupCoopTaskrun | setupTaskrunFlag
 	}
-	if !cfg.Unrestricted {
+	if restrict {
 		p.Flags |= setupRDisabled
 	}
 	p.CQEntries = cfg.CQEntries
-	fd, err := setup(cfg.Entries, &p)
+	fd, err := sysSetup(cfg.Entries, &p)
 	if errors.Is(err, unix.EINVAL) {
 		// Kernels before 5.18/5.19 reject flags they do not know: retry
 		// without the optional ones.
 		p = sys.IOURingParams{Flags: setupCQSize | setupClamp, CQEntries: cfg.CQEntries}
-		if !cfg.Unrestricted {
+		if restrict {
 			p.Flags |= setupRDisabled
 		}
-		fd, err = setup(cfg.Entries, &p)
+		fd, err = sysSetup(cfg.Entries, &p)
+	}
+	noRestrictions := false
+	if errors.Is(err, unix.EINVAL) && restrict {
+		// 5.6–5.9 have no R_DISABLED, hence no restrictions: an
+		// unrestricted ring beats no ring (the fallback is epoll).
+		p = sys.IOURingParams{Flags: setupCQSize | setupClamp, CQEntries: cfg.CQEntries}
+		fd, err = sysSetup(cfg.Entries, &p)
+		restrict, noRestrictions = false, err == nil
 	}
 	if err != nil {
 		return nil, setupError(err)
 	}
-	r := &Ring{fd: fd, features: p.Features, flags: p.Flags, unpark: make(chan struct{}, 1)}
+	r := &Ring{fd: fd, features: p.Features, flags: p.Flags, unpark: make(chan struct{}, 1), noRestrictions: noRestrictions}
 	if err := r.mmap(&p); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -163,7 +176,7 @@ func New(cfg Config) (*Ring, error) {
 		r.Close()
 		return nil, &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6"}
 	}
-	if !cfg.Unrestricted {
+	if restrict {
 		if err := r.restrict(append(append([]uint8(nil), DefaultOps...), cfg.ExtraOps...)); err != nil {
 			r.Close()
 			return nil, err
@@ -179,6 +192,9 @@ func New(cfg Config) (*Ring, error) {
 	r.resetStats()
 	return r, nil
 }
+
+// sysSetup is io_uring_setup; tests replace it to play older kernels.
+var sysSetup = setup
 
 func setup(entries uint32, p *sys.IOURingParams) (int, error) {
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(entries), uintptr(unsafe.Pointer(p)), 0)
@@ -199,7 +215,7 @@ func setupError(err error) error {
 	case unix.ENOMEM:
 		return &FeatureError{Name: "io_uring (cannot lock ring memory: RLIMIT_MEMLOCK)", Err: err}
 	case unix.EINVAL:
-		return &FeatureError{Name: "io_uring with IORING_SETUP_CQSIZE|R_DISABLED", MinVersion: "5.10", Err: err}
+		return &FeatureError{Name: "io_uring with IORING_SETUP_CQSIZE|CLAMP", MinVersion: "5.6", Err: err}
 	}
 	return errorf("io_uring_setup: %w", err)
 }
