@@ -87,8 +87,26 @@ func (r *Ring) flush() {
 	r.enter(0, 0, enterGetEvents, nil, 0)
 }
 
+// Lost reports whether the kernel has dropped a completion on this ring:
+// an io_uring_enter answered EBADR (ErrCQELost; IORING_FEAT_NODROP kernels,
+// 5.5, say so when a CQE could not even be queued as overflow), or Dropped
+// is not zero. It never goes back to false, also not after Close. A lost
+// CQE's request never completes: Inflight stays above zero, and a caller
+// waiting for a particular completion should stop waiting.
+func (r *Ring) Lost() bool {
+	if r.lost.Load() {
+		return true
+	}
+	if r.Dropped() != 0 {
+		r.lost.Store(true)
+		return true
+	}
+	return false
+}
+
 // Dropped returns the kernel's count of CQEs it could not even queue as
 // overflow (allocation failure): completions that are lost for good.
+// After Close it returns 0 (Lost remembers).
 func (r *Ring) Dropped() uint32 {
 	if !r.acquire() {
 		return 0

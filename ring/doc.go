@@ -65,7 +65,11 @@
 // PeekBatch flushes them into the CQ with io_uring_enter(GETEVENTS): no
 // completion is lost. A submitter may harvest inline with TryHarvest right
 // after Submit; the reaper harvests everything else. Each CQE is therefore
-// handed to the Handler exactly once, by whichever side got the lock.
+// handed to the Handler exactly once, by whichever side got the lock. The
+// one exception is the kernel's: when it cannot even allocate an overflow
+// entry it drops the CQE and says so with EBADR (ErrCQELost) and its
+// dropped counter (Dropped). Lost then stays true for the ring's life, so
+// that the engine can stop waiting for completions that will never come.
 //
 // # Lock order
 //

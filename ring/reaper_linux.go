@@ -2,6 +2,7 @@ package ring
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -174,6 +175,9 @@ func (r *Ring) Close() error {
 	r.closed.Store(true)
 	for r.users.Load() != 0 {
 		runtime.Gosched() // a Submit or Ready still reading the rings
+	}
+	if r.cqOverflow != nil && atomic.LoadUint32(r.cqOverflow) != 0 {
+		r.lost.Store(true) // Lost outlives the mapping Dropped reads
 	}
 	r.unmap()
 	err := unix.Close(r.fd)

@@ -99,17 +99,19 @@ type Ring struct {
 	cqes       []CQE
 	scratch    []CQE // harvest buffer, owned by whoever holds cqMu
 
-	inflight atomic.Int64 // SQEs published whose final CQE is not yet seen
-	closing  atomic.Bool
-	parked   atomic.Bool   // the reaper sleeps in Go: nothing is in the kernel
-	wakeSeen atomic.Bool   // a Wake's CQE was consumed (see passWake)
-	unpark   chan struct{} // wakes it; capacity 1
-	sealed   atomic.Bool   // set by Close under sqMu once no caller's SQE can be published any more
-	abandon  atomic.Bool   // set by Close when the drain budget ran out: the reaper leaves at once
-	closed   atomic.Bool   // set by Close under sqMu and cqMu, before unmapping
-	users    atomic.Int32  // lock-free users of the mappings and fd (see acquire)
-	closeMu  sync.Mutex
-	reaper   *Reaper
+	inflight   atomic.Int64  // SQEs published whose final CQE is not yet seen
+	lost       atomic.Bool   // the kernel dropped a CQE (EBADR or Dropped); sticky
+	enterFault atomic.Uint32 // tests: an errno every io_uring_enter fails with
+	closing    atomic.Bool
+	parked     atomic.Bool   // the reaper sleeps in Go: nothing is in the kernel
+	wakeSeen   atomic.Bool   // a Wake's CQE was consumed (see passWake)
+	unpark     chan struct{} // wakes it; capacity 1
+	sealed     atomic.Bool   // set by Close under sqMu once no caller's SQE can be published any more
+	abandon    atomic.Bool   // set by Close when the drain budget ran out: the reaper leaves at once
+	closed     atomic.Bool   // set by Close under sqMu and cqMu, before unmapping
+	users      atomic.Int32  // lock-free users of the mappings and fd (see acquire)
+	closeMu    sync.Mutex
+	reaper     *Reaper
 
 	stats struct {
 		enters, submitted, reaped, overflows, waits, parks atomic.Uint64

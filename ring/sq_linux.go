@@ -264,8 +264,15 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 	r.stats.enters.Add(1)
 	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit),
 		uintptr(minComplete), uintptr(flags), uintptr(arg), argsz)
+	if e := r.enterFault.Load(); e != 0 {
+		n, errno = 0, syscall.Errno(e)
+	}
 	if errno == 0 && n > 0 {
 		r.stats.submitted.Add(uint64(n))
+	}
+	if errno == unix.EBADR {
+		// The kernel may say so only once: remember it for Lost.
+		r.lost.Store(true)
 	}
 	return int(n), errno
 }
