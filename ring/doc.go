@@ -14,10 +14,9 @@
 // -EACCES in the CQE. Kernels 5.6–5.9 refuse IORING_SETUP_R_DISABLED
 // (EINVAL): there New makes an unrestricted ring rather than none, and
 // Has(FeatureRestrictions) and Restricted report false. Where io_uring is
-// missing or refused (ENOSYS; EPERM
-// from kernel.io_uring_disabled or seccomp; ENOMEM) New returns a
-// *FeatureError that Is ErrNotSupported, naming the feature and the minimum
-// kernel.
+// missing or refused (ENOSYS; EPERM from kernel.io_uring_disabled or
+// seccomp; ENOMEM) New returns a *FeatureError that Is ErrNotSupported,
+// naming the feature and the minimum kernel.
 //
 // # Features
 //
@@ -73,12 +72,13 @@
 //
 // # Lock order
 //
-// The completion lock comes before the submission lock: cqMu → sqMu. A
-// Handler runs under the completion lock and may submit (LockSQ, GetSQE),
-// so nothing may wait for the completion lock while it holds the
-// submission lock: not LockCQ, not SubmitAndHarvest. (TryHarvest only
-// tries it.) Close takes both, in that order, once the reaper has left.
-// Close's own closeMu comes before both.
+// The completion lock (LockCQ) comes before the submission lock (LockSQ).
+// A Handler runs under the completion lock and may submit, so nobody may
+// wait for the completion lock while holding the submission lock: no
+// LockCQ, SubmitAndHarvest or PeekAndHandle between LockSQ and UnlockSQ
+// (TryHarvest only tries the lock, so it is safe). Close takes both, in
+// this order, after the reaper has left; Close and StartReaper serialize
+// on a lock of their own, taken before both.
 //
 // # The reaper
 //

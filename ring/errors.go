@@ -17,14 +17,16 @@ var ErrNotSupported = errors.New("not supported")
 // being closed.
 var ErrClosed = errors.New("ring: closed")
 
-// ErrSQFull is returned by GetSQE when the submission queue stayed full for
-// the whole retry budget because the kernel would not take more entries
-// (it answered EBUSY or EAGAIN while the completion queue drained).
+// ErrSQFull is returned by GetSQE and GetSQEPair when the submission
+// queue stayed full for the whole retry budget because the kernel would
+// not take more entries (it answered EBUSY or EAGAIN while the completion
+// queue drained).
 var ErrSQFull = errors.New("ring: submission queue full")
 
 // ErrCQELost is returned when the kernel reports (EBADR) that it dropped
 // completions because it could not allocate overflow entries. Nothing can
-// restore them; the ring is no longer trustworthy.
+// restore them; the ring is no longer trustworthy, and Ring.Lost says so
+// from then on.
 var ErrCQELost = errors.New("ring: kernel dropped completions (EBADR)")
 
 // FeatureError names a missing feature, the minimum kernel that has it and

@@ -12,7 +12,8 @@ import (
 type Handler interface {
 	// HandleCQEs is called with the completion lock held, by the reaper or
 	// by a goroutine harvesting inline (TryHarvest). It must not block
-	// and must not take the completion lock; it may submit.
+	// and must not take the completion lock; it may submit (LockSQ,
+	// GetSQE, UnlockSQ): the lock order is completion, then submission.
 	HandleCQEs(cqes []CQE)
 	// AfterHarvest is called by the reaper goroutine only, without the
 	// completion lock, after each round of harvesting: the place to run
