@@ -21,6 +21,7 @@ const (
 	NameRingReaped       = "uringsend_ring_reaped_cqes_total"
 	NameRingCQOverflows  = "uringsend_ring_cq_overflows_total"
 	NameReaperBatchSize  = "uringsend_reaper_batch_size"
+	NameStaleCompletions = "uringsend_stale_completions_total"
 	NameEngineInfo       = "uringsend_engine_info"
 	labelCompletion      = "completion"
 	labelResult          = "result"
@@ -91,6 +92,7 @@ type Metrics struct {
 	inflight     atomic.Int64
 	inflightFunc prometheus.GaugeFunc
 	reaperBatch  prometheus.Histogram
+	stale        prometheus.Counter
 	info         *prometheus.GaugeVec
 	infoMu       sync.Mutex
 
@@ -160,6 +162,10 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		Help:    "Number of CQEs the reaper harvested per batch.",
 		Buckets: ReaperBatchBuckets(),
 	})
+	m.stale = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: NameStaleCompletions,
+		Help: "CQEs whose user_data matched no request in flight: completions that will never be raised. Always 0 unless the engine has a bug.",
+	})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: NameEngineInfo,
 		Help: "Always 1; labels name the engine's backend (io_uring or epoll) and the kernel release.",
@@ -176,7 +182,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	if m.dur != nil {
 		duration = m.dur
 	}
-	return []prometheus.Collector{duration, m.sends, m.sentBytes, m.inflightFunc, &m.ring, m.reaperBatch, m.info}
+	return []prometheus.Collector{duration, m.sends, m.sentBytes, m.inflightFunc, &m.ring, m.reaperBatch, m.stale, m.info}
 }
 
 // Describe implements prometheus.Collector.
@@ -267,6 +273,14 @@ func (m *Metrics) InflightAdd(delta int) {
 		return
 	}
 	m.inflight.Add(int64(delta))
+}
+
+// AddStaleCompletion counts a CQE that matched no request in flight.
+func (m *Metrics) AddStaleCompletion() {
+	if m == nil {
+		return
+	}
+	m.stale.Inc()
 }
 
 // ObserveReaperBatch records that the reaper harvested n CQEs in one batch.

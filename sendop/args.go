@@ -25,7 +25,9 @@ type Args struct {
 	// the bytes already sent (on a stream socket the byte stream is then
 	// cut short, so the caller usually closes the connection). It counts
 	// from the moment the send reaches the kernel, not from SendAsync: time
-	// spent queued behind earlier sends on the socket is not included.
+	// spent queued behind earlier sends on the socket is not included. It
+	// bounds the whole send once, however many pieces the engine sends it
+	// in (a BufferList longer than IOVMax, a short send continued).
 	Timeout time.Duration
 	// Completed is raised, on the engine's goroutine, when a send for which
 	// SendAsync returned pending == true has completed. The Args is free
@@ -97,7 +99,8 @@ type Op struct {
 
 	seg, off int // next byte to send: bufs[seg][off:] (buf[off:])
 	timeout  time.Duration
-	stream   bool // continue short sends; split BufferLists at IOV_MAX
+	deadline time.Time // set when the op first reaches the kernel, with a timeout
+	stream   bool      // continue short sends; split BufferLists at IOV_MAX
 	flags    uint32
 	pins     pinSet
 	next     *Args
@@ -157,7 +160,7 @@ func (o *Op) Begin(e *Args, stream bool, pc *PinCache) {
 	}
 	o.transferred, o.errno, o.seg, o.off = 0, 0, 0, 0
 	o.stream = stream
-	o.timeout = e.Timeout
+	o.timeout, o.deadline = e.Timeout, time.Time{}
 	o.flags = uint32(e.Flags) | msgNoSignal
 	o.Recv = false
 	o.pin(pc)
@@ -176,6 +179,27 @@ func (o *Op) Flags() int { return int(o.flags) }
 
 // Timeout is the op's time limit on the wire (0: none).
 func (o *Op) Timeout() time.Duration { return o.timeout }
+
+// TimeLeft is what is left of the op's Timeout, for a piece of it about
+// to reach the kernel; ok is false for an op without a Timeout. The first
+// call starts the clock: the Timeout bounds the whole op once, however
+// many pieces it goes out in. left <= 0 means the time is up: the op
+// completes with ETIMEDOUT without another piece.
+func (o *Op) TimeLeft() (left time.Duration, ok bool) {
+	if o.timeout <= 0 {
+		return 0, false
+	}
+	now := time.Now()
+	if o.deadline.IsZero() {
+		o.deadline = now.Add(o.timeout)
+		return o.timeout, true
+	}
+	return o.deadline.Sub(now), true
+}
+
+// IsBuffer reports whether the op sends a Buffer (one SEND), not a
+// BufferList (a SENDMSG).
+func (o *Op) IsBuffer() bool { return o.bufs == nil }
 
 // Total is the number of bytes the op sends.
 func (o *Op) Total() int { return o.total }

@@ -23,7 +23,8 @@ type EngineConfig struct {
 	// Rings is the number of io_uring instances (each with its own reaper
 	// goroutine); sockets are spread over them. Default 1.
 	Rings int
-	// Entries is the SQ size of each ring. Default 256.
+	// Entries is the SQ size of each ring. Default 256; at least 2 (a
+	// send with a Timeout takes two SQEs, the send and its timeout).
 	Entries uint32
 	// CQEntries is the CQ size of each ring. Default 4 × Entries.
 	CQEntries uint32
@@ -79,6 +80,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrBadZeroCopy, cfg.ZeroCopy)
+	}
+	if cfg.Entries == 1 {
+		return nil, fmt.Errorf("%w: Entries %d (a send with a Timeout takes 2 SQEs)", ErrBadEntries, cfg.Entries)
 	}
 	if e.zcThreshold <= 0 {
 		e.zcThreshold = 16 << 10
@@ -161,17 +165,20 @@ func DefaultEngine() (*Engine, error) {
 	return defaultEngine, defaultErr
 }
 
-func (e *Engine) add(s *Socket) error {
+// add registers s, a socket of SO_TYPE typ, and picks its backend.
+func (e *Engine) add(s *Socket, typ int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
 	}
 	e.socks[s] = struct{}{}
-	if e.backend == BackendIOURing && !unixDgram(s.fd) {
+	if e.backend == BackendIOURing && !unixDgram(s.fd, typ) {
 		s.u = e.rings[int(e.next.Add(1))%len(e.rings)]
 		s.u.add(s)
-		s.w.zc = e.zcMode != ZeroCopyOff && s.u.r.Supports(ring.OpSendZC) && zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
+		s.zcable = e.zcMode != ZeroCopyOff && s.u.r.Supports(ring.OpSendZC) && typ == unix.SOCK_STREAM &&
+			zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
+		s.w.zc = s.zcable
 	}
 	return nil
 }
@@ -229,15 +236,15 @@ func (e *Engine) beginClose() ([]*Socket, bool) {
 
 // finishClose closes the sockets, then the rings and the dispatcher.
 func (e *Engine) finishClose(socks []*Socket) error {
-	var wg sync.WaitGroup
-	for _, s := range socks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Close()
-		}()
+	// Start every close, then wait: the cancels go out together and each
+	// wait is bounded.
+	done := make([]chan struct{}, len(socks))
+	for i, s := range socks {
+		done[i], _ = s.startClose()
 	}
-	wg.Wait()
+	for i, s := range socks {
+		s.awaitClose(done[i])
+	}
 	var err error
 	for _, u := range e.rings {
 		err = errors.Join(err, u.close())
@@ -374,7 +381,7 @@ func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
 		op := sendop.OpOf(a)
 		if s := op.Socket.(*Socket); s != cur {
 			if cur != nil {
-				cur.unraised.Add(-run)
+				cur.raisedDone(run)
 			}
 			cur, run = s, 0
 		}
@@ -382,7 +389,7 @@ func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
 		run++
 	}
 	if cur != nil {
-		cur.unraised.Add(-run)
+		cur.raisedDone(run)
 	}
 }
 
@@ -405,9 +412,6 @@ func (e *Engine) onRaiser() bool {
 // may benefit from zero-copy: not on loopback (where the kernel copies
 // anyway), unless loopbackToo.
 func zeroCopyPeer(fd int, loopbackToo bool) bool {
-	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
-		return false
-	}
 	sa, err := unix.Getpeername(fd)
 	if err != nil {
 		return false
@@ -430,13 +434,12 @@ func zeroCopyPeer(fd int, loopbackToo bool) bool {
 // answers EAGAIN, and io_uring's internal retry then sends the datagram
 // empty (seen on 6.18; a plain sendmsg(2) leaves the caller's buffer to
 // retry whole).
-func unixDgram(fd int) bool {
-	sa, err := unix.Getsockname(fd)
-	if _, ok := sa.(*unix.SockaddrUnix); err != nil || !ok {
+func unixDgram(fd, typ int) bool {
+	if typ != unix.SOCK_DGRAM {
 		return false
 	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	return err == nil && typ == unix.SOCK_DGRAM
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	return err == nil && dom == unix.AF_UNIX
 }
 
 func kernelRelease() string {

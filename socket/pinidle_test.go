@@ -95,7 +95,7 @@ func TestPinCacheIdleSocketLetsBuffersGo(t *testing.T) {
 // pin cache of a socket whose queue drained, and a cache nothing was sent
 // through since the previous sweep is released (about two sweeps).
 func TestPinCacheIdleSocketSwept(t *testing.T) {
-	t.Skip("needs the engine's idle sweep: Socket.pins.Sweep() called about once a second for drained sockets (not wired yet)")
+
 	s := pinIdleSocket(t)
 	wps := make([]weak.Pointer[byte], 3)
 	for i := range wps {

@@ -62,11 +62,11 @@ const recvFlags = unix.MSG_OOB
 // rxState is a socket's receive side.
 type rxState struct {
 	mu      sync.Mutex
-	q       sendop.Queue  // receives in call order; q.Head() is the wire when wire is set
-	wire    bool          // the head is in the kernel or being read
-	closing bool          // Close has begun: no new receives
-	drained chan struct{} // closed when a closing socket's wire has completed
-	reading bool          // epoll: the reader goroutine runs
+	q       sendop.Queue // receives in call order; q.Head() is the wire when wire is set
+	wire    bool         // the head is in the kernel or being read
+	closing bool         // Close has begun: no new receives
+	held    bool         // the receive side holds the close (see close_linux.go)
+	reading bool         // epoll: the reader goroutine runs
 
 	// The wire, owned by its owner.
 	buf   []byte
@@ -191,7 +191,6 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 // with OperationAborted instead, and Close is told the wire is done.
 func (s *Socket) rxSettle(res int32) (more bool) {
 	var raise, aborted sendop.Queue
-	var drained chan struct{}
 	// Less than the buffer holds: the socket is empty now, so the next
 	// receive would only find that out before it waits.
 	s.rx.pollFirst = res > 0 && int(res) < len(s.rx.buf)
@@ -203,10 +202,7 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 		res = -int32(syscall.ECANCELED) // Close's cancel interrupted it in a worker
 	}
 	if s.rx.closing {
-		for a := s.rx.q.Pop(); a != nil; a = s.rx.q.Pop() {
-			aborted.Push(a)
-		}
-		drained, s.rx.drained = s.rx.drained, nil
+		aborted.Concat(&s.rx.q)
 	} else if next := s.rx.q.Head(); next != nil {
 		s.rx.wire = true
 		s.rx.buf, s.rx.flags = next.Buffer(), next.Flags
@@ -216,6 +212,7 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	// these receives' Completed still to come.
 	reserved := 1 + aborted.Len()
 	s.unraised.Add(int64(reserved))
+	idle := s.rxIdleLocked()
 	s.rx.mu.Unlock()
 
 	op := sendop.OpOf(e)
@@ -235,8 +232,8 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 		}
 	}
 	s.handOver(&raise, reserved) // receives are marked Recv: no send metrics
-	if drained != nil {
-		close(drained)
+	if idle {
+		s.releaseClose()
 	}
 	return more
 }
@@ -253,7 +250,7 @@ func (u *uring) rxLaunch(s *Socket) {
 			s.rx.pin.Pin(p)
 			s.rx.pinnedAt = p
 		}
-		gen := (u.gen.Add(1) & genMask) | 1 // never 0, never reserved
+		gen := u.nextGen()
 		s.rx.gen.Store(gen)
 		ud := uint64(gen|rxBit)<<32 | uint64(s.w.idx)
 		u.r.LockSQ()
@@ -267,7 +264,13 @@ func (u *uring) rxLaunch(s *Socket) {
 			sqe.SetUserData(ud)
 		}
 		u.r.UnlockSQ()
-		if err == nil || !s.rxSettle(-int32(errnoOf(err))) {
+		if err == nil {
+			if s.closed.Load() {
+				u.cancelUD(ud) // Close may have looked before it was published
+			}
+			return
+		}
+		if !s.rxSettle(-int32(errnoOf(err))) {
 			return
 		}
 	}
@@ -280,12 +283,12 @@ func (u *uring) onRecv(c *ring.CQE) {
 	socks := *u.socks.Load()
 	idx := uint32(ud)
 	if int(idx) >= len(socks) {
-		u.stale.Add(1)
+		u.staleCQE(c)
 		return
 	}
 	s := socks[idx]
 	if s == nil || s.rx.gen.Load() != uint32(ud>>32)&^rxBit {
-		u.stale.Add(1)
+		u.staleCQE(c)
 		return
 	}
 	res := c.Result()
@@ -309,77 +312,32 @@ func (u *uring) onRecv(c *ring.CQE) {
 	}
 }
 
-// markRxClosing stops new receives and the launch of queued ones; Close
-// calls it first, before its cancel by descriptor (for the sends) also
-// cancels the receive on the wire: the receives behind that one must not
-// go on receiving after it failed.
-func (s *Socket) markRxClosing() {
+// markRxClosing stops new receives and the launch of queued ones, and
+// reports whether the receive side is busy (a wire in the kernel, or the
+// epoll reader running): then it holds the close until it is idle. Close
+// calls it before it cancels the wire: the receives behind that one must
+// not go on receiving after it failed.
+func (s *Socket) markRxClosing() (busy bool) {
 	s.rx.mu.Lock()
+	defer s.rx.mu.Unlock()
 	s.rx.closing = true
-	s.rx.mu.Unlock()
+	if s.rx.wire || s.rx.reading {
+		s.rx.held = true
+		s.cl.holds.Add(1) // Close's own hold keeps it above 0 until now
+		return true
+	}
+	return false
 }
 
-// closeRx completes the socket's receives; Close calls it after the send
-// queue has drained. The wire is cancelled (io_uring) or woken (epoll)
-// until it has completed; the receives queued behind it complete with
-// OperationAborted after it, in order.
-func (s *Socket) closeRx() {
-	s.rx.mu.Lock()
-	s.rx.closing = true
-	if !s.rx.wire {
-		// Nothing can be queued without a wire.
-		reading := s.rx.reading
-		s.rx.mu.Unlock()
-		if reading {
-			s.waitReader()
-		}
-		s.rxUnpin()
-		return
+// rxIdleLocked reports, with rx.mu held on a closing socket, whether the
+// receive side has just become idle while it held the close: the caller
+// calls releaseClose once it has let go of the lock.
+func (s *Socket) rxIdleLocked() bool {
+	if s.rx.closing && s.rx.held && !s.rx.wire && !s.rx.reading {
+		s.rx.held = false
+		return true
 	}
-	drained := make(chan struct{})
-	s.rx.drained = drained
-	s.rx.mu.Unlock()
-	defer s.rxUnpin()
-
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		if u := s.u; u != nil {
-			// By descriptor: the wire's generation changes when an
-			// EAGAIN is resubmitted. Sends have drained by now.
-			u.cancel(s)
-			u.progress()
-		} else {
-			s.setReadDeadline(time.Unix(1, 0))
-		}
-		t.Reset(wait)
-		select {
-		case <-drained:
-			if s.u == nil {
-				s.waitReader()
-				if s.owner == nil && s.conn != nil {
-					// FromConn: the connection outlives the Socket.
-					s.conn.SetReadDeadline(time.Time{})
-				}
-			}
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// waitReader waits for the epoll reader goroutine, which has nothing left
-// to receive, to leave: Close returns the socket's goroutines.
-func (s *Socket) waitReader() {
-	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
-		s.rx.mu.Lock()
-		reading := s.rx.reading
-		s.rx.mu.Unlock()
-		if !reading {
-			return
-		}
-		time.Sleep(wait)
-	}
+	return false
 }
 
 // rxUnpin lets go of the last receive's buffer, once no receive can
@@ -446,7 +404,11 @@ func (s *Socket) readLoop() {
 		s.rx.mu.Lock()
 		if !s.rx.wire {
 			s.rx.reading = false
+			idle := s.rxIdleLocked()
 			s.rx.mu.Unlock()
+			if idle {
+				s.releaseClose()
+			}
 			return
 		}
 		s.rx.mu.Unlock()
@@ -498,7 +460,5 @@ func (s *Socket) setReadDeadline(t time.Time) {
 	type deadliner interface{ SetReadDeadline(time.Time) error }
 	if d, ok := s.owner.(deadliner); ok {
 		d.SetReadDeadline(t)
-	} else if s.conn != nil {
-		s.conn.SetReadDeadline(t)
 	}
 }

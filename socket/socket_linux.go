@@ -23,19 +23,22 @@ type Socket struct {
 	u      *uring // nil on the epoll backend
 	w      wireState
 	fd     int
-	rc     syscall.RawConn
-	owner  io.Closer // closed by Close; nil for FromConn
-	conn   net.Conn  // FromConn's connection, for deadlines
-	stream bool      // SOCK_STREAM: continue short sends
+	rc     syscall.RawConn // epoll: the netpoller's handle of fd
+	owner  io.Closer       // closed when the socket is released; nil when the caller keeps fd
+	stream bool            // SOCK_STREAM: continue short sends
+	zcable bool            // io_uring: zero-copy may be used (fixed at registration)
 	closed atomic.Bool
 	conned atomic.Bool // a peer was seen
 
 	mu      sync.Mutex
 	q       sendop.Queue // q.Head() is the send on the wire
 	closing bool
-	writing bool                  // epoll: the writer goroutine owns the head
-	batch   bool                  // WithBatching: never inline; queue and coalesce
-	writeFn func(fd uintptr) bool // epoll: s.writeOnce, made once
+	wrShut  bool // CloseWrite: no more sends
+	// shutPending: CloseWrite waits for the queue to drain
+	shutPending bool
+	writing     bool                  // epoll: the writer goroutine owns the head
+	batch       bool                  // WithBatching: never inline; queue and coalesce
+	writeFn     func(fd uintptr) bool // epoll: s.writeOnce, made once
 
 	maxInflight   int           // WithMaxInflightBytes
 	writeTimeout  time.Duration // WithWriteTimeout
@@ -44,16 +47,18 @@ type Socket struct {
 	inflightBytes int
 	wres          int32 // epoll: result of writeOnce
 	wdone         bool
-	flush         bool          // batching: the reaper will put the queue on the wire
-	drained       chan struct{} // closed when a closing socket's queue empties
-	closeDone     chan struct{} // closed when Close has finished
-	unraised      atomic.Int64  // completed sends handed over whose Completed has not returned
+	flush         bool         // batching: the reaper will put the queue on the wire
+	unraised      atomic.Int64 // completed sends handed over whose Completed has not returned
+
+	cl closeState // close_linux.go
 
 	rx rxState // the receive side: recv_linux.go
 
 	// pins keeps the memory of the socket's io_uring sends pinned across
-	// sends; guarded by mu.
-	pins sendop.PinCache
+	// sends; guarded by mu, like swept: the socket is on its ring's sweep
+	// list, which lets go of the pins of a socket that stays idle.
+	pins  sendop.PinCache
+	swept bool
 }
 
 // Option configures a Socket.
@@ -80,7 +85,11 @@ func WithBatching() Option { return func(o *options) { o.batch = true } }
 // WithEngine runs the socket's sends on e instead of the DefaultEngine.
 func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }
 
-func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected bool, opts []Option) (*Socket, error) {
+// newSocket makes a Socket of the descriptor behind rc (nil for FromFD's
+// fd) and registers it with its engine. owned says Close closes the
+// descriptor (closer, or the fd itself); otherwise the caller keeps it. A
+// failure leaves the descriptor as it was: open, with its owner.
+func newSocket(fd int, rc syscall.RawConn, closer io.Closer, owned, connected bool, opts []Option) (*Socket, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -92,33 +101,75 @@ func newSocket(rc syscall.RawConn, owner io.Closer, conn net.Conn, connected boo
 		}
 		o.eng = e
 	}
-	s := &Socket{eng: o.eng, rc: rc, owner: owner, conn: conn}
-	var typ int
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		s.fd = int(fd)
-		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
-	}); err != nil {
-		return nil, err
+	if rc != nil {
+		if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+			return nil, err
+		}
 	}
-	if serr != nil {
-		if errors.Is(serr, unix.ENOTSOCK) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		if errors.Is(err, unix.ENOTSOCK) {
 			return nil, ErrNotSocket
 		}
-		return nil, serr
+		return nil, fmt.Errorf("socket: fd %d: %w", fd, err)
 	}
-	s.stream = typ == unix.SOCK_STREAM
+	s := &Socket{eng: o.eng, fd: fd, rc: rc, stream: typ == unix.SOCK_STREAM}
+	if owned {
+		s.owner = closer
+	}
 	s.batch = o.batch
 	s.maxInflight = o.maxInflight
 	s.writeTimeout = o.writeTimeout
 	s.bpCond = sync.NewCond(&s.bpMu)
 	s.writeFn = s.writeOnce
 	s.conned.Store(connected)
-	if err := o.eng.add(s); err != nil {
+	if err := o.eng.add(s, typ); err != nil {
 		return nil, err
+	}
+	if s.u == nil && (rc == nil || !owned) {
+		// The epoll backend waits on Go's netpoller and wakes its waiters
+		// with deadlines: it needs a file of its own. FromFD's fd becomes
+		// one; FromConn's connection is left alone — its deadlines are
+		// the caller's — and the Socket works on a duplicate.
+		if err := s.ownFile(fd, owned); err != nil {
+			s.eng.remove(s)
+			return nil, err
+		}
 	}
 	return s, nil
 }
+
+// ownFile gives an epoll-backed Socket an *os.File of its own for fd (or,
+// when the caller keeps fd, for a duplicate of it).
+func (s *Socket) ownFile(fd int, owned bool) error {
+	if !owned {
+		d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket: dup: %w", err)
+		}
+		fd = d
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		if !owned {
+			unix.Close(fd)
+		}
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "socket") // cannot fail for fd >= 0
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.fd, s.rc, s.owner = fd, rc, f
+	return nil
+}
+
+// fdCloser closes a descriptor FromFD took over on the io_uring backend,
+// which needs no *os.File (an *os.File would close it from a finalizer).
+type fdCloser int
+
+func (c fdCloser) Close() error { return unix.Close(int(c)) }
 
 // Dial connects to address on network (tcp, tcp4, tcp6, udp, udp4, udp6,
 // unix, unixgram, unixpacket) with Go's net.Dial and returns the
@@ -142,36 +193,41 @@ func DialContext(ctx context.Context, network, address string, opts ...Option) (
 }
 
 func own(c net.Conn, opts []Option) (*Socket, error) {
+	rc, err := rawConn(c)
+	if err != nil {
+		return nil, err
+	}
+	return newSocket(-1, rc, c, true, true, opts)
+}
+
+func rawConn(c net.Conn) (syscall.RawConn, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil, fmt.Errorf("socket: %T does not implement syscall.Conn", c)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	return newSocket(rc, c, c, true, opts)
+	return sc.SyscallConn()
 }
 
 // FromConn returns a Socket that sends on c's descriptor. c must implement
 // syscall.Conn (every *net.TCPConn, *net.UDPConn, *net.UnixConn does) and
 // stays the owner of the descriptor: Socket.Close never closes it, and c
-// must stay open until the Socket is closed.
+// must stay open until the Socket is closed. The Socket never touches c's
+// deadlines (on the epoll backend it works on a duplicate descriptor).
 func FromConn(c net.Conn, opts ...Option) (*Socket, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil, fmt.Errorf("socket: %T does not implement syscall.Conn", c)
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := rawConn(c)
 	if err != nil {
 		return nil, err
 	}
-	return newSocket(rc, nil, c, false, opts)
+	return newSocket(-1, rc, nil, false, false, opts)
 }
 
 // FromFD returns a Socket that owns fd, a socket descriptor: Close closes
-// it. fd is switched to non-blocking mode.
+// it. fd is switched to non-blocking mode. On an error the caller still
+// owns fd, open.
 func FromFD(fd int, opts ...Option) (*Socket, error) {
+	if fd < 0 {
+		return nil, fmt.Errorf("socket: FromFD(%d): %w", fd, unix.EBADF)
+	}
 	if _, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
 		if errors.Is(err, unix.ENOTSOCK) {
 			return nil, ErrNotSocket
@@ -181,17 +237,7 @@ func FromFD(fd int, opts ...Option) (*Socket, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "socket")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	s, err := newSocket(rc, f, nil, false, opts)
-	if err != nil {
-		// The caller still owns fd on failure.
-		return nil, err
-	}
-	return s, nil
+	return newSocket(fd, nil, fdCloser(fd), true, false, opts)
 }
 
 // Backend reports the backend that runs the socket's sends.
@@ -240,10 +286,14 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 		return false, err
 	}
 	s.mu.Lock()
-	if s.closing {
+	if s.closing || s.wrShut {
+		err := ErrClosed
+		if !s.closing {
+			err = ErrWriteShutdown
+		}
 		s.mu.Unlock()
 		op.Abandon()
-		return false, ErrClosed
+		return false, err
 	}
 	idle := s.q.Len() == 0 && !s.writing
 	if s.u != nil {
@@ -287,88 +337,4 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.eng.observe(e, true)
 	return false, nil
-}
-
-// Close closes the socket. Sends still queued or on the wire complete with
-// OperationAborted (a send that finished first keeps its real result),
-// each exactly once; in-flight sends are cancelled in the kernel before
-// the descriptor is closed, so its number cannot be reused while the
-// kernel still holds it. When Close returns, every Completed of the socket
-// has returned too — unless Close is called from a Completed handler,
-// which it cannot wait for. A Socket
-// made by FromConn leaves the connection open. A second Close returns
-// ErrClosed once the first has finished (at once inside Completed).
-func (s *Socket) Close() error {
-	s.mu.Lock()
-	if s.closing {
-		done := s.closeDone
-		s.mu.Unlock()
-		if !s.eng.onRaiser() {
-			// Wait for the first Close to release the descriptor; not on
-			// a goroutine raising Completed, which the first may wait for.
-			<-done
-		}
-		return ErrClosed
-	}
-	s.closing = true
-	s.closed.Store(true)
-	s.markRxClosing() // before the cancel by descriptor reaches the receive on the wire
-	s.closeDone = make(chan struct{})
-	defer close(s.closeDone)
-	var drained chan struct{}
-	if s.q.Len() > 0 {
-		drained = make(chan struct{})
-		s.drained = drained
-	}
-	s.mu.Unlock()
-	if s.maxInflight > 0 { // WriteAsync waiters see the close
-		s.bpMu.Lock()
-		s.bpCond.Broadcast()
-		s.bpMu.Unlock()
-	}
-	if drained != nil {
-		s.cancelAndWait(drained)
-	}
-	s.closeRx()
-	if !s.eng.onRaiser() {
-		// Every Completed of this socket has run when Close returns
-		// (except when Close runs inside one: it cannot wait for itself).
-		for wait := time.Microsecond; s.unraised.Load() > 0; wait = min(2*wait, time.Millisecond) {
-			time.Sleep(wait)
-		}
-	}
-	s.eng.remove(s)
-	if s.owner != nil {
-		return s.owner.Close()
-	}
-	return nil
-}
-
-// cancelAndWait cancels the head until the queue has drained. The cancel is
-// repeated because the head may reach the kernel just after a cancel did.
-func (s *Socket) cancelAndWait(drained chan struct{}) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		if s.u != nil {
-			// Sends waiting for the reaper to put them on the wire
-			// (batching, or deferred during a raise) never reach it.
-			s.u.abortCorked(s)
-			s.u.cancel(s)
-			s.u.progress()
-		} else {
-			s.epollCancel()
-		}
-		t.Reset(wait)
-		select {
-		case <-drained:
-			if s.u != nil {
-				s.u.afterInlineHarvest()
-			} else if s.conn != nil {
-				s.conn.SetWriteDeadline(time.Time{})
-			}
-			return
-		case <-t.C:
-		}
-	}
 }

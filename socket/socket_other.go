@@ -97,6 +97,9 @@ var (
 // Close does nothing.
 func (s *Socket) Close() error { return nil }
 
+// CloseWrite shuts down the sending side once queued sends are out.
+func (s *Socket) CloseWrite() error { return ErrNotSupported }
+
 // FD returns -1.
 func (s *Socket) FD() int { return -1 }
 

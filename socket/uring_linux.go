@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,11 +32,14 @@ type uring struct {
 	flushMu  sync.Mutex
 	flushQ   []*Socket // batching sockets whose queue waits for a wire
 	flushSp  []*Socket
+	sweep    sweeper               // pin caches of idle sockets: sweep_linux.go
 	idle     atomic.Bool           // the reaper is done with AfterHarvest and will wait
 	stale    atomic.Uint64         // CQEs whose user_data matched no live send (must stay 0)
 	reaperG  atomic.Uint64         // the reaper's goroutine id, once it has harvested
 	unmetric func()                // removes the ring's metrics source
 	zcNotifs atomic.Uint64         // zero-copy notifications seen
+	zcMsg    bool                  // the kernel has SENDMSG_ZC (6.1), not only SEND_ZC
+	zcFlags  uint16                // ioprio of a zero-copy send: REPORT_USAGE where known (6.2)
 	lat      *metrics.LatencyBatch // the reaper's; nil without metrics
 }
 
@@ -53,7 +57,7 @@ func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) 
 	if err != nil {
 		return nil, err
 	}
-	u := &uring{eng: eng, r: r}
+	u := &uring{eng: eng, r: r, zcMsg: r.Supports(ring.OpSendmsgZC), zcFlags: ring.SendZCReportUsage}
 	u.socks.Store(new([]*Socket))
 	var onBatch func(int)
 	u.lat = m.NewLatencyBatch(false)
@@ -72,6 +76,7 @@ func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) 
 }
 
 func (u *uring) close() error {
+	u.sweep.stop()
 	if u.unmetric != nil {
 		u.unmetric()
 	}
@@ -136,8 +141,14 @@ func (u *uring) start(s *Socket) {
 // and launch tries again with what is left.
 func (u *uring) launch(s *Socket) {
 	for {
-		err := u.prep(s)
+		ud, err := u.prep(s)
 		if err == nil {
+			if s.closed.Load() {
+				// Close may have looked for the wire before it was
+				// published: it cancels what it found, the launcher
+				// what it publishes after Close began.
+				u.cancelUD(ud)
+			}
 			return
 		}
 		if !u.onResult(s, -int32(errnoOf(err)), false) {
@@ -146,71 +157,92 @@ func (u *uring) launch(s *Socket) {
 	}
 }
 
-func (u *uring) prep(s *Socket) error {
+// prep publishes the SQE(s) of s's wire and returns its user_data.
+func (u *uring) prep(s *Socket) (ud uint64, err error) {
 	e := s.q.Head() // stable: only the wire's owner pops
 	op := sendop.OpOf(e)
+	bytes := s.w.bytes
+	timeout, timed := time.Duration(0), false
 	if s.w.wire == 1 {
 		if errno := op.Check(); errno != 0 {
-			return errno
+			return 0, errno
+		}
+		bytes = op.Remaining()
+		// The Timeout bounds the whole send: a piece after the first
+		// (a long BufferList, a continuation, a retry) gets what is left.
+		if timeout, timed = op.TimeLeft(); timed && timeout <= 0 {
+			return 0, syscall.ETIMEDOUT
 		}
 	}
-	gen := (u.gen.Add(1) & genMask) | 1 // never 0, never reserved
+	gen := u.nextGen()
 	s.w.gen.Store(gen)
-	ud := uint64(gen)<<32 | uint64(s.w.idx)
-	bytes := s.w.bytes
-	timeout := time.Duration(0)
-	if s.w.wire == 1 {
-		bytes = op.Remaining()
-		timeout = op.Timeout()
-	}
-	zc := s.w.zc && bytes >= u.eng.zcThreshold && timeout == 0
+	ud = uint64(gen)<<32 | uint64(s.w.idx)
+	// SENDMSG_ZC came a release after SEND_ZC (6.1, 6.0).
+	zc := s.w.zc && bytes >= u.eng.zcThreshold && !timed && (u.zcMsg || s.w.wire == 1 && op.IsBuffer())
 	u.r.LockSQ()
-	var sqe *ring.SQE
-	err := u.r.Reserve(2)
-	if err == nil {
-		sqe, err = u.r.GetSQE()
-	}
-	if err == nil && timeout > 0 {
+	defer u.r.UnlockSQ()
+	if timed {
 		// The send and its LINK_TIMEOUT go in one submission: the
 		// timeout starts when the send starts and cancels it.
-		op.Prep(sqe, s.fd)
-		if s.w.pollFirst {
-			s.w.pollFirst = false
-			sqe.SetIoprio(ring.RecvsendPollFirst)
+		sqe, tmo, err := u.r.GetSQEPair()
+		if err != nil {
+			return 0, err
 		}
+		s.w.zcWire = false
+		op.Prep(sqe, s.fd)
+		u.pollFirst(s, sqe, 0)
 		sqe.SetFlags(ring.SQEIOLink)
 		sqe.SetUserData(ud)
 		s.w.ts = unix.NsecToTimespec(int64(timeout))
 		s.w.waitSend, s.w.waitTmo, s.w.tmoFired = true, true, false
-		if sqe, err = u.r.GetSQE(); err == nil {
-			ring.PrepLinkTimeout(sqe, &s.w.ts)
-			sqe.SetUserData(ud | tmoBit<<32)
-		}
-		u.r.UnlockSQ()
-		return err
+		ring.PrepLinkTimeout(tmo, &s.w.ts)
+		tmo.SetUserData(ud | tmoBit<<32)
+		return ud, nil
 	}
-	if err == nil {
-		switch {
-		case s.w.wire == 1 && zc:
-			op.PrepZC(sqe, s.fd, ring.SendZCReportUsage)
-		case s.w.wire == 1:
-			op.Prep(sqe, s.fd)
-		case zc:
-			ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, sendop.StreamFlags, ring.SendZCReportUsage)
-		case s.w.gso.segs > 0:
-			// A GSO wire: MSG_WAITALL means nothing to a datagram.
-			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, unix.MSG_NOSIGNAL)
-		default:
-			ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
-		}
-		if s.w.pollFirst {
-			s.w.pollFirst = false
-			sqe.SetIoprio(sqeIoprio(zc) | ring.RecvsendPollFirst)
-		}
-		sqe.SetUserData(ud)
+	sqe, err := u.r.GetSQE()
+	if err != nil {
+		return 0, err
 	}
-	u.r.UnlockSQ()
-	return err
+	s.w.zcWire = zc
+	switch {
+	case s.w.wire == 1 && zc:
+		op.PrepZC(sqe, s.fd, u.zcFlags)
+	case s.w.wire == 1:
+		op.Prep(sqe, s.fd)
+	case zc:
+		ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, sendop.StreamFlags, u.zcFlags)
+	case s.w.gso.segs > 0:
+		// A GSO wire: MSG_WAITALL means nothing to a datagram.
+		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, unix.MSG_NOSIGNAL)
+	default:
+		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
+	}
+	if zc {
+		u.pollFirst(s, sqe, u.zcFlags)
+	} else {
+		u.pollFirst(s, sqe, 0)
+	}
+	sqe.SetUserData(ud)
+	return ud, nil
+}
+
+// pollFirst adds IORING_RECVSEND_POLL_FIRST to a resubmitted wire's SQE
+// (whose ioprio already holds prio) when its last try answered EAGAIN.
+func (u *uring) pollFirst(s *Socket, sqe *ring.SQE, prio uint16) {
+	if s.w.pollFirst {
+		s.w.pollFirst = false
+		sqe.SetIoprio(prio | ring.RecvsendPollFirst)
+	}
+}
+
+// nextGen returns a fresh generation for a wire's user_data: never 0, and
+// all of genMask's space (2^30 submissions before one comes back).
+func (u *uring) nextGen() uint32 {
+	for {
+		if g := u.gen.Add(1) & genMask; g != 0 {
+			return g
+		}
+	}
 }
 
 // onResult settles a wire's result and queues the completions for the
@@ -239,7 +271,7 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 		}
 		s := u.lookup(c.UserData())
 		if s == nil {
-			u.stale.Add(1)
+			u.staleCQE(c)
 			continue
 		}
 		res := c.Result()
@@ -283,6 +315,14 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			u.retry(s)
 			continue
 		}
+		if res == -int32(syscall.EOPNOTSUPP) && s.w.zcWire {
+			// The socket refuses zero-copy (6.18 does for accepted
+			// TCP sockets: no SOCK_SUPPORT_ZC): nothing was sent; the
+			// same wire goes again as a copy, and so does every later one.
+			s.w.zc = false
+			u.launch(s)
+			continue
+		}
 		if u.onResult(s, res, false) {
 			u.launch(s)
 		}
@@ -293,10 +333,29 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 // for an O_NONBLOCK socket (every Go socket) when it had to punt the send
 // to its worker threads instead of arming poll; nothing was sent. The new
 // SQE asks for poll first (IORING_RECVSEND_POLL_FIRST), so it waits for
-// the socket to take data.
+// the socket to take data. A closing socket's wire is not resubmitted: it
+// completes as cancelled.
 func (u *uring) retry(s *Socket) {
+	if s.closed.Load() {
+		if u.onResult(s, -int32(syscall.ECANCELED), false) {
+			u.launch(s)
+		}
+		return
+	}
 	s.w.pollFirst = true
 	u.launch(s)
+}
+
+// staleCQE records a CQE whose user_data matches no live request: a
+// completion nobody will raise, which must never happen. It is counted
+// (Engine stats and uringsend_stale_completions_total) and, in builds
+// with the uringsend_debug tag, panics.
+func (u *uring) staleCQE(c *ring.CQE) {
+	u.stale.Add(1)
+	u.eng.m.AddStaleCompletion()
+	if debugChecks {
+		panic(fmt.Sprintf("socket: CQE matches no request: user_data %#x res %d flags %#x", c.UserData(), c.Result(), c.Flags()))
+	}
 }
 
 // AfterHarvest implements ring.Handler: the reaper raises Completed and
@@ -347,7 +406,7 @@ func (u *uring) flushAll() {
 		s.flush = false
 		if s.closing && s.w.wire == 0 && s.q.Len() > 0 {
 			s.mu.Unlock()
-			u.abortCorked(s)
+			s.abortQueued()
 			continue
 		}
 		launch := s.w.wire == 0 && s.q.Len() > 0
@@ -361,58 +420,36 @@ func (u *uring) flushAll() {
 	}
 }
 
-// abortCorked completes the sends of a closing batching socket that never
-// reached the wire.
-func (u *uring) abortCorked(s *Socket) {
-	var aborted, raise sendop.Queue
-	var drained chan struct{}
-	s.mu.Lock()
-	if s.w.wire == 0 {
-		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
-			aborted.Push(e)
-		}
-		drained, s.drained = s.drained, nil
-	}
-	reserved := aborted.Len()
-	s.unraised.Add(int64(reserved))
-	s.mu.Unlock()
-	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
-		op := sendop.OpOf(e)
-		if op.Complete(syscall.ECANCELED) {
-			raise.Push(e)
-		}
-	}
-	s.handOver(&raise, reserved)
-	if drained != nil {
-		close(drained)
-	}
-}
-
-// cancel asks the kernel to abort every request on s's fd.
-func (u *uring) cancel(s *Socket) {
+// cancelWires asks the kernel to cancel the wires of a closing socket:
+// the send's, the receive's, or both, by user_data (IORING_OP_ASYNC_CANCEL,
+// 5.5), which names the request itself and never a later user of the
+// descriptor's number. A wire published after Close looked is cancelled
+// by its launcher (see launch).
+func (u *uring) cancelWires(s *Socket, send, rx bool) {
 	u.r.LockSQ()
-	sqe, err := u.r.GetSQE()
-	if err == nil {
-		ring.PrepCancelFD(sqe, s.fd)
-		sqe.SetUserData(ring.CancelUserData)
+	if send {
+		u.prepCancel(uint64(s.w.gen.Load())<<32 | uint64(s.w.idx))
+	}
+	if rx {
+		u.prepCancel(uint64(s.rx.gen.Load()|rxBit)<<32 | uint64(s.w.idx))
 	}
 	u.r.UnlockSQ()
 	u.r.Submit()
 }
 
-// progress harvests inline so a Close called on the reaper goroutine (from
-// Completed) still sees its cancelled sends finish.
-func (u *uring) progress() {
-	u.r.Submit()
-	u.r.TryHarvest(u)
-	u.afterInlineHarvest()
+// cancelUD cancels the request tagged ud; its submission goes with the
+// next io_uring_enter.
+func (u *uring) cancelUD(ud uint64) {
+	u.r.LockSQ()
+	u.prepCancel(ud)
+	u.r.UnlockSQ()
 }
 
-// sqeIoprio is what a send's SQE carries in ioprio before poll-first is
-// added: the zero-copy flags, or nothing.
-func sqeIoprio(zc bool) uint16 {
-	if zc {
-		return ring.SendZCReportUsage
+// prepCancel takes an SQE for the cancel of ud, with the submission lock
+// held. A ring that is closing cancels everything itself.
+func (u *uring) prepCancel(ud uint64) {
+	if sqe, err := u.r.GetSQE(); err == nil {
+		ring.PrepCancel(sqe, ud)
+		sqe.SetUserData(ring.CancelUserData)
 	}
-	return 0
 }

@@ -36,6 +36,8 @@ type wireState struct {
 	bytes int   // bytes of a coalesced wire
 	zc    bool  // io_uring: send wires above the threshold with SEND_ZC
 	zcRes int32 // io_uring: a zero-copy result waiting for its notification
+	// io_uring: the wire on the wire went out zero-copy
+	zcWire bool
 	// io_uring: resubmit the wire asking the kernel to poll first (it
 	// answered EAGAIN)
 	pollFirst bool
@@ -162,22 +164,22 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 			done.Push(s.q.Pop())
 		}
 	}
-	var drained chan struct{}
 	if s.closing {
-		for e := s.q.Pop(); e != nil; e = s.q.Pop() {
-			aborted.Push(e)
-		}
-		drained, s.drained = s.drained, nil
+		aborted.Concat(&s.q)
 	} else if s.q.Len() > 0 {
 		s.buildWire()
 		more = true
 	} else {
-		s.pins.Trim() // nothing of s is in the kernel
+		if s.shutPending {
+			s.shutdownWriteLocked() // CloseWrite: the queue has drained
+		}
+		s.drained()
 	}
 	// Counted before the lock goes: a Close that finds the queue empty
 	// must find these sends' Completed still to come.
 	reserved := done.Len() + aborted.Len()
 	s.unraised.Add(int64(reserved))
+	idle := s.sendIdleLocked()
 	s.mu.Unlock()
 
 	for e := done.Pop(); e != nil; e = done.Pop() {
@@ -192,12 +194,26 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 		}
 	}
 	s.handOver(&raise, reserved)
-	if drained != nil {
+	if idle {
 		// Only now: Close may return, and Engine.Close stop the raiser,
 		// once the last completions are in the raiser's hands.
-		close(drained)
+		s.releaseClose()
 	}
 	return more
+}
+
+// drained runs when s's send queue has drained, with s.mu held: nothing
+// of s is in the kernel, so its pin cache may let go of what it no longer
+// sends from, and the idle sweep looks after the rest.
+func (s *Socket) drained() {
+	if s.u == nil {
+		return // the epoll backend pins nothing
+	}
+	s.pins.Trim()
+	if s.pins.Len() > 0 && !s.swept {
+		s.swept = true
+		s.u.sweep.add(s)
+	}
 }
 
 // handOver gives completed sends to the goroutine that raises Completed
@@ -206,9 +222,7 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 // took these sends off their queue, for the sends it finished: those not
 // in q (synchronous ones, reported by SendAsync) are taken back out.
 func (s *Socket) handOver(q *sendop.Queue, reserved int) {
-	if n := q.Len(); n != reserved {
-		s.unraised.Add(int64(n - reserved))
-	}
+	s.raisedDone(int64(reserved - q.Len()))
 	if q.Len() == 0 {
 		return
 	}

@@ -3,6 +3,10 @@
 package tests
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -538,5 +542,56 @@ func TestZeroCopyNetnsCloseInHandler(t *testing.T) {
 			check()
 			t.Logf("%v in all", time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// A socket the kernel refuses zero-copy on (6.18 answers SEND_ZC on an
+// accepted TCP socket with EOPNOTSUPP) sends the same bytes as copies:
+// uringproxy, whose client sockets are all accepted, reset every client
+// over a real path before (a send failed with OperationNotSupported).
+func TestZeroCopyNetnsAcceptedSocketFallsBack(t *testing.T) {
+	nszcNeedKernel(t)
+	a, b := netnstest.Pair(t)
+	eng := nszcEngine(t, socket.ZeroCopyOn)
+	l, err := b.Listen("tcp", b.HostPort(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const size = 4 << 20
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := a.Dial("tcp", l.Addr().String())
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		io.Copy(h, c)
+		got <- h.Sum(nil)
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := socket.FromConn(c, socket.WithEngine(eng))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, size)
+	rand.New(rand.NewSource(7)).Read(payload)
+	for off := 0; off < size; off += 64 << 10 {
+		if n, err := s.Write(payload[off : off+64<<10]); err != nil {
+			t.Fatalf("Write at %d: %d, %v", off, n, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	want := sha256.Sum256(payload)
+	if h := <-got; !bytes.Equal(h, want[:]) {
+		t.Fatal("the peer's SHA-256 differs")
 	}
 }
