@@ -96,6 +96,9 @@ func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 
 // epollStart is SendAsync's inline attempt at the head e (wire == 1).
 func (s *Socket) epollStart(e *sendop.Args) {
+	// The send reaches the kernel now: its Timeout counts from here, also
+	// for what the writer sends of it later.
+	sendop.OpOf(e).TimeLeft()
 	for {
 		n, errno := s.sendWire(s.fd)
 		switch errno {
@@ -134,9 +137,17 @@ func (s *Socket) writeLoop() {
 	for {
 		s.mu.Lock()
 		if s.w.wire == 0 {
-			if s.q.Len() == 0 {
+			if s.q.Len() == 0 || s.closing {
+				// A closing socket's queue is aborted, never sent.
 				s.writing = false
+				closing, idle := s.closing, s.sendIdleLocked()
 				s.mu.Unlock()
+				if closing {
+					s.abortQueued()
+				}
+				if idle {
+					s.releaseClose()
+				}
 				return
 			}
 			s.buildWire()
@@ -149,29 +160,32 @@ func (s *Socket) writeLoop() {
 
 // sendWireBlocking sends once, waiting for writability on the netpoller
 // first if the socket would block. It returns bytes sent or -errno, and
-// whether the head's Timeout expired (a write deadline, counted from the
-// head's first wait here); -ECANCELED when Close has set a past deadline.
+// whether the head's Timeout expired: a write deadline at what is left of
+// it (sendop.Op.TimeLeft: the deadline is the send's own, counted from
+// when it first reached the kernel, so a reused Args starts afresh);
+// -ECANCELED when Close has set a past deadline.
 func (s *Socket) sendWireBlocking() (int32, bool) {
-	var timeout time.Duration
-	if s.w.wire == 1 {
-		timeout = sendop.OpOf(s.q.Head()).Timeout()
+	var left time.Duration
+	timed := false
+	if s.w.wire == 1 { // a send with a Timeout never shares a wire
+		left, timed = sendop.OpOf(s.q.Head()).TimeLeft()
 	}
-	if timeout > 0 {
-		if head := s.q.Head(); s.w.dlOp != head {
-			s.w.dlOp, s.w.dl = head, time.Now().Add(timeout)
+	if timed {
+		if left <= 0 {
+			return -int32(syscall.ETIMEDOUT), true
 		}
-		s.setWriteDeadline(s.w.dl)
+		s.setWriteDeadline(time.Now().Add(left))
 	}
 	s.wres, s.wdone = 0, false
 	err := s.rc.Write(s.writeFn)
-	if timeout > 0 && !s.closed.Load() {
+	if timed {
 		s.setWriteDeadline(time.Time{})
 	}
 	if s.wdone {
 		return s.wres, false
 	}
 	if err != nil {
-		if timeout > 0 && !s.closed.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if timed && !s.closed.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return -int32(syscall.ETIMEDOUT), true
 		}
 		return -int32(syscall.ECANCELED), false
@@ -179,12 +193,23 @@ func (s *Socket) sendWireBlocking() (int32, bool) {
 	return 0, false
 }
 
+// setWriteDeadline sets the deadline of the writer's waits. Close's
+// cancel, a deadline in the past, must win over it: Close marks the socket
+// closed before it cancels, so a deadline set after the cancel finds it
+// closed and puts the cancel back.
 func (s *Socket) setWriteDeadline(t time.Time) {
-	type deadliner interface{ SetWriteDeadline(time.Time) error }
-	if d, ok := s.owner.(deadliner); ok {
+	s.fileWriteDeadline(t)
+	if s.closed.Load() {
+		s.fileWriteDeadline(time.Unix(1, 0))
+	}
+}
+
+// fileWriteDeadline sets a write deadline on the Socket's own file (on
+// the epoll backend a FromConn socket works on a duplicate: the caller's
+// connection and its deadlines are never touched).
+func (s *Socket) fileWriteDeadline(t time.Time) {
+	if d, ok := s.owner.(interface{ SetWriteDeadline(time.Time) error }); ok {
 		d.SetWriteDeadline(t)
-	} else if s.conn != nil {
-		s.conn.SetWriteDeadline(t)
 	}
 }
 
@@ -210,4 +235,4 @@ func (s *Socket) writeOnce(fd uintptr) bool {
 
 // epollCancel wakes a writer blocked on writability: a write deadline in
 // the past makes RawConn.Write return.
-func (s *Socket) epollCancel() { s.setWriteDeadline(time.Unix(1, 0)) }
+func (s *Socket) epollCancel() { s.fileWriteDeadline(time.Unix(1, 0)) }
