@@ -137,11 +137,19 @@ func (c *conn) close() {
 
 // stop ends the connection for reason (unless it has a reason already):
 // both reads return at once. A graceful reason lets the pumps finish the
-// sends they have in flight; any other stops them now.
+// sends they have in flight; any other stops them now. A reason that
+// resets (a send failed or timed out) replaces a graceful one while the
+// connection still drains.
 func (c *conn) stop(reason endReason) {
 	c.mu.Lock()
 	if c.end != endNone {
 		first := c.end
+		if first.graceful() && reason.reset() && !c.dead.Load() {
+			// A send failed or timed out while Shutdown drains: the
+			// connection ends with RST for that reason, as it would
+			// have without Shutdown.
+			c.end = reason
+		}
 		c.mu.Unlock()
 		if first.graceful() && !reason.graceful() {
 			// Shutdown's grace is over: stop draining.

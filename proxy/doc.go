@@ -52,6 +52,8 @@
 //
 // Shutdown stops accepting, stops reading, waits until every send already
 // read is handed to the kernel, and closes the connections normally (FIN);
-// when its context ends first, what is left is closed at once. Close does
-// that at once.
+// when its context ends first, what is left is closed at once. SendTimeout
+// still holds while it waits (in both receive modes): a connection whose
+// peer has stopped reading is reset for send_timeout instead of holding
+// Shutdown up. Close does that at once.
 package proxy

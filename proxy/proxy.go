@@ -181,10 +181,9 @@ func (p *Proxy) stop() {
 		p.mu.Unlock()
 		p.ln.Close()
 		p.serving.Wait()
-		if p.sweeper != nil {
-			close(p.sweeper)
-			<-p.swept
-		}
+		// The sweeper goes on until the connections are gone (release):
+		// in receive mode engine it is what bounds a drain's sends by
+		// SendTimeout.
 	})
 }
 
@@ -259,6 +258,10 @@ func (p *Proxy) release() error {
 		return ErrClosed
 	}
 	p.cancelDial()
+	if p.sweeper != nil {
+		close(p.sweeper)
+		<-p.swept
+	}
 	err := p.eng.Close()
 	if p.msrv != nil {
 		err = errors.Join(err, p.msrv.Close())
@@ -294,8 +297,11 @@ func (p *Proxy) handle(client *net.TCPConn) {
 	}
 }
 
-// sweep closes idle connections until stop and, in receive mode engine,
-// connections whose sends have made no progress for SendTimeout.
+// sweep closes idle connections and, in receive mode engine, resets
+// connections whose sends have made no progress for SendTimeout, until
+// release. While Shutdown drains, the send timeout still holds (as
+// sendop.Args.Timeout does in receive mode net) but the idle timeout does
+// not: a draining connection reads nothing.
 func (p *Proxy) sweep() {
 	defer close(p.swept)
 	idle := p.cfg.IdleTimeout
@@ -311,7 +317,7 @@ func (p *Proxy) sweep() {
 			return
 		case now := <-t.C:
 			for _, c := range p.snapshot() {
-				if idle > 0 {
+				if idle > 0 && !c.halt.Load() {
 					if c.active.Swap(false) {
 						c.lastActive = now
 					} else if now.Sub(c.lastActive) >= idle {

@@ -496,6 +496,48 @@ func TestShutdownDeadline(t *testing.T) {
 	})
 }
 
+// TestShutdownSendTimeout: while Shutdown drains, a send to a peer that
+// has stopped reading is still bounded by SendTimeout (in receive mode
+// engine by the sweeper, which must outlive the listener): the
+// connection is reset for send_timeout and Shutdown returns long before
+// its context ends.
+func TestShutdownSendTimeout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg Config) {
+		cfg.SendTimeout = time.Second
+		cfg.IdleTimeout = 0
+		stall := make(chan struct{})
+		cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
+			c.SetReadBuffer(64 << 10)
+			<-stall
+		})
+		defer close(stall)
+		p, err := New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- p.Serve() }()
+		c := dial(t, p)
+		go c.Write(make([]byte, 64<<20))
+		waitBackedUp(t, p)
+		ctx, cancel := context.WithTimeout(context.Background(), scaled(20*time.Second))
+		defer cancel()
+		start := time.Now()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v after %v; want nil within about SendTimeout %v", err, time.Since(start).Round(time.Millisecond), cfg.SendTimeout)
+		}
+		took := time.Since(start)
+		<-served
+		t.Logf("Shutdown returned after %v", took.Round(time.Millisecond))
+		if took > scaled(5*cfg.SendTimeout) {
+			t.Fatalf("Shutdown took %v with SendTimeout %v", took, cfg.SendTimeout)
+		}
+		if got := ends(p, endSendTimeout); got != 1 {
+			t.Fatalf("%d connections ended by send_timeout (%d by shutdown); want 1", got, ends(p, endShutdown))
+		}
+	})
+}
+
 // TestDialError: a client of an unreachable upstream is reset at once.
 func TestDialError(t *testing.T) {
 	cfg := DefaultConfig()
