@@ -101,3 +101,58 @@ func BenchmarkSendAsyncSync64(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOpenClose is issue 14's L1 per backend: FromFD + Close of a
+// socketpair's end while live other sockets are registered on the same
+// engine. Cost per connection should not grow with live.
+func BenchmarkOpenClose(b *testing.B) {
+	for _, be := range []string{BackendIOURing, BackendEpoll} {
+		for _, live := range []int{1000, 8000} {
+			b.Run(be+"/live="+itoa(live), func(b *testing.B) {
+				benchOpenClose(b, be, live)
+			})
+		}
+	}
+}
+
+func itoa(n int) string {
+	if n%1000 == 0 {
+		return string(rune('0'+n/1000)) + "k"
+	}
+	return "n"
+}
+
+func benchOpenClose(b *testing.B, backend string, live int) {
+	eng, err := NewEngine(EngineConfig{Backend: backend})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer eng.Close()
+	for i := 0; i < live; i++ {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Skip(err) // fd limit
+		}
+		s, err := FromFD(fds[0], WithEngine(eng))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close(); unix.Close(fds[1]) })
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := FromFD(fds[0], WithEngine(eng))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		unix.Close(fds[1])
+	}
+}

@@ -523,3 +523,97 @@ func TestCloseWriteFlushesQueuedSends(t *testing.T) {
 		})
 	}
 }
+
+// Issue 13, item 9: every feature the engine uses is probed, and each
+// fallback works — forced off here on a kernel that has them all.
+func TestFeatureFallbacks(t *testing.T) {
+	zeroCopyKernel(t)
+	t.Run("no POLL_FIRST: epoll", func(t *testing.T) {
+		cfg := EngineConfig{Ring: ring.Config{DisableFeatures: []ring.Feature{ring.FeaturePollFirst}}}
+		eng, err := NewEngine(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		if eng.Backend() != BackendEpoll || !errors.Is(eng.FallbackReason(), ring.ErrNotSupported) {
+			t.Fatalf("backend %s, reason %v; want epoll for lack of POLL_FIRST", eng.Backend(), eng.FallbackReason())
+		}
+		cfg.Backend = BackendIOURing
+		if _, err := NewEngine(cfg); !errors.Is(err, ring.ErrNotSupported) {
+			t.Fatalf("io_uring without POLL_FIRST: %v", err)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		cfg  ring.Config
+		mode string
+		zc   bool
+	}{
+		{"no SENDMSG_ZC", ring.Config{DisableOps: []uint8{ring.OpSendmsgZC}}, ZeroCopyOn, true},
+		{"no REPORT_USAGE, on", ring.Config{DisableFeatures: []ring.Feature{ring.FeatureZCReportUsage}}, ZeroCopyOn, true},
+		{"no REPORT_USAGE, auto", ring.Config{DisableFeatures: []ring.Feature{ring.FeatureZCReportUsage}}, ZeroCopyAuto, false},
+		{"no CANCEL_FD/ANY", ring.Config{DisableFeatures: []ring.Feature{ring.FeatureCancelFD, ring.FeatureCancelAny}}, ZeroCopyOff, false},
+		{"no restrictions", ring.Config{DisableFeatures: []ring.Feature{ring.FeatureRestrictions}}, ZeroCopyOff, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eng, err := NewEngine(EngineConfig{Backend: BackendIOURing, Ring: c.cfg, ZeroCopy: c.mode, ZeroCopyThreshold: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eng.Close()
+			a, b := tcpPair(t)
+			defer b.Close()
+			s, err := FromConn(a, WithEngine(eng), WithBatching())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if s.zcable != c.zc {
+				t.Fatalf("zero-copy %v, want %v", s.zcable, c.zc)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				h := sha256.New()
+				io.Copy(h, b)
+				got <- h.Sum(nil)
+			}()
+			want := sha256.New()
+			args := make([]sendop.Args, 200)
+			var wg sync.WaitGroup
+			for i := range args {
+				buf := make([]byte, 8192)
+				for j := range buf {
+					buf[j] = byte(i * j)
+				}
+				want.Write(buf)
+				if i%2 == 0 {
+					args[i].SetBuffer(buf)
+				} else {
+					args[i].SetBufferList([][]byte{buf[:100], buf[100:]})
+				}
+				args[i].Completed = func(e *sendop.Args) {
+					if e.Err() != nil {
+						t.Error(e.Err())
+					}
+					wg.Done()
+				}
+				wg.Add(1)
+				if pending, err := s.SendAsync(&args[i]); err != nil {
+					t.Fatal(err)
+				} else if !pending {
+					wg.Done()
+				}
+			}
+			waitTimeout(t, &wg, 10*time.Second)
+			if err := s.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if h := <-got; !bytes.Equal(h, want.Sum(nil)) {
+				t.Fatal("the peer's SHA-256 differs")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

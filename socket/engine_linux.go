@@ -176,8 +176,9 @@ func (e *Engine) add(s *Socket, typ int) error {
 	if e.backend == BackendIOURing && !unixDgram(s.fd, typ) {
 		s.u = e.rings[int(e.next.Add(1))%len(e.rings)]
 		s.u.add(s)
-		s.zcable = e.zcMode != ZeroCopyOff && s.u.r.Supports(ring.OpSendZC) && typ == unix.SOCK_STREAM &&
-			zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
+		// Auto needs the kernel to say when it copied anyway (6.2).
+		s.zcable = (e.zcMode == ZeroCopyOn || e.zcMode == ZeroCopyAuto && s.u.zcFlags != 0) &&
+			s.u.r.Supports(ring.OpSendZC) && typ == unix.SOCK_STREAM && zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
 		s.w.zc = s.zcable
 	}
 	return nil

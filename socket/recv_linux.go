@@ -280,13 +280,7 @@ func (u *uring) rxLaunch(s *Socket) {
 // completion lock held.
 func (u *uring) onRecv(c *ring.CQE) {
 	ud := c.UserData()
-	socks := *u.socks.Load()
-	idx := uint32(ud)
-	if int(idx) >= len(socks) {
-		u.staleCQE(c)
-		return
-	}
-	s := socks[idx]
+	s := u.socks.get(uint32(ud))
 	if s == nil || s.rx.gen.Load() != uint32(ud>>32)&^rxBit {
 		u.staleCQE(c)
 		return

@@ -23,10 +23,8 @@ type uring struct {
 	eng *Engine
 	r   *ring.Ring
 
-	socks  atomic.Pointer[[]*Socket] // copy-on-write: lookups take no lock
-	slotMu sync.Mutex                // serializes add/remove
-	free   []uint32
-	gen    atomic.Uint32
+	socks slotTable // user_data's slot index → Socket: slots_linux.go
+	gen   atomic.Uint32
 
 	raise    raiseQueue
 	flushMu  sync.Mutex
@@ -57,8 +55,17 @@ func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) 
 	if err != nil {
 		return nil, err
 	}
-	u := &uring{eng: eng, r: r, zcMsg: r.Supports(ring.OpSendmsgZC), zcFlags: ring.SendZCReportUsage}
-	u.socks.Store(new([]*Socket))
+	// A send that io_uring answers with EAGAIN (an O_NONBLOCK socket that
+	// would block) is resubmitted with IORING_RECVSEND_POLL_FIRST; without
+	// it the engine could only spin, so such kernels (< 5.19) use epoll.
+	if err := r.Require(ring.FeaturePollFirst); err != nil {
+		r.Close()
+		return nil, err
+	}
+	u := &uring{eng: eng, r: r, zcMsg: r.Supports(ring.OpSendmsgZC)}
+	if r.Has(ring.FeatureZCReportUsage) {
+		u.zcFlags = ring.SendZCReportUsage // auto mode learns when the kernel copied
+	}
 	var onBatch func(int)
 	u.lat = m.NewLatencyBatch(false)
 	if m != nil {
@@ -83,41 +90,13 @@ func (u *uring) close() error {
 	return u.r.Close()
 }
 
-func (u *uring) add(s *Socket) {
-	u.slotMu.Lock()
-	defer u.slotMu.Unlock()
-	old := *u.socks.Load()
-	socks := make([]*Socket, len(old), max(len(old)+1, 2*len(old)))
-	copy(socks, old)
-	if n := len(u.free); n > 0 {
-		s.w.idx = u.free[n-1]
-		u.free = u.free[:n-1]
-		socks[s.w.idx] = s
-	} else {
-		s.w.idx = uint32(len(socks))
-		socks = append(socks, s)
-	}
-	u.socks.Store(&socks)
-}
+func (u *uring) add(s *Socket) { s.w.idx = u.socks.put(s) }
 
-func (u *uring) remove(s *Socket) {
-	u.slotMu.Lock()
-	defer u.slotMu.Unlock()
-	old := *u.socks.Load()
-	socks := append([]*Socket(nil), old...)
-	socks[s.w.idx] = nil
-	u.free = append(u.free, s.w.idx)
-	u.socks.Store(&socks)
-}
+func (u *uring) remove(s *Socket) { u.socks.del(s.w.idx) }
 
 // lookup returns the socket whose SQE is tagged ud, or nil if stale.
 func (u *uring) lookup(ud uint64) *Socket {
-	socks := *u.socks.Load()
-	idx := uint32(ud)
-	if int(idx) >= len(socks) {
-		return nil
-	}
-	s := socks[idx]
+	s := u.socks.get(uint32(ud))
 	if s == nil || s.w.gen.Load() != uint32(ud>>32)&^tmoBit {
 		return nil
 	}
