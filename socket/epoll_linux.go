@@ -175,6 +175,12 @@ func (s *Socket) sendWireBlocking() (int32, bool) {
 			return -int32(syscall.ETIMEDOUT), true
 		}
 		s.setWriteDeadline(time.Now().Add(left))
+		if s.closed.Load() {
+			// Close's deadline in the past may have come first: this one
+			// replaced it, and the write would wait for the Timeout.
+			s.setWriteDeadline(time.Time{})
+			return -int32(syscall.ECANCELED), false
+		}
 	}
 	s.wres, s.wdone = 0, false
 	err := s.rc.Write(s.writeFn)
