@@ -57,8 +57,15 @@ func (r *writeReq) finish() {
 // Write sends p and returns when all of it has been handed to the kernel,
 // or with the error that stopped it (and the bytes sent before). It is
 // safe for concurrent use; concurrent writes never interleave. It makes
-// Socket an io.Writer.
+// Socket an io.Writer: an empty p returns 0, nil (on a datagram socket it
+// sends an empty datagram, as net.UDPConn does).
 func (s *Socket) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		if s.stream {
+			return 0, s.emptyWrite()
+		}
+		p = []byte{} // an empty datagram, as net.UDPConn sends (nil is no buffer to SendAsync)
+	}
 	r := writeReqs.Get().(*writeReq)
 	r.e.SetBuffer(p)
 	r.e.Timeout = s.writeTimeout
@@ -82,8 +89,19 @@ func (s *Socket) Write(p []byte) (int, error) {
 // completed at once — before WriteAsync returns. p must not be modified
 // until then. With WithMaxInflightBytes, WriteAsync first waits while the
 // socket has that many bytes in flight: backpressure for proxies. An error
-// from WriteAsync means nothing was sent and done will not be called.
+// from WriteAsync means nothing was sent and done will not be called. An
+// empty p is Write's: on a stream socket done(0, nil) is called at once.
 func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
+	if len(p) == 0 {
+		if s.stream {
+			if err := s.emptyWrite(); err != nil {
+				return err
+			}
+			done(0, nil)
+			return nil
+		}
+		p = []byte{}
+	}
 	if err := s.acquireBytes(len(p)); err != nil {
 		return err
 	}
@@ -105,55 +123,113 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 	return nil
 }
 
-// ReadFrom copies r to the socket until EOF, keeping the next read going
-// while the previous chunk is on the wire. It makes io.Copy use it.
+// emptyWrite is a write of nothing on a stream socket: it sends nothing
+// and fails only where any write would.
+func (s *Socket) emptyWrite() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.checkConnected()
+}
+
+// ReadFrom copies r to the socket until EOF, reading the next chunk while
+// the previous one is on the wire. It makes io.Copy use it (for a src
+// without WriteTo). Chunks go out one at a time, so nothing is sent after
+// a send that failed.
 func (s *Socket) ReadFrom(r io.Reader) (int64, error) {
-	const chunk = 64 << 10
-	bufs := [2][]byte{make([]byte, chunk), make([]byte, chunk)}
+	st := readFromStates.Get().(*readFromState)
+	n, err := st.copy(s, r)
+	// Not reached with a send in flight (a Read that panicked): the state
+	// is then dropped, not handed to another ReadFrom.
+	readFromStates.Put(st)
+	return n, err
+}
+
+const readFromChunk = 64 << 10
+
+// readFromState is a ReadFrom's two buffers and its send, pooled, so that
+// a steady io.Copy into sockets allocates nothing.
+type readFromState struct {
+	bufs [2][]byte
+	e    sendop.Args
+	done chan struct{} // e's Completed: one send at a time
+}
+
+var readFromStates = sync.Pool{New: func() any {
+	st := &readFromState{done: make(chan struct{}, 1)}
+	b := make([]byte, 2*readFromChunk)
+	st.bufs = [2][]byte{b[:readFromChunk:readFromChunk], b[readFromChunk:]}
+	st.e.UserToken = st
+	st.e.Completed = readFromCompleted
+	return st
+}}
+
+func readFromCompleted(e *sendop.Args) { e.UserToken.(*readFromState).done <- struct{}{} }
+
+// copy is ReadFrom. Its invariant: a buffer is read into only while no
+// send uses it — the buffer of a pending send is the other one until that
+// send has completed, whatever the reads in between return (a Read may
+// return 0, nil).
+func (st *readFromState) copy(s *Socket, r io.Reader) (int64, error) {
 	var total int64
-	var inflight chan struct {
-		n   int
-		err error
-	}
-	wait := func() error {
-		if inflight == nil {
-			return nil
-		}
-		res := <-inflight
-		inflight = nil
-		total += int64(res.n)
-		return res.err
-	}
-	for i := 0; ; i ^= 1 {
-		n, rerr := r.Read(bufs[i])
+	pending := false // a send from st.bufs[i^1] is in flight
+	i := 0
+	for {
+		n, rerr := r.Read(st.bufs[i])
 		if n > 0 {
-			if err := wait(); err != nil {
+			if pending {
+				pending = false
+				<-st.done
+				k, err := st.result(s)
+				total += int64(k)
+				if err != nil {
+					return total, err
+				}
+			}
+			if err := s.acquireBytes(n); err != nil {
 				return total, err
 			}
-			ch := make(chan struct {
-				n   int
-				err error
-			}, 1)
-			if err := s.WriteAsync(bufs[i][:n], func(n int, err error) {
-				ch <- struct {
-					n   int
-					err error
-				}{n, err}
-			}); err != nil {
+			st.e.SetBuffer(st.bufs[i][:n])
+			st.e.Timeout = s.writeTimeout
+			var err error
+			if pending, err = s.SendAsync(&st.e); err != nil {
+				pending = false
+				s.releaseBytes(n)
+				st.e.SetBuffer(nil)
 				return total, err
 			}
-			inflight = ch
-		}
-		if rerr == io.EOF {
-			return total, wait()
+			if pending {
+				i ^= 1
+			} else {
+				k, err := st.result(s)
+				total += int64(k)
+				if err != nil {
+					return total, err
+				}
+			}
 		}
 		if rerr != nil {
-			if err := wait(); err != nil {
-				return total, err
+			if pending {
+				<-st.done
+				k, err := st.result(s)
+				total += int64(k)
+				if err != nil {
+					return total, err
+				}
+			}
+			if rerr == io.EOF {
+				return total, nil
 			}
 			return total, rerr
 		}
 	}
+}
+
+// result takes the completed send's outcome and frees its bytes.
+func (st *readFromState) result(s *Socket) (int, error) {
+	s.releaseBytes(len(st.e.Buffer()))
+	st.e.SetBuffer(nil)
+	return st.e.BytesTransferred(), st.e.Err()
 }
 
 // WithWriteTimeout gives every Write and WriteAsync on the socket a

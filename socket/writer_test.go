@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -211,6 +212,92 @@ func TestWriteTimeout(t *testing.T) {
 		}
 		if n <= 0 || n >= 64<<20 || time.Since(start) < 100*time.Millisecond {
 			t.Fatalf("Write sent %d bytes after %v", n, time.Since(start))
+		}
+	})
+}
+
+// An empty Write or WriteAsync succeeds with 0 bytes, as io.Writer and
+// net.Conn do (fmt.Fprint(s, "") writes nothing): on a stream socket it
+// sends nothing, and WriteAsync calls done(0, nil) once, before it
+// returns. The stream after it is intact.
+func TestWriteEmpty(t *testing.T) {
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		s, p := dialPeer(t, eng)
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(p)
+			got <- b
+		}()
+		for _, b := range [][]byte{nil, {}, make([]byte, 0, 8)} {
+			if n, err := s.Write(b); n != 0 || err != nil {
+				t.Fatalf("Write(%#v) = %d, %v; want 0, nil", b, n, err)
+			}
+			calls := 0
+			err := s.WriteAsync(b, func(n int, err error) {
+				calls++
+				if n != 0 || err != nil {
+					t.Errorf("WriteAsync(%#v) done(%d, %v); want done(0, nil)", b, n, err)
+				}
+			})
+			if err != nil || calls != 1 {
+				t.Fatalf("WriteAsync(%#v) = %v with %d calls of done before it returned; want nil, 1", b, err, calls)
+			}
+		}
+		if _, err := fmt.Fprint(s, "", "abc"); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := fmt.Fprint(s, ""); n != 0 || err != nil {
+			t.Fatalf(`Fprint(s, "") = %d, %v`, n, err)
+		}
+		if s.InflightBytes() != 0 {
+			t.Fatalf("%d bytes counted in flight", s.InflightBytes())
+		}
+		s.Close()
+		if b := <-got; string(b) != "abc" {
+			t.Fatalf("peer got %q, want %q", b, "abc")
+		}
+		if _, err := s.Write(nil); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Write(nil) after Close: %v, want ErrClosed", err)
+		}
+		if err := s.WriteAsync(nil, func(int, error) { t.Error("done called after a refused WriteAsync") }); !errors.Is(err, ErrClosed) {
+			t.Fatalf("WriteAsync(nil) after Close: %v, want ErrClosed", err)
+		}
+	})
+}
+
+// On a datagram socket an empty Write sends an empty datagram, as
+// net.UDPConn's does: it is a message there.
+func TestWriteEmptyDatagram(t *testing.T) {
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		s, err := Dial("udp", pc.LocalAddr().String(), WithEngine(eng))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		buf := make([]byte, 16)
+		for _, b := range [][]byte{nil, {}, []byte("x")} {
+			if n, err := s.Write(b); n != len(b) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", b, n, err)
+			}
+		}
+		done := make(chan error, 1)
+		if err := s.WriteAsync(nil, func(n int, err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i, want := range []string{"", "", "x", ""} {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil || string(buf[:n]) != want {
+				t.Fatalf("datagram %d: %q, %v; want %q", i, buf[:n], err, want)
+			}
 		}
 	})
 }
