@@ -44,7 +44,12 @@ type Config struct {
 	// connection goes up to about SendTimeout/8 (at most 1 s) later.
 	SendTimeout time.Duration
 	// IdleTimeout closes a connection after that long without a read in
-	// either direction. 0: never.
+	// either direction. 0 (the default): never. A proxy must not cut what
+	// its upstream keeps open: pooled and pub/sub clients sit idle for
+	// minutes, and the server (redis' timeout, 0 by default) decides when
+	// they end. Like HAProxy's "timeout client", set it only to bound the
+	// connections held by clients that vanished without a FIN; then make
+	// it longer than any idle time the clients and the upstream allow.
 	IdleTimeout time.Duration
 	// DialTimeout bounds the connection to Upstream.
 	DialTimeout time.Duration
@@ -57,7 +62,7 @@ const (
 	DefaultMaxInflight = 4 << 20
 	DefaultBufferSize  = 32 << 10
 	DefaultSendTimeout = 30 * time.Second
-	DefaultIdleTimeout = 30 * time.Second
+	DefaultIdleTimeout = 0 // off: the upstream decides how long an idle connection lives
 	DefaultDialTimeout = 10 * time.Second
 )
 
@@ -93,7 +98,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.MaxInflight, "max-inflight", "bytes (`size`) each direction of a connection may have in flight before it stops reading (e.g. 4MiB)")
 	fs.Var(&c.BufferSize, "buffer-size", "`size` of one read (e.g. 32KiB)")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", c.SendTimeout, "reset a connection whose peer has not taken a send for this long (0: never)")
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection with nothing read either way for this long (0: never)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection with nothing read either way for this long; 0 (the default) never does: the upstream decides how long an idle client may stay (redis pooled and pub/sub clients idle for minutes). Set it only to reclaim connections of clients that vanished, longer than any idle time the clients expect")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", c.DialTimeout, "time limit for connecting to the upstream")
 }
 

@@ -46,7 +46,12 @@
 //     a peer that stops reading is dropped (with RST) once a send has
 //     waited that long.
 //   - Config.IdleTimeout closes a connection on which nothing was read in
-//     either direction for that long.
+//     either direction for that long. It is off by default (0), as a
+//     proxy must not cut what its upstream keeps: a pooled or pub/sub
+//     redis client idle for a minute is still a client. Like HAProxy's
+//     "timeout client", set it only to reclaim the connections of
+//     clients that vanished without a FIN, and longer than any idle time
+//     the clients and the upstream allow.
 //
 // # Shutdown
 //

@@ -407,6 +407,38 @@ func TestIdleTimeout(t *testing.T) {
 	})
 }
 
+// TestIdleDefaultKeeps: with the defaults the proxy has no idle timeout
+// (issue 14: a pooled or pub/sub redis client idle for 32 s got EOF
+// through the proxy and +PONG directly), so a connection silent for
+// longer than the sweeper would take to notice is still served.
+// TestIdleTimeout shows the mechanism when it is set.
+func TestIdleDefaultKeeps(t *testing.T) {
+	if d := DefaultConfig().IdleTimeout; d != 0 {
+		t.Fatalf("DefaultConfig().IdleTimeout = %v; want 0 (off)", d)
+	}
+	forEachBackend(t, func(t *testing.T, cfg Config) {
+		cfg.Upstream = echoServer(t, func(c *net.TCPConn) { io.Copy(c, c) })
+		p := startProxy(t, cfg)
+		c := dial(t, p)
+		buf := make([]byte, 4)
+		for i := range 2 {
+			if i > 0 {
+				time.Sleep(2 * time.Second)
+			}
+			if _, err := c.Write([]byte("ping")); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			c.SetReadDeadline(time.Now().Add(scaled(5 * time.Second)))
+			if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+				t.Fatalf("read %d after silence: %q, %v", i, buf, err)
+			}
+		}
+		if n := ends(p, endIdle); n != 0 {
+			t.Fatalf("%d connections ended with idle_timeout; want none", n)
+		}
+	})
+}
+
 // TestShutdownDrains: Shutdown stops reading but delivers every byte the
 // proxy has read before it closes, with FIN.
 func TestShutdownDrains(t *testing.T) {

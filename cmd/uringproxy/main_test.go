@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -235,6 +236,36 @@ func testRedis(t *testing.T, args ...string) {
 	}
 }
 
+// TestIdleRedisClientKept: a redis client that says nothing for a while
+// is still served through the binary with its default flags (issue 14:
+// the old 30 s default idle timeout cut pooled and pub/sub clients that
+// redis itself keeps).
+func TestIdleRedisClientKept(t *testing.T) {
+	redis := proxytest.Redis(t)
+	p := startBinary(t, redis)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 7)
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(2 * time.Second)
+		}
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			t.Fatalf("PING %d: %v", i, err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+PONG\r\n" {
+			t.Fatalf("PING %d after silence: %q, %v; want +PONG", i, buf, err)
+		}
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM; want 0", code)
+	}
+}
+
 func scrape(t *testing.T, url string) string {
 	t.Helper()
 	if url == "" {
@@ -310,6 +341,10 @@ func TestHelp(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"-h"}, nil, &stderr); code != 0 || !strings.Contains(stderr.String(), "-upstream address") {
 		t.Fatalf("-h: status %d, output\n%s", code, stderr.String())
+	}
+	// The idle timeout is off unless asked for (issue 14), and -h says so.
+	if !regexp.MustCompile(`-idle-timeout duration\s+.*0 \(the default\) never`).MatchString(stderr.String()) {
+		t.Fatalf("-h does not say that -idle-timeout is off by default:\n%s", stderr.String())
 	}
 }
 
