@@ -286,11 +286,9 @@ func (u *uring) onRecv(c *ring.CQE) {
 		return
 	}
 	res := c.Result()
-	if res == -int32(syscall.EAGAIN) {
-		// io_uring answers EAGAIN for an O_NONBLOCK socket (every Go
-		// socket) when it punted the receive to a worker instead of
-		// arming poll: nothing was received. Ask for poll first —
-		// unless Close is waiting for the wire.
+	if retriable(res) {
+		// Nothing was received (see retriable): ask again, with poll
+		// first — unless Close is waiting for the wire.
 		s.rx.mu.Lock()
 		closing := s.rx.closing
 		s.rx.mu.Unlock()

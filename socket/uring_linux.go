@@ -266,7 +266,7 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			if s.w.waitTmo || s.w.waitSend {
 				continue
 			}
-			if s.w.sendRes == -int32(syscall.EAGAIN) && !s.w.tmoFired {
+			if retriable(s.w.sendRes) && !s.w.tmoFired {
 				u.retry(s)
 				continue
 			}
@@ -290,7 +290,7 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			s.w.zcRes = res
 			continue
 		}
-		if res == -int32(syscall.EAGAIN) {
+		if retriable(res) {
 			u.retry(s)
 			continue
 		}
@@ -323,6 +323,21 @@ func (u *uring) retry(s *Socket) {
 	}
 	s.w.pollFirst = true
 	u.launch(s)
+}
+
+// retriable reports a result that sent or received nothing and that the
+// engine submits again (unless the socket is closing, see retry):
+//   - EAGAIN: io_uring returns it for an O_NONBLOCK socket (every Go
+//     socket) when it punted the request to its workers instead of arming
+//     poll;
+//   - ECANCELED that nobody asked for: the engine cancels only closing
+//     sockets' requests, but the kernel cancels a poll-armed request whose
+//     submitting thread has exited when its poll fires (its task work
+//     runs for a dead task). Any goroutine's io_uring_enter submits every
+//     published SQE, so a goroutine that locked its OS thread and returned
+//     could otherwise cut a hole in another socket's stream.
+func retriable(res int32) bool {
+	return res == -int32(syscall.EAGAIN) || res == -int32(syscall.ECANCELED)
 }
 
 // staleCQE records a CQE whose user_data matches no live request: a
