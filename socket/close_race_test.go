@@ -46,6 +46,51 @@ func TestCloseWaitsForTheLastWiresCompleted(t *testing.T) {
 	}
 }
 
+// raiseBarrier returns once eng's raising goroutine (the reaper, the epoll
+// dispatcher) has raised the Completed of a send made after the call
+// began: 1 MiB on a side connection whose peer starts reading only once
+// the send is queued, pending on either backend. Whatever the engine had
+// decided to raise before is raised by then: a negative check after it
+// ("no Completed after Close returned") does not pass just because the
+// engine was not scheduled for a while.
+func raiseBarrier(t *testing.T, eng *Engine) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	s, err := Dial("tcp", ln.Addr().String(), WithEngine(eng))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := <-acc
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+	done := make(chan struct{})
+	var e sendop.Args
+	e.SetBuffer(make([]byte, 32<<20)) // more than loopback buffers hold
+	e.Completed = func(*sendop.Args) { close(done) }
+	pending, err := s.SendAsync(&e)
+	if err != nil || !pending {
+		t.Fatalf("raiseBarrier: pending %v, err %v; want pending", pending, err)
+	}
+	go io.Copy(io.Discard, peer)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("raiseBarrier: no Completed")
+	}
+}
+
 func closeRace(t *testing.T, eng *Engine) (late, n int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -115,7 +160,9 @@ func closeRace(t *testing.T, eng *Engine) (late, n int) {
 	s.Close()
 	closed.Store(true)
 	got := doneN.Load()
-	time.Sleep(50 * time.Millisecond)
+	// A Completed of s still to come would be raised before one the
+	// engine's raising goroutine takes on afterwards.
+	raiseBarrier(t, eng)
 	if l := lateN.Load(); l > 0 || int(got) < pendingN {
 		t.Logf("Close returned with %d of %d Completed raised; %d raised afterwards", got, pendingN, doneN.Load()-got)
 	}

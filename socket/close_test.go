@@ -136,14 +136,25 @@ func TestEngineCloseFromCompleted(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Engine.Close from Completed deadlocked")
 	}
+	if err := eng.Close(); err != ErrClosed {
+		t.Fatalf("Engine.Close after the handler's: %v, want ErrClosed", err)
+	}
+	// The shutdown reaches s (it refuses sends; an empty probe sends
+	// nothing before that), and then finishes: a second Close returns
+	// ErrClosed once the engine's Close of s is done.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if err := eng.Close(); err == ErrClosed {
+		var probe sendop.Args
+		probe.SetBuffer([]byte{})
+		if _, err := s.SendAsync(&probe); err == ErrClosed {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("engine not closed")
+			t.Fatal("the engine's shutdown never reached the socket")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != ErrClosed {
+		t.Fatalf("Close after the engine's: %v, want ErrClosed", err)
 	}
 }

@@ -180,7 +180,14 @@ func TestDeferredSendThenCloseCompletesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTimeout(t, &wg, 20*time.Second)
-	time.Sleep(50 * time.Millisecond) // a second Completed would show here
+	// Each socket was closed from a handler: a second Close returns
+	// ErrClosed once that close finished, every Completed of the socket
+	// returned — a second Completed would have shown by then.
+	for i, s := range socks {
+		if err := s.Close(); err != ErrClosed {
+			t.Fatalf("round %d: Close after the handler's: %v, want ErrClosed", i, err)
+		}
+	}
 	if r, p := raised.Load(), pendingN.Load(); r != p || p != rounds {
 		t.Fatalf("%d pending, %d raised; want %d each", p, r, rounds)
 	}

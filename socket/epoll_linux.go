@@ -127,7 +127,10 @@ func (s *Socket) kickWriter() {
 	s.mu.Lock()
 	if !s.writing {
 		s.writing = true
-		go s.writeLoop()
+		if s.loopFn == nil {
+			s.writeFn, s.loopFn = s.writeOnce, s.writeLoop
+		}
+		go s.loopFn()
 	}
 	s.mu.Unlock()
 }

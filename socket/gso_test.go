@@ -65,7 +65,17 @@ type udpSink struct {
 	bad     []string
 	packets []int // datagrams per received packet
 	h       [2]hash.Hash
+	marked  chan struct{} // the marker datagram arrived (see wait)
 }
+
+// sinkMarker is the index of the marker datagram that wait sends after
+// everything; sinkMarkerLen is its length, longer than any datagram of a
+// test, so that GRO cannot fold it into a packet of the test's datagrams
+// as a shorter last segment.
+const (
+	sinkMarker    = 0xFFFFFFFF
+	sinkMarkerLen = 2000
+)
 
 type sinkOpts struct {
 	gro bool
@@ -88,7 +98,8 @@ func newUDPSink(t *testing.T, network string, want [][]byte, o sinkOpts) *udpSin
 	if err != nil {
 		t.Skipf("%s: %v", network, err)
 	}
-	k := &udpSink{c: c.(*net.UDPConn), want: want, o: o, done: make(chan struct{}), h: [2]hash.Hash{sha256.New(), sha256.New()}}
+	k := &udpSink{c: c.(*net.UDPConn), want: want, o: o, done: make(chan struct{}), h: [2]hash.Hash{sha256.New(), sha256.New()},
+		marked: make(chan struct{}, 1)}
 	k.next[1] = o.split
 	rc, _ := k.c.SyscallConn()
 	rc.Control(func(fd uintptr) {
@@ -134,19 +145,31 @@ func (k *udpSink) loop() {
 		k.mu.Lock()
 		segs := 0
 		for off := 0; off < n; off += seg {
-			k.check(buf[off:min(off+seg, n)])
-			segs++
+			if k.check(buf[off:min(off+seg, n)]) {
+				segs++
+			}
 		}
-		k.packets = append(k.packets, segs)
+		if segs > 0 {
+			k.packets = append(k.packets, segs)
+		}
 		k.mu.Unlock()
 	}
 }
 
-func (k *udpSink) check(d []byte) {
+// check checks one datagram; it reports false for the marker, which is
+// not one of the test's.
+func (k *udpSink) check(d []byte) bool {
+	if len(d) == sinkMarkerLen && binary.LittleEndian.Uint32(d) == sinkMarker {
+		select {
+		case k.marked <- struct{}{}:
+		default:
+		}
+		return false
+	}
 	k.got++
 	if len(d) < 4 {
 		k.bad = append(k.bad, fmt.Sprintf("a datagram of %d bytes", len(d)))
-		return
+		return true
 	}
 	i := int(binary.LittleEndian.Uint32(d))
 	st := 0
@@ -166,11 +189,16 @@ func (k *udpSink) check(d []byte) {
 	for k.o.lost[k.next[st]] {
 		k.next[st]++
 	}
+	return true
 }
 
 // wait returns once every wanted datagram is in (or fails t), then checks
-// the streams' hashes and that nothing more arrives.
-func (k *udpSink) wait(t *testing.T) (packets []int) {
+// the streams' hashes and that nothing more arrives: it sends a marker
+// datagram on s, the socket that sent them, and waits for it to arrive —
+// a datagram sent twice, or late, would have arrived before it (the
+// loopback path keeps one socket's datagrams in order, as the test's
+// order checks assume).
+func (k *udpSink) wait(t *testing.T, s *Socket) (packets []int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -182,7 +210,29 @@ func (k *udpSink) wait(t *testing.T) (packets []int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(20 * time.Millisecond) // a duplicate would arrive now
+	m := make([]byte, sinkMarkerLen)
+	binary.LittleEndian.PutUint32(m, sinkMarker)
+	sent := make(chan error, 1)
+	e := &sendop.Args{Completed: func(e *sendop.Args) { sent <- e.Err() }}
+	e.SetBuffer(m)
+	pending, err := s.SendAsync(e)
+	if err == nil && !pending {
+		err = e.Err()
+	} else if err == nil {
+		select {
+		case err = <-sent:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the marker datagram never completed")
+		}
+	}
+	if err != nil {
+		t.Fatalf("marker datagram: %v", err)
+	}
+	select {
+	case <-k.marked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the marker datagram never arrived")
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for i, b := range k.bad {
@@ -418,7 +468,7 @@ func TestGSOPipeline(t *testing.T) {
 					x.send(s, i)
 				}
 				x.wait()
-				k.wait(t)
+				k.wait(t, s)
 			})
 		}
 	})
@@ -464,7 +514,7 @@ func TestGSOCorkedRuns(t *testing.T) {
 			}
 		})
 		x.wait()
-		packets := k.wait(t)
+		packets := k.wait(t, s)
 		g := gsoOf(s)
 		want := wires(lens, g.maxSegs, g.maxLen)
 		if fmt.Sprint(packets) != fmt.Sprint(want) {
@@ -509,7 +559,7 @@ func TestGSOMessageSizeAlone(t *testing.T) {
 			}
 		})
 		x.wait()
-		k.wait(t)
+		k.wait(t, s)
 	})
 }
 
@@ -587,7 +637,7 @@ func TestGSORefusedFallback(t *testing.T) {
 			}
 		})
 		x.wait()
-		packets := k.wait(t)
+		packets := k.wait(t, s)
 		for i, p := range packets {
 			if p != 1 {
 				t.Fatalf("packet %d carried %d datagrams with GSO refused", i, p)
@@ -620,7 +670,7 @@ func TestGSOSegmentLimit(t *testing.T) {
 			}
 		})
 		x.wait()
-		packets := k.wait(t)
+		packets := k.wait(t, s)
 		if want := wires(x.lens, gsoMinSegs, gsoMaxBytes/2); fmt.Sprint(packets) != fmt.Sprint(want) {
 			t.Fatalf("datagrams per packet: got %v, want %v", packets, want)
 		}
@@ -662,7 +712,7 @@ func TestGSOMTURefused(t *testing.T) {
 				}
 			})
 			x.wait()
-			packets := k.wait(t)
+			packets := k.wait(t, s)
 			want := wires(x.lens, gsoMaxSegs, 1299)
 			if fmt.Sprint(packets) != fmt.Sprint(want) {
 				t.Fatalf("datagrams per packet: got %v, want %v", packets, want)

@@ -129,7 +129,7 @@ func TestReceiveAsyncSync(t *testing.T) {
 		if e.SocketError() != sendop.Success || e.BytesTransferred() != len(msg) || !bytes.Equal(e.Buffer()[:len(msg)], msg) {
 			t.Fatalf("got %d bytes %q, %v", e.BytesTransferred(), e.Buffer()[:e.BytesTransferred()], e.SocketError())
 		}
-		time.Sleep(20 * time.Millisecond)
+		raiseBarrier(t, eng) // a Completed after a synchronous receive would have been raised by now
 		if n := calls.Load(); n != 0 {
 			t.Fatalf("Completed raised %d times after a synchronous receive", n)
 		}
@@ -170,7 +170,7 @@ func TestReceiveAsyncAsync(t *testing.T) {
 		if _, err := s.SendAsync(e); !errors.Is(err, sendop.ErrInProgress) {
 			t.Fatalf("SendAsync of an Args in use: %v, want ErrInProgress", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		raiseBarrier(t, eng) // a Completed before any data would have been raised by now
 		if n := calls.Load(); n != 0 {
 			t.Fatalf("Completed raised %d times before any data", n)
 		}
@@ -181,7 +181,7 @@ func TestReceiveAsyncAsync(t *testing.T) {
 		if r.code != sendop.Success || r.n != 4 || string(e.Buffer()[:4]) != "late" {
 			t.Fatalf("got %d bytes %q, %v", r.n, e.Buffer()[:r.n], r.code)
 		}
-		time.Sleep(20 * time.Millisecond)
+		raiseBarrier(t, eng) // a second Completed would have been raised by now
 		if n := calls.Load(); n != 1 {
 			t.Fatalf("Completed raised %d times, want 1", n)
 		}
@@ -241,7 +241,7 @@ func TestReceiveAsyncReset(t *testing.T) {
 		if r.code != sendop.ConnectionReset || !errors.Is(r.err, syscall.ECONNRESET) {
 			t.Fatalf("got %+v, want ConnectionReset (ECONNRESET)", r)
 		}
-		time.Sleep(20 * time.Millisecond)
+		raiseBarrier(t, eng) // a second Completed would have been raised by now
 		if n := calls.Load(); n != 1 {
 			t.Fatalf("Completed raised %d times, want 1", n)
 		}
@@ -315,7 +315,7 @@ func TestReceiveAsyncClosePending(t *testing.T) {
 		if _, err := s.ReceiveAsync(&args[0]); !errors.Is(err, ErrClosed) {
 			t.Fatalf("ReceiveAsync after Close: %v, want ErrClosed", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		raiseBarrier(t, eng) // a Completed after Close returned would have been raised by now
 		for i := range calls {
 			if c := calls[i].Load(); c != 1 {
 				t.Errorf("receive %d: Completed raised %d times, want 1", i, c)
@@ -353,7 +353,7 @@ func TestReceiveAsyncCloseFromCompleted(t *testing.T) {
 		if r := waitRx(t, ch2, 5*time.Second); r.code != sendop.OperationAborted {
 			t.Fatalf("second receive: %+v, want OperationAborted", r)
 		}
-		time.Sleep(20 * time.Millisecond)
+		raiseBarrier(t, eng) // a second Completed would have been raised by now
 		if c := calls2.Load(); c != 1 {
 			t.Fatalf("second receive raised %d times, want 1", c)
 		}

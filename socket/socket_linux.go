@@ -36,9 +36,12 @@ type Socket struct {
 	wrShut  bool // CloseWrite: no more sends
 	// shutPending: CloseWrite waits for the queue to drain
 	shutPending bool
-	writing     bool                  // epoll: the writer goroutine owns the head
-	batch       bool                  // WithBatching: never inline; queue and coalesce
-	writeFn     func(fd uintptr) bool // epoll: s.writeOnce, made once
+	writing     bool // epoll: the writer goroutine owns the head
+	batch       bool // WithBatching: never inline; queue and coalesce
+	// epoll: s.writeOnce and s.writeLoop, made once, by the first writer
+	// (go s.writeLoop() would allocate each time)
+	writeFn func(fd uintptr) bool
+	loopFn  func()
 
 	maxInflight   int           // WithMaxInflightBytes
 	writeTimeout  time.Duration // WithWriteTimeout
@@ -121,7 +124,6 @@ func newSocket(fd int, rc syscall.RawConn, closer io.Closer, owned, connected bo
 	s.maxInflight = o.maxInflight
 	s.writeTimeout = o.writeTimeout
 	s.bpCond = sync.NewCond(&s.bpMu)
-	s.writeFn = s.writeOnce
 	s.conned.Store(connected)
 	if err := o.eng.add(s, typ); err != nil {
 		return nil, err

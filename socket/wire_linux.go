@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/uringsend/uringsend/sendop"
@@ -48,10 +47,6 @@ type wireState struct {
 	waitSend, waitTmo bool
 	sendRes           int32
 	tmoFired          bool
-
-	// epoll: the deadline of the head dlOp, set at its first wait.
-	dl   time.Time
-	dlOp *sendop.Args
 }
 
 // Coalescing limits: one SENDMSG carries at most IOVMax iovecs and, past
