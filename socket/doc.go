@@ -57,12 +57,23 @@
 //
 // # Close
 //
-// Close cancels what is on the wire (IORING_OP_ASYNC_CANCEL by fd,
-// repeated until the send has completed), completes every queued send with
-// OperationAborted (a send that finished first keeps its real result), and
-// only then closes the descriptor, so its number cannot be reused while
-// the kernel still holds it. Sockets made by FromConn leave the connection
-// open.
+// Close never waits on the peer. It completes every queued send with
+// OperationAborted at once, cancels the send and the receive in the kernel
+// (one IORING_OP_ASYNC_CANCEL each, by user_data; a send that finished
+// first keeps its real result), and closes the descriptor only once the
+// kernel has let go of both — so its number cannot be reused while the
+// kernel still holds it. Holds are counted as in Go's internal/poll fd
+// mutex: whichever of Close, the send wire and the receive wire lets go
+// last releases the socket and wakes Close; nothing polls or sleeps (see
+// close_linux.go). A zero-copy send still waiting for its notification
+// 50 ms into the close resets the connection, so that the kernel frees
+// its buffers and Close returns. From a Completed handler Close returns at
+// once and the release follows the last completion. CloseWrite is the
+// graceful half-close: queued sends complete, then FIN. Sockets made by
+// FromConn leave the connection open and its deadlines alone.
+//
+// A buffer belongs to the kernel from SendAsync until its send completes:
+// it must not change before then.
 //
 // # Engines and backends
 //
