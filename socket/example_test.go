@@ -2,7 +2,9 @@ package socket_test
 
 import (
 	"fmt"
+	"io"
 	"log"
+	"net"
 
 	"github.com/uringsend/uringsend/sendop"
 	"github.com/uringsend/uringsend/socket"
@@ -81,4 +83,46 @@ func ExampleSocket_SendAsync_bufferList() {
 	if pending, err := s.SendAsync(&e); err == nil && !pending {
 		fmt.Println(e.BytesTransferred())
 	}
+}
+
+// Deliver the last sends, then end the stream: Close alone would abort
+// what is still queued; CloseWrite lets it go out, then sends FIN.
+func ExampleSocket_CloseWrite() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, _ := io.ReadAll(c) // until the FIN
+		c.Close()
+		got <- string(b)
+	}()
+	eng, err := socket.NewEngine(socket.EngineConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	s, err := socket.Dial("tcp", l.Addr().String(), socket.WithEngine(eng), socket.WithBatching())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	for _, m := range []string{"one ", "two ", "three"} {
+		e := new(sendop.Args)
+		e.SetBuffer([]byte(m))
+		if _, err := s.SendAsync(e); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := s.CloseWrite(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-got)
+	// Output: one two three
 }
