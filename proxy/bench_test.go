@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,4 +168,60 @@ func kernel() string {
 		return "?"
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestChurnProfile runs redis-benchmark -t get -k 0 -c 50 (a new
+// connection per request) through one in-process uringproxy, for a CPU
+// profile of the proxy under connection churn (the bench command's L2
+// compares it with the io.Copy proxy). It runs only with UR_PROXY_CHURN=1:
+//
+//	UR_PROXY_CHURN=1 go test -run TestChurnProfile -cpuprofile churn.prof ./proxy/
+//
+// UR_PROXY_CHURN_REQUESTS (default 20000) sets the connections,
+// UR_PROXY_CHURN_FLAGS extra proxy flags ("-recv net"), UR_PROXY_CHURN_COPY=1
+// runs the io.Copy proxy instead.
+func TestChurnProfile(t *testing.T) {
+	if os.Getenv("UR_PROXY_CHURN") != "1" {
+		t.Skip("churn profile: set UR_PROXY_CHURN=1")
+	}
+	n := envInt(t, "UR_PROXY_CHURN_REQUESTS", 20000)
+	bin := proxytest.Need(t, "redis-benchmark")
+	redis := proxytest.Redis(t)
+	cfg := DefaultConfig()
+	applyFlags(t, &cfg, append([]string{"-listen", "127.0.0.1:0", "-upstream", redis}, strings.Fields(os.Getenv("UR_PROXY_CHURN_FLAGS"))...))
+	addr := ""
+	if os.Getenv("UR_PROXY_CHURN_COPY") == "1" {
+		cp, err := copyproxy.Listen("127.0.0.1:0", redis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cp.Close()
+		addr = cp.Addr().String()
+	} else {
+		addr = startProxy(t, cfg).Addr().String()
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	var c0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &c0)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "get", "-k", "0", "-c", "50", "-n", strconv.Itoa(n), "-q").CombinedOutput()
+	took := time.Since(start)
+	runtime.ReadMemStats(&m1)
+	var c1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &c1)
+	if err != nil {
+		t.Fatalf("redis-benchmark: %v\n%s", err, out)
+	}
+	cpu := time.Duration(c1.Utime.Nano() + c1.Stime.Nano() - c0.Utime.Nano() - c0.Stime.Nano())
+	sys := time.Duration(c1.Stime.Nano()-c0.Stime.Nano()) / time.Duration(n)
+	t.Logf("%d connections in %v: %.0f conn/s, CPU %v/conn (system %v), %.1f allocs/conn, %.0f B/conn; %s", n, took, float64(n)/took.Seconds(), cpu/time.Duration(n), sys,
+		float64(m1.Mallocs-m0.Mallocs)/float64(n), float64(m1.TotalAlloc-m0.TotalAlloc)/float64(n), lastLine(out))
+}
+
+// lastLine is redis-benchmark -q's result, without its progress lines.
+func lastLine(out []byte) string {
+	s := strings.TrimSpace(strings.ReplaceAll(string(out), "\r", "\n"))
+	return s[strings.LastIndex(s, "\n")+1:]
 }

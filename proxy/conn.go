@@ -1,11 +1,16 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uringsend/uringsend/sendop"
 	"github.com/uringsend/uringsend/socket"
@@ -54,7 +59,7 @@ type conn struct {
 
 	mu    sync.Mutex
 	end   endReason
-	dying chan struct{} // closed when the connection stops at once
+	dying chan struct{} // receive mode net: closed when the connection stops at once
 
 	// Receive mode "engine" (engine.go): set once the connection stops
 	// (halt) or stops at once (dead); ev wakes the connection's
@@ -65,7 +70,7 @@ type conn struct {
 }
 
 func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
-	c := &conn{p: p, client: client, upstream: upstream, dying: make(chan struct{}), lastActive: time.Now()}
+	c := &conn{p: p, client: client, upstream: upstream, lastActive: time.Now()}
 	var err error
 	if c.cs, err = socket.FromConn(client, p.opts...); err != nil {
 		return nil, err
@@ -74,13 +79,21 @@ func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
 		c.cs.Close()
 		return nil, err
 	}
-	c.up.init(c, client, c.us, upstream)
-	c.down.init(c, upstream, c.cs, client)
 	if p.recvEngine {
+		// The goroutine waits on ev alone; kill wakes it there.
 		c.engine = true
 		c.ev = make(chan struct{}, 1)
+		c.up.eng.free = c.up.eng.slots[:0]
+		c.down.eng.free = c.down.eng.slots[:0]
 		c.up.src = c.cs
 		c.down.src = c.us
+	} else {
+		c.dying = make(chan struct{})
+	}
+	if err := errors.Join(c.up.init(c, client, c.us, upstream), c.down.init(c, upstream, c.cs, client)); err != nil {
+		c.cs.Close()
+		c.us.Close()
+		return nil, err
 	}
 	p.mu.Lock()
 	if p.stopping {
@@ -177,6 +190,10 @@ func (c *conn) stop(reason endReason) {
 
 func (c *conn) kill() {
 	c.dead.Store(true)
+	if c.engine {
+		c.notify() // runEngine sees dead
+		return
+	}
 	c.mu.Lock()
 	select {
 	case <-c.dying:
@@ -208,12 +225,25 @@ type pump struct {
 	src *socket.Socket // receive mode "engine": the source
 	eng enginePump
 
-	// free holds slots whose send has completed; it has room for every
-	// slot, so a completion never blocks. created counts slots made (the
-	// pump's own), cur is the slot the pump holds.
+	// first are the pump's first slots, made with the connection: one
+	// receives while the other's bytes are being sent; under churn a
+	// connection rarely needs a third.
+	first [2]slot
+
+	// Receive mode "net". free holds slots whose send has completed; it
+	// has room for every slot, so a completion never blocks. created
+	// counts slots made (the pump's own), cur is the slot the pump holds.
 	free    chan *slot
 	created int
 	cur     *slot
+	// rc reads srcConn once it is readable (readable): a buffer is taken
+	// only then, so an idle connection holds none. rs, rn and rerr are
+	// readable's slot and result.
+	rc     syscall.RawConn
+	readFn func(fd uintptr) bool // p.readable, made once
+	rs     *slot
+	rn     int
+	rerr   error
 }
 
 // slot is one send: its Args and the buffer it sends (in receive mode
@@ -225,9 +255,16 @@ type slot struct {
 	sending bool // engine mode: e is (or was last) a send, not a receive
 }
 
-func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket, dstConn *net.TCPConn) {
+func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket, dstConn *net.TCPConn) error {
 	p.c, p.srcConn, p.dst, p.dstConn = c, src, dst, dstConn
+	if c.engine {
+		return nil // engine.go: the slots are on a list of the pump's
+	}
 	p.free = make(chan *slot, c.p.cfg.slots())
+	var err error
+	p.rc, err = src.SyscallConn()
+	p.readFn = p.readable
+	return err
 }
 
 // slotCompleted is the Completed handler of every slot: on the engine's
@@ -261,8 +298,13 @@ func (p *pump) get() *slot {
 		case s = <-p.free:
 		default:
 			if p.created < cap(p.free) {
+				if p.created < len(p.first) {
+					s = &p.first[p.created]
+				} else {
+					s = new(slot)
+				}
 				p.created++
-				s = &slot{p: p}
+				s.p = p
 				s.e.UserToken = s
 				s.e.Completed = slotCompleted
 				s.e.Timeout = p.c.p.cfg.SendTimeout
@@ -276,10 +318,50 @@ func (p *pump) get() *slot {
 		}
 		p.cur = s
 	}
+	return s
+}
+
+// read reads srcConn into s's buffer, taking one from the pool only once
+// srcConn is readable: a pump waiting on an idle source holds no buffer.
+// It returns io.EOF at end of stream; the read deadline and Close end it
+// with net's errors, as net.Conn.Read would.
+func (p *pump) read(s *slot) (int, error) {
+	p.rs = s
+	err := p.rc.Read(p.readFn)
+	p.rs = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case p.rerr != nil:
+		return 0, os.NewSyscallError("read", p.rerr)
+	case p.rn == 0:
+		return 0, io.EOF
+	}
+	return p.rn, nil
+}
+
+// readable is read's attempt, run by RawConn.Read: false (wait until
+// readable) when nothing is there, after giving the buffer back.
+func (p *pump) readable(fd uintptr) bool {
+	s := p.rs
 	if s.buf == nil {
 		s.buf = p.c.p.bufs.Get().(*[]byte)
 	}
-	return s
+	for {
+		p.rn, p.rerr = unix.Read(int(fd), *s.buf)
+		if p.rerr != unix.EINTR {
+			break
+		}
+	}
+	if p.rerr == unix.EAGAIN {
+		p.c.p.bufs.Put(s.buf)
+		s.buf = nil
+		return false
+	}
+	if p.rerr != nil {
+		p.rn = 0
+	}
+	return true
 }
 
 func (p *pump) run() {
@@ -288,7 +370,7 @@ func (p *pump) run() {
 		if s == nil {
 			return
 		}
-		n, rerr := p.srcConn.Read(*s.buf)
+		n, rerr := p.read(s)
 		if n > 0 {
 			p.bytes.Add(uint64(n))
 			p.c.active.Store(true)

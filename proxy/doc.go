@@ -6,8 +6,10 @@
 //
 // The proxy accepts with Go's net and dials the upstream for every client.
 // Each connection has two pumps, client→upstream and upstream→client. A
-// pump reads its source with net.Conn.Read into a pooled buffer and hands
-// the bytes to the engine with Socket.SendAsync on the destination; it
+// pump waits until its source is readable (syscall.RawConn.Read, Go's
+// netpoller), only then takes a pooled buffer and reads into it, so a
+// connection that is idle holds no buffer; it hands the bytes to the
+// engine with Socket.SendAsync on the destination; it
 // does not wait for the send, so the next read starts at once. A send on
 // an idle socket usually completes inside SendAsync and the pump reuses
 // its buffer; a send that has to wait completes later on the engine's
@@ -25,7 +27,12 @@
 // SendAsync on the destination and starts the next receive on another
 // slot; the send's Completed frees the slot. One receive per direction is
 // outstanding at a time, so bytes leave in the order they came; at most
-// MaxInflight bytes of slots are in flight, as above. The handlers run on
+// MaxInflight bytes of slots are in flight, as above. A receive on the
+// wire holds its buffer (the kernel writes into it when bytes come): an
+// idle connection holds one per direction, 2 × BufferSize, until the
+// engine can wait for readability without one. The connection costs one
+// goroutine (on io_uring): the one that dialed the upstream and that
+// closes both sockets at the end. The handlers run on
 // the engine's reaper, so on io_uring one io_uring_enter submits the
 // receives and sends that the completions of many connections started.
 // SendTimeout is enforced there by the idle sweeper (a direction whose

@@ -25,7 +25,8 @@ import (
 // enginePump is a pump's state in receive mode "engine".
 type enginePump struct {
 	mu        sync.Mutex
-	free      []*slot // slots with nothing in flight (LIFO: the warmest first)
+	free      []*slot  // slots with nothing in flight (LIFO: the warmest first)
+	slots     [2]*slot // free's first backing array: room for the usual two
 	created   int
 	receiving bool // a receive is outstanding
 	srcDone   bool // no more receives: end of stream, an error, or the connection stops
@@ -112,8 +113,14 @@ func (p *pump) takeSlotLocked() *slot {
 		return s
 	}
 	if ep.created < p.c.p.cfg.slots() {
+		var s *slot
+		if ep.created < len(p.first) {
+			s = &p.first[ep.created]
+		} else {
+			s = new(slot)
+		}
 		ep.created++
-		s := &slot{p: p}
+		s.p = p
 		s.e.UserToken = s
 		s.e.Completed = engineCompleted
 		// No Args.Timeout: a LINK_TIMEOUT per send doubles the ring's
@@ -275,16 +282,11 @@ func (c *conn) notify() {
 func (c *conn) runEngine() {
 	c.up.kick()
 	c.down.kick()
-wait:
-	for !(c.up.finished() && c.down.finished()) {
+	for !c.dead.Load() && !(c.up.finished() && c.down.finished()) {
 		if c.halt.Load() && c.stopping().graceful() && c.up.quiet() && c.down.quiet() {
 			break
 		}
-		select {
-		case <-c.dying:
-			break wait
-		case <-c.ev:
-		}
+		<-c.ev
 	}
 	c.close()
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -435,6 +436,48 @@ func TestIdleDefaultKeeps(t *testing.T) {
 		}
 		if n := ends(p, endIdle); n != 0 {
 			t.Fatalf("%d connections ended with idle_timeout; want none", n)
+		}
+	})
+}
+
+// TestGoroutinesPerConnection: a live connection costs the proxy one
+// goroutine in receive mode engine on io_uring (its own, which dialed and
+// will close it) and two in receive mode net (one per direction).
+func TestGoroutinesPerConnection(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg Config) {
+		const conns = 50
+		hold := make(chan struct{})
+		cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
+			buf := make([]byte, 4)
+			io.ReadFull(c, buf)
+			c.Write(buf)
+			<-hold // one goroutine per connection on the upstream's side
+		})
+		defer close(hold)
+		p := startProxy(t, cfg)
+		before := runtime.NumGoroutine()
+		for range conns {
+			c := dial(t, p)
+			c.Write([]byte("ping"))
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		per := 2
+		switch {
+		case p.RecvMode() == RecvNet:
+		case p.Backend() == socket.BackendIOURing:
+			per = 1
+		default:
+			// The epoll backend's receives wait on goroutines of the
+			// engine's (one per socket with a receive out): 3.
+			per = 3
+		}
+		got := runtime.NumGoroutine() - before - conns // less the upstream's
+		t.Logf("%d goroutines for %d connections (recv %s)", got, conns, p.RecvMode())
+		if got > per*conns+2 {
+			t.Fatalf("%d goroutines for %d connections; want at most %d each", got, conns, per)
 		}
 	})
 }
