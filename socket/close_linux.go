@@ -52,9 +52,12 @@ type closeState struct {
 	sendHeld bool          // under Socket.mu: the send side still holds
 	done     chan struct{} // closed once the socket is released
 	err      error         // what closing the descriptor returned; read after done
-	// raised is signalled when unraised drops to 0 after Close began.
-	raised atomic.Pointer[chan struct{}]
-	linger *time.Timer // zero-copy: resets the connection if a wire stays
+	// quiet is closed once the socket is released and no Completed of it
+	// is left to raise (unraised is 0): every Close waits for it.
+	quiet     chan struct{}
+	released  atomic.Bool
+	quietOnce atomic.Bool
+	linger    *time.Timer // zero-copy: resets the connection if a wire stays
 }
 
 const (
@@ -119,8 +122,7 @@ func (s *Socket) startClose() (done chan struct{}, first bool) {
 	s.closing = true
 	s.closed.Store(true)
 	s.cl.done = make(chan struct{})
-	raised := make(chan struct{}, 1)
-	s.cl.raised.Store(&raised)
+	s.cl.quiet = make(chan struct{})
 	sendBusy := s.w.wire > 0 || s.writing
 	s.cl.sendHeld = sendBusy
 	s.cl.holds.Store(1 + b2i(sendBusy))
@@ -165,10 +167,7 @@ func (s *Socket) awaitClose(done chan struct{}) error {
 			return ErrCloseIncomplete
 		}
 	}
-	raised := *s.cl.raised.Load()
-	for s.unraised.Load() > 0 {
-		<-raised
-	}
+	<-s.cl.quiet
 	return nil
 }
 
@@ -203,7 +202,20 @@ func (s *Socket) release() {
 	if s.owner != nil {
 		s.cl.err = s.owner.Close()
 	}
+	// After the release nothing adds to unraised: it only falls to 0.
+	s.cl.released.Store(true)
+	if s.unraised.Load() == 0 {
+		s.closeQuiet()
+	}
 	close(s.cl.done)
+}
+
+// closeQuiet wakes every Close waiting for the socket's last Completed;
+// raisedDone and release may both find it due, and the first one closes.
+func (s *Socket) closeQuiet() {
+	if s.cl.quietOnce.CompareAndSwap(false, true) {
+		close(s.cl.quiet)
+	}
 }
 
 // sendIdleLocked reports, with s.mu held on a closing socket, whether the
@@ -243,15 +255,11 @@ func (s *Socket) abortQueued() {
 }
 
 // raisedDone records that n handed-over completions have been raised (or
-// were reported by SendAsync); the last one wakes a waiting Close.
+// were reported by SendAsync); once the socket is released, the last one
+// wakes the Closes waiting for it.
 func (s *Socket) raisedDone(n int64) {
-	if n != 0 && s.unraised.Add(-n) == 0 {
-		if ch := s.cl.raised.Load(); ch != nil {
-			select {
-			case *ch <- struct{}{}:
-			default:
-			}
-		}
+	if n != 0 && s.unraised.Add(-n) == 0 && s.cl.released.Load() {
+		s.closeQuiet()
 	}
 }
 
