@@ -30,7 +30,7 @@ func newMetrics(t testing.TB, opts Options) (*Metrics, *prometheus.Registry) {
 var allNames = []string{
 	NameSendDuration, NameSends, NameSentBytes, NameInflightSends,
 	NameRingEnterCalls, NameRingSubmitted, NameRingReaped, NameRingCQOverflows,
-	NameReaperBatchSize, NameEngineInfo,
+	NameReaperBatchSize, NameStaleCompletions, NameEngineInfo,
 }
 
 // exercise gives every metric at least one series.
@@ -512,5 +512,27 @@ func BenchmarkObserveSendNil(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.ObserveSend(true, "Success", 1500, 1e-5)
+	}
+}
+
+// The stale-completions counter counts each call once; a nil Metrics
+// ignores it.
+func TestStaleCompletions(t *testing.T) {
+	var nilM *Metrics
+	nilM.AddStaleCompletion()
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.AddStaleCompletion()
+	m.AddStaleCompletion()
+	want := `
+# HELP uringsend_stale_completions_total CQEs whose user_data matched no request in flight: completions that will never be raised. Always 0 unless the engine has a bug.
+# TYPE uringsend_stale_completions_total counter
+uringsend_stale_completions_total 2
+`
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), NameStaleCompletions); err != nil {
+		t.Fatal(err)
 	}
 }
