@@ -22,7 +22,7 @@ func l1(o options, log io.Writer) ([]row, error) {
 	small, big := 1000, 8000
 	rows, _, err := runComparison(o, log, comparison{
 		metric: nsPerOp, noBytes: true,
-		cand:   arm{"io_uring 8k live", openClose(socket.BackendIOURing, big)},
+		cand: arm{"io_uring 8k live", openClose(socket.BackendIOURing, big)},
 		bases: []baseline{{
 			arm: arm{"epoll backend 8k live", openClose(socket.BackendEpoll, big)},
 			id:  "L1", title: "open+close per connection, 8k live (time/op)",
