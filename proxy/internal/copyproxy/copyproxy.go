@@ -4,9 +4,11 @@
 package copyproxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards every connection accepted on its listener to an upstream.
@@ -37,8 +39,14 @@ func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// EMFILE and the like: wait and go on, as net/http and
+			// uringproxy do.
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		p.wg.Add(1)
 		go p.handle(c.(*net.TCPConn))
