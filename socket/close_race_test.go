@@ -48,7 +48,7 @@ func TestCloseWaitsForTheLastWiresCompleted(t *testing.T) {
 
 // raiseBarrier returns once eng's raising goroutine (the reaper, the epoll
 // dispatcher) has raised the Completed of a send made after the call
-// began: 1 MiB on a side connection whose peer starts reading only once
+// began: 16 MiB on a side connection whose peer starts reading only once
 // the send is queued, pending on either backend. Whatever the engine had
 // decided to raise before is raised by then: a negative check after it
 // ("no Completed after Close returned") does not pass just because the
@@ -75,9 +75,12 @@ func raiseBarrier(t *testing.T, eng *Engine) {
 		t.Fatal("accept failed")
 	}
 	defer peer.Close()
+	// 16 MiB cannot leave at once: more than loopback's largest send and
+	// receive buffers together (tcp_wmem, tcp_rmem: 4 + 6 MiB). Small
+	// buffers would do with less, but crawl (delayed ACKs).
 	done := make(chan struct{})
 	var e sendop.Args
-	e.SetBuffer(make([]byte, 32<<20)) // more than loopback buffers hold
+	e.SetBuffer(make([]byte, 16<<20))
 	e.Completed = func(*sendop.Args) { close(done) }
 	pending, err := s.SendAsync(&e)
 	if err != nil || !pending {

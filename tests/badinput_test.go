@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/uringsend/uringsend/sendop"
 	"github.com/uringsend/uringsend/socket"
@@ -66,17 +65,21 @@ func (w *watched) sendOK(t testing.TB, s *socket.Socket) {
 	}
 }
 
-// noneRaised watches w a little while for a Completed that must not come.
-func (w *watched) noneRaised(t testing.TB) {
+// noneRaised checks that no Completed of w came that was not waited for:
+// after the barriers (see tracker.wait), a Completed that must not come
+// would have been raised already. Without barriers the caller states that
+// one has passed (the socket's Close returned).
+func (w *watched) noneRaised(t testing.TB, barriers ...func()) {
 	t.Helper()
+	for _, b := range barriers {
+		b()
+	}
 	select {
 	case <-w.ch:
-		t.Fatal("Completed raised after SendAsync returned an error")
-	case <-afterGrace():
+		t.Fatal("a Completed was raised that must not be: after SendAsync returned an error, or a second one")
+	default:
 	}
 }
-
-func afterGrace() <-chan time.Time { return time.After(graceWait()) }
 
 func TestBadInputArgs(t *testing.T) {
 	bad := bytes.Repeat([]byte{'B'}, 100)
@@ -112,7 +115,7 @@ func TestBadInputArgs(t *testing.T) {
 				if pending {
 					t.Fatal("SendAsync returned pending with an error")
 				}
-				w.noneRaised(t)
+				w.noneRaised(t, marker(t, s))
 
 				// The Args is free again: fix it and send.
 				good := bytes.Repeat([]byte{'G'}, 100)
@@ -175,17 +178,34 @@ func TestBadInputInProgress(t *testing.T) {
 				t.Fatalf("second SendAsync = %v, %v; want false, ErrInProgress", pending, err)
 			}
 		}
+		// The first send is still on the wire: a marker queued behind it
+		// cannot complete before it, and neither can complete while the
+		// peer does not read (this checks the state now; the order is
+		// checked below, once the peer reads).
+		mk := make(chan struct{})
+		var me sendop.Args
+		me.SetBuffer([]byte{})
+		me.Completed = func(*sendop.Args) {
+			if w.raised.Load() != 1 {
+				t.Errorf("the marker completed before the send queued ahead of it")
+			}
+			close(mk)
+		}
+		if pending, err := sendAsync(s, &me); err != nil || !pending {
+			t.Fatalf("marker behind the stalled send: pending %v, %v; want pending", pending, err)
+		}
 		select {
 		case <-w.ch:
 			t.Fatal("the first send completed although the peer does not read")
-		case <-afterGrace():
+		default:
 		}
 		r.start()
 		waitChan(t, w.ch, longWait(), "Completed of the first send")
 		if w.SocketError() != sendop.Success || w.BytesTransferred() != len(first) {
 			t.Fatalf("first send: %v, %d bytes", w.Err(), w.BytesTransferred())
 		}
-		w.noneRaised(t)
+		waitChan(t, mk, longWait(), "the marker's Completed")
+		w.noneRaised(t, marker(t, s))
 		if n := w.raised.Load(); n != 1 {
 			t.Fatalf("Completed raised %d times, want 1", n)
 		}
@@ -222,7 +242,7 @@ func TestBadInputClosedSocket(t *testing.T) {
 		if !errors.Is(err, socket.ErrClosed) || pending {
 			t.Fatalf("SendAsync after Close = %v, %v; want false, ErrClosed", pending, err)
 		}
-		w.noneRaised(t)
+		w.noneRaised(t) // s's Close has returned: nothing of s is raised any more
 		if n, _ := r.wait(t); n != 0 {
 			t.Fatalf("peer received %d bytes", n)
 		}
@@ -288,7 +308,7 @@ func TestBadInputNotConnected(t *testing.T) {
 				if !errors.Is(err, socket.ErrNotConnected) || pending {
 					t.Fatalf("SendAsync = %v, %v; want false, ErrNotConnected", pending, err)
 				}
-				w.noneRaised(t)
+				w.noneRaised(t, closing(t, s, nil))
 
 				s2, peer := tcpPair(t, eng, pairConfig{})
 				r := startReaderKeep(t, peer, readOpts{}, true)

@@ -36,7 +36,7 @@ func TestCloseIdempotent(t *testing.T) {
 		if pending, err := sendAsync(s, &w.Args); !errors.Is(err, socket.ErrClosed) || pending {
 			t.Fatalf("SendAsync after Close = %v, %v; want false, ErrClosed", pending, err)
 		}
-		w.noneRaised(t)
+		w.noneRaised(t) // s's Close has returned: nothing of s is raised any more
 		if n, _ := r.wait(t); n != int64(len("before close")) {
 			t.Fatalf("peer received %d bytes", n)
 		}
@@ -75,7 +75,7 @@ func TestCloseConcurrent(t *testing.T) {
 		if nils.Load() != 1 {
 			t.Fatalf("%d concurrent Closes returned nil, want 1", nils.Load())
 		}
-		tr.wait()
+		tr.wait() // every Close has returned: no Completed of s can follow
 	})
 }
 
@@ -112,13 +112,12 @@ func TestCloseFromCompleted(t *testing.T) {
 		if err := waitChan(t, closed, closeWait(), "Close called from Completed to return (deadlock?)"); err != nil {
 			t.Fatalf("Close from Completed: %v", err)
 		}
-		tr.wait()
+		// The handler's Close returned at once; a second Close returns
+		// ErrClosed once the first has finished, every Completed returned.
+		tr.wait(closing(t, s, socket.ErrClosed))
 		want, byErr := checkPrefixes(t, args, shapes, sendop.OperationAborted)
 		t.Logf("results: %v", byErr)
 		checkReceived(t, r, want)
-		if err := closeSocket(s); !errors.Is(err, socket.ErrClosed) {
-			t.Fatalf("Close after Close from Completed: %v", err)
-		}
 	})
 }
 
@@ -192,7 +191,7 @@ func TestEngineCloseWithPending(t *testing.T) {
 		}
 		aborted := 0
 		for k, ls := range load {
-			ls.tr.wait()
+			ls.tr.wait() // Engine.Close returned: every Completed has
 			want, byErr := checkPrefixes(t, ls.args, ls.shapes, sendop.OperationAborted)
 			aborted += byErr[sendop.OperationAborted]
 			checkReceived(t, ls.r, want)
@@ -283,7 +282,7 @@ func TestEngineCloseFromCompleted(t *testing.T) {
 			t.Fatalf("Engine.Close from Completed: %v", err)
 		}
 		for _, ls := range load {
-			ls.tr.wait()
+			ls.tr.wait(closedByEngine(t, ls.s))
 			want, _ := checkPrefixes(t, ls.args, ls.shapes, sendop.OperationAborted)
 			checkReceived(t, ls.r, want)
 		}

@@ -43,8 +43,15 @@ func readDgram(t *testing.T, c net.Conn, buf []byte) []byte {
 	return buf[:n]
 }
 
-// sendResult sends sh with a fresh Args and waits for its result.
-func sendResult(t *testing.T, s *socket.Socket, sh shape) *watched {
+// sentDgram is a send made by sendResult.
+type sentDgram struct {
+	*watched
+	pending bool
+}
+
+// sendResult sends sh with a fresh Args and waits for its result. Whether
+// it completed exactly once is checked by once, after a barrier.
+func sendResult(t *testing.T, s *socket.Socket, sh shape) sentDgram {
 	t.Helper()
 	w := newWatched(t)
 	sh.apply(&w.Args)
@@ -55,20 +62,30 @@ func sendResult(t *testing.T, s *socket.Socket, sh shape) *watched {
 	if pending {
 		waitChan(t, w.ch, longWait(), "Completed")
 	}
-	w.noneRaised(t)
-	if want := int32(0); pending {
+	return sentDgram{w, pending}
+}
+
+// once checks, after the barriers (a later send on the same socket that
+// completed, a Close that returned), that w completed exactly once: one
+// Completed if it was pending, none if it was synchronous.
+func (w sentDgram) once(t *testing.T, barriers ...func()) {
+	t.Helper()
+	w.noneRaised(t, barriers...)
+	if want := int32(0); w.pending {
 		if w.raised.Load() != 1 {
 			t.Fatalf("pending, Completed raised %d times", w.raised.Load())
 		}
 	} else if w.raised.Load() != want {
 		t.Fatalf("synchronous, but Completed raised %d times", w.raised.Load())
 	}
-	return w
 }
 
 // expectMessageSize checks that sh fails whole with MessageSize, then that
 // the next datagram the peer gets is a marker sent after it.
-func expectMessageSize(t *testing.T, s *socket.Socket, peer net.Conn, sh shape) {
+//
+// It appends the marker's send to markers: the caller checks them with
+// once after a barrier of its own.
+func expectMessageSize(t *testing.T, s *socket.Socket, peer net.Conn, sh shape, markers *[]sentDgram) {
 	t.Helper()
 	w := sendResult(t, s, sh)
 	if w.SocketError() != sendop.MessageSize || !errors.Is(w.Err(), syscall.EMSGSIZE) {
@@ -81,9 +98,14 @@ func expectMessageSize(t *testing.T, s *socket.Socket, peer net.Conn, sh shape) 
 		t.Fatalf("MessageSize with BytesTransferred %d, want 0", w.BytesTransferred())
 	}
 	marker := []byte("marker after the oversize datagram")
-	if r := sendResult(t, s, shape{buf: marker}); r.SocketError() != sendop.Success || r.BytesTransferred() != len(marker) {
+	r := sendResult(t, s, shape{buf: marker})
+	if r.SocketError() != sendop.Success || r.BytesTransferred() != len(marker) {
 		t.Fatalf("marker: %v, %d bytes", r.Err(), r.BytesTransferred())
 	}
+	// The marker completed after w on the same socket: a second Completed
+	// of w would have come before it.
+	w.once(t)
+	*markers = append(*markers, r)
 	buf := make([]byte, 128<<10)
 	if got := readDgram(t, peer, buf); !bytes.Equal(got, marker) {
 		t.Fatalf("peer received a %d-byte datagram before the marker", len(got))
@@ -97,8 +119,13 @@ func TestDatagramOversize(t *testing.T) {
 				rng := newRand(t)
 				s, peer := dgramPairSmall(t, eng, network)
 				big := poolSlice(rng, 70000)
-				expectMessageSize(t, s, peer, shape{buf: big})
-				expectMessageSize(t, s, peer, shape{bufs: [][]byte{big[:1000], nil, big[1000:40000], big[40000:]}})
+				var markers []sentDgram
+				expectMessageSize(t, s, peer, shape{buf: big}, &markers)
+				expectMessageSize(t, s, peer, shape{bufs: [][]byte{big[:1000], nil, big[1000:40000], big[40000:]}}, &markers)
+				closing(t, s, nil)()
+				for _, m := range markers {
+					m.once(t)
+				}
 			})
 		}
 	})
@@ -117,8 +144,9 @@ func TestDatagramIOVMax(t *testing.T) {
 					}
 					return shape{bufs: bufs}
 				}
-				expectMessageSize(t, s, peer, segs(sendop.IOVMax+1))
-				expectMessageSize(t, s, peer, segs(5000))
+				var markers []sentDgram
+				expectMessageSize(t, s, peer, segs(sendop.IOVMax+1), &markers)
+				expectMessageSize(t, s, peer, segs(5000), &markers)
 
 				// Exactly IOV_MAX segments is one datagram, intact.
 				sh := segs(sendop.IOVMax)
@@ -128,6 +156,10 @@ func TestDatagramIOVMax(t *testing.T) {
 				}
 				if got := readDgram(t, peer, make([]byte, 4096)); !bytes.Equal(got, sh.bytes()) {
 					t.Fatalf("peer received %d bytes, want the %d-segment datagram", len(got), sendop.IOVMax)
+				}
+				closing(t, s, nil)()
+				for _, m := range append(markers, w) {
+					m.once(t)
 				}
 			})
 		}
@@ -207,7 +239,7 @@ func TestDatagramIntact(t *testing.T) {
 						tr.sync(i)
 					}
 				}
-				tr.wait()
+				tr.wait(closing(t, s, nil))
 				out := waitChan(t, got, longWait(), "the receiver")
 				if len(out) != n {
 					t.Fatalf("received %d datagrams, want %d", len(out), n)
@@ -259,7 +291,7 @@ func TestDatagramUnixgramQueueFull(t *testing.T) {
 				t.Errorf("datagram %d: received %d bytes, want the 1000 sent", i, len(got))
 			}
 		}
-		tr.wait()
+		tr.wait(closing(t, s, nil))
 		for i := range args {
 			if args[i].SocketError() != sendop.Success || args[i].BytesTransferred() != 1000 {
 				t.Errorf("send %d: %v, %d of 1000 bytes", i, args[i].Err(), args[i].BytesTransferred())

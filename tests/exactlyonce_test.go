@@ -84,7 +84,7 @@ func TestExactlyOnceRandomShapes(t *testing.T) {
 			wg.Go(func() { run(shared, from, from+perSharer) })
 		}
 		wg.Wait()
-		tr.wait()
+		tr.wait(closing(t, solo, nil), closing(t, shared, nil))
 		t.Logf("%d sends: %d synchronous, %d Completed", n, tr.syncs.Load(), tr.raised.Load())
 		if wrongG.Load() != 0 {
 			t.Fatalf("%d Completed ran on a goroutine that calls SendAsync", wrongG.Load())
@@ -101,8 +101,6 @@ func TestExactlyOnceRandomShapes(t *testing.T) {
 		for i := soloN; i < n; i++ {
 			shapes[i].writePrefix(sharedWant, -1)
 		}
-		closeSocket(solo)
-		closeSocket(shared)
 		checkReceived(t, soloR, want)
 		if got, _ := sharedR.wait(t); got != sharedWant.n {
 			t.Fatalf("shared socket: peer received %d bytes, want %d", got, sharedWant.n)
@@ -185,7 +183,7 @@ func TestExactlyOnceAcrossClose(t *testing.T) {
 		if err := closeSocket(s); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		tr.wait()
+		tr.wait() // Close has returned: no Completed of s can follow
 		want, byErr := checkPrefixes(t, args, shapes, sendop.OperationAborted)
 		t.Logf("results: %v (sync %d)", byErr, tr.syncs.Load())
 		if byErr[sendop.OperationAborted] == 0 {
@@ -210,7 +208,7 @@ func TestExactlyOnceCloseWhileSending(t *testing.T) {
 		n := goroutines * per
 		tr := newTracker(t, n)
 		args := make([]sendop.Args, n)
-		var refused atomic.Int64
+		var refused, issued atomic.Int64
 		completed := func(e *sendop.Args) {
 			switch e.SocketError() {
 			case sendop.Success, sendop.OperationAborted:
@@ -231,6 +229,7 @@ func TestExactlyOnceCloseWhileSending(t *testing.T) {
 					args[i].UserToken = i
 					args[i].Completed = completed
 					pending, err := sendAsync(s, &args[i])
+					issued.Add(1)
 					switch {
 					case errors.Is(err, socket.ErrClosed):
 						refused.Add(1)
@@ -247,12 +246,18 @@ func TestExactlyOnceCloseWhileSending(t *testing.T) {
 		for range goroutines {
 			<-started
 		}
-		time.Sleep(scaled(5 * time.Millisecond))
+		// Close once the senders are under way (an eighth of the sends
+		// made), not after a fixed time that a loaded machine may spend
+		// before any send.
+		deadline := time.Now().Add(longWait())
+		for issued.Load() < int64(n/8) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
+		}
 		if err := closeSocket(s); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
 		wg.Wait()
-		tr.wait()
+		tr.wait() // Close has returned: no Completed of s can follow
 		t.Logf("%d refused with ErrClosed, %d sync, %d Completed", refused.Load(), tr.syncs.Load(), tr.raised.Load())
 		r.wait(t)
 	})

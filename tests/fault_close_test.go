@@ -145,7 +145,14 @@ func closeStorm(t *testing.T, eng *socket.Engine) {
 	for _, k := range socks {
 		trs = append(trs, k.tr)
 	}
-	waitTrackers(t, trs...)
+	// Every socket was closed (by hand, from a handler, by an Engine.Close
+	// that may have been a handler's): a Close now returns ErrClosed once
+	// that close finished, every Completed of the socket returned.
+	barriers := make([]func(), len(socks))
+	for i, k := range socks {
+		barriers[i] = closing(t, k.s, socket.ErrClosed)
+	}
+	waitTrackersAfter(t, barriers, trs...)
 	for i, k := range socks {
 		want, byErr := checkResults(t, k.args, k.shapes, sendop.OperationAborted)
 		for se, n := range byErr {
@@ -198,7 +205,7 @@ func TestFaultEngineCloseTwiceFromHandler(t *testing.T) {
 		armed.Store(true)
 		close(gate)
 		got := waitChan(t, errs, longWait(), "a Completed handler")
-		tr.wait()
+		tr.wait(closedByEngine(t, s))
 		want, _ := checkResults(t, args, shapes, sendop.OperationAborted)
 		if b, err := r.wait(t); err != nil || string(b) != string(want) {
 			t.Fatalf("peer read %d bytes (%v), want %d", len(b), err, len(want))

@@ -127,20 +127,32 @@ func TestFaultFDReuse(t *testing.T) {
 						}
 						// Send at once, while the old sends may still be
 						// completing.
+						// The result is read in Completed and handed over
+						// (or read here after a synchronous return): after
+						// a timeout the reaper may still be writing e.
+						type result struct {
+							se  sendop.SocketError
+							err error
+						}
 						var e sendop.Args
 						e.SetBuffer(marker)
-						sent := make(chan struct{})
-						e.Completed = func(*sendop.Args) { close(sent) }
+						sent := make(chan result, 1)
+						e.Completed = func(e *sendop.Args) { sent <- result{e.SocketError(), e.Err()} }
 						pending, err := s.SendAsync(&e)
-						if err == nil && pending {
+						var res result
+						switch {
+						case err != nil:
+						case !pending:
+							res = result{e.SocketError(), e.Err()}
+						default:
 							select {
-							case <-sent:
+							case res = <-sent:
 							case <-time.After(longWait()):
 								err = errors.New("no Completed")
 							}
 						}
-						if err != nil || e.SocketError() != sendop.Success {
-							t.Errorf("round %d: send on the new socket: %v %v", round, err, e.Err())
+						if err != nil || res.se != sendop.Success {
+							t.Errorf("round %d: send on the new socket: %v %v", round, err, res.err)
 						}
 						found <- s
 						return
@@ -177,7 +189,10 @@ func TestFaultFDReuse(t *testing.T) {
 				reused++
 				newSocks = append(newSocks, s)
 			}
-			tr.wait()
+			// The old socket's Close has returned, or (from a handler)
+			// finishes later: a second Close returns ErrClosed once it has,
+			// every Completed of the old socket returned.
+			tr.wait(closing(t, old, socket.ErrClosed))
 			want, _ := checkResults(t, args, shapes, sendop.OperationAborted)
 			select {
 			case <-gate:
@@ -209,8 +224,10 @@ func TestFaultFDReuse(t *testing.T) {
 		connsMu.Lock()
 		all := append([]*conn(nil), conns...)
 		connsMu.Unlock()
+		// Every new socket is closed (the opener closes its spares as it
+		// returns): each connection reads to EOF, late bytes included.
 		for _, cn := range all {
-			cn.c.SetReadDeadline(time.Now().Add(graceWait()))
+			cn.c.SetReadDeadline(time.Now().Add(longWait()))
 		}
 		readers.Wait()
 		withMarker := 0

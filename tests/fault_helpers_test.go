@@ -72,6 +72,7 @@ func noSIGPIPE(t testing.TB) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGPIPE)
 	t.Cleanup(func() {
+		signalBarrier(t) // a SIGPIPE of the test's sends is in sigs by now
 		signal.Stop(sigs)
 		select {
 		case sig := <-sigs:
@@ -311,9 +312,17 @@ func queueRange(t *testing.T, s *socket.Socket, args []sendop.Args, shapes []sha
 	}
 }
 
-// waitTrackers is tracker.wait for many trackers, watching for duplicate
-// completions once for all of them.
+// waitTrackers is tracker.wait for many trackers, without a barrier: the
+// caller states that one has passed (see tracker.wait).
 func waitTrackers(t testing.TB, trs ...*tracker) {
+	t.Helper()
+	waitTrackersAfter(t, nil, trs...)
+}
+
+// waitTrackersAfter is tracker.wait for many trackers: it waits until
+// every send of each has completed, then for the barriers, then checks
+// that each completed exactly once.
+func waitTrackersAfter(t testing.TB, barriers []func(), trs ...*tracker) {
 	t.Helper()
 	deadline := time.NewTimer(longWait())
 	defer deadline.Stop()
@@ -324,7 +333,9 @@ func waitTrackers(t testing.TB, trs ...*tracker) {
 			t.Fatalf("timeout: tracker %d: %d sends never completed", k, tr.left.Load())
 		}
 	}
-	time.Sleep(graceWait())
+	for _, b := range barriers {
+		b()
+	}
 	for k, tr := range trs {
 		for i := range tr.counts {
 			if n := tr.counts[i].Load(); n != 1 {
@@ -374,7 +385,6 @@ func firstDiff(a, b []byte) int {
 type sendLog struct {
 	mu      sync.Mutex
 	entries []*logEntry
-	grace   time.Duration // how long check watches for late completions (0: graceWait)
 }
 
 type logEntry struct {
@@ -478,17 +488,16 @@ func (l *sendLog) waitAll(t testing.TB) {
 	}
 }
 
-// check verifies, once every send has completed: each exactly once (a
+// check verifies, once every send has completed and then barrier (see
+// tracker.wait; nil: one has passed) has returned: each exactly once (a
 // pending one through Completed, a synchronous one never through it);
 // each a full Success or a prefix with an allowed error, Err agreeing; no
 // bytes after a send that stopped short. It returns the stream the peer
 // must have received and the results by SocketError.
-func (l *sendLog) check(t testing.TB, allowed ...sendop.SocketError) ([]byte, map[sendop.SocketError]int) {
+func (l *sendLog) check(t testing.TB, barrier func(), allowed ...sendop.SocketError) ([]byte, map[sendop.SocketError]int) {
 	t.Helper()
-	if l.grace > 0 {
-		time.Sleep(l.grace)
-	} else {
-		time.Sleep(graceWait()) // a second completion would come now
+	if barrier != nil {
+		barrier()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -204,10 +204,7 @@ func TestFaultClosedSocketsCollected(t *testing.T) {
 				tr := newTracker(t, len(shapes))
 				queueAll(t, s, shapes, tr, nil)
 				close(gate)
-				waitTrackers(t, tr)
-				if err := closeSocket(s); err != nil {
-					t.Fatal(err)
-				}
+				waitTrackersAfter(t, []func(){closing(t, s, nil)}, tr)
 				r.wait(t)
 				runtime.AddCleanup(s, func(*atomic.Int32) { collected.Add(1) }, &collected)
 			}()

@@ -64,11 +64,8 @@ func TestFaultIOUringRefused(t *testing.T) {
 			shapes := randomShapes(t, 300, 32<<10, 8, false)
 			tr := newTracker(t, len(shapes))
 			args := queueAll(t, s, shapes, tr, nil)
-			tr.wait()
+			tr.wait(closing(t, s, nil))
 			want, _ := checkResults(t, args, shapes)
-			if err := closeSocket(s); err != nil {
-				t.Fatal(err)
-			}
 			if got, err := r.wait(t); err != nil || sha(got) != sha(want) {
 				t.Fatalf("%s: peer read %d bytes (%v), want %d", network, len(got), err, len(want))
 			}
@@ -83,7 +80,7 @@ func TestFaultIOUringRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		close(gate)
-		tr.wait()
+		tr.wait() // Close has returned: no Completed of s can follow
 		want, byErr := checkResults(t, args, shapes, sendop.OperationAborted)
 		if got, err := r.wait(t); err != nil || sha(got) != sha(want) {
 			t.Fatalf("peer read %d bytes (%v), want %d", len(got), err, len(want))

@@ -124,7 +124,7 @@ func TestFromConnCloseWithPending(t *testing.T) {
 		if err := closeSocket(s); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		tr.wait()
+		tr.wait() // Close has returned: no Completed of s can follow
 		want, byErr := checkPrefixes(t, args, shapes, sendop.OperationAborted)
 		t.Logf("results: %v", byErr)
 		if byErr[sendop.OperationAborted] == 0 {

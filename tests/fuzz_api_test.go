@@ -324,6 +324,32 @@ func (a *apiTarget) run(t *testing.T, b *fuzzBytes) {
 	a.settle(t, sends)
 }
 
+// waitFree waits until e is free: a probe that fails validation (both
+// buffers set) says so with ErrBufferConflict, and changes nothing; an
+// Args still in use says ErrInProgress.
+func (a *apiTarget) waitFree(t *testing.T, e *sendop.Args, what string) {
+	t.Helper()
+	deadline := time.Now().Add(longWait())
+	for {
+		buf, bufs := e.Buffer(), e.BufferList()
+		e.SetBuffer([]byte{})
+		e.SetBufferList([][]byte{})
+		_, err := a.conn.SendAsync(e)
+		e.SetBuffer(buf)
+		e.SetBufferList(bufs)
+		if errors.Is(err, sendop.ErrBufferConflict) {
+			return
+		}
+		if !errors.Is(err, sendop.ErrInProgress) {
+			t.Fatalf("probe of %s: %v", what, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still in use after the marker", what)
+		}
+		time.Sleep(10 * time.Microsecond)
+	}
+}
+
 // sendDone reports whether s has surely completed: a synchronous result,
 // or a Completed that has run (unknown without a Completed).
 func sendDone(s *apiSend) bool {
@@ -365,7 +391,13 @@ func (a *apiTarget) settle(t *testing.T, sends []*apiSend) {
 			t.Fatalf("send %d: synchronous, but Completed raised", i)
 		}
 		if s.pending && s.done == nil {
-			s.capture(s.e) // its slot stayed busy: nobody reused it
+			// Its slot stayed busy: nobody reused it. Without a Completed
+			// there is no handover: the raiser may still be finishing with
+			// e (a marker that completed synchronously does not wait for
+			// it). Once e is free again — an atomic state change — its
+			// result is there to read.
+			a.waitFree(t, s.e, fmt.Sprintf("send %d's Args", i))
+			s.capture(s.e)
 		}
 		se, n, total := s.se, s.n, s.sh.total()
 		switch {
@@ -409,25 +441,7 @@ func (a *apiTarget) settle(t *testing.T, sends []*apiSend) {
 	// maybe a moment after the marker completed synchronously. A probe
 	// that fails validation (both buffers set) tells, and changes nothing.
 	for i, p := range a.pool {
-		deadline := time.Now().Add(longWait())
-		for {
-			buf, bufs := p.Buffer(), p.BufferList()
-			p.SetBuffer([]byte{})
-			p.SetBufferList([][]byte{})
-			_, err := a.conn.SendAsync(&p.Args)
-			p.SetBuffer(buf)
-			p.SetBufferList(bufs)
-			if errors.Is(err, sendop.ErrBufferConflict) {
-				break
-			}
-			if !errors.Is(err, sendop.ErrInProgress) {
-				t.Fatalf("probe of pooled Args %d: %v", i, err)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pooled Args %d is still in use after the marker", i)
-			}
-			time.Sleep(10 * time.Microsecond)
-		}
+		a.waitFree(t, &p.Args, fmt.Sprintf("pooled Args %d", i))
 		p.mu.Lock()
 		p.last = nil
 		p.mu.Unlock()

@@ -98,11 +98,10 @@ func TestGCPressure(t *testing.T) {
 				runtime.GC()
 			}
 		}
-		tr.wait()
+		tr.wait(closing(t, s, nil))
 		close(stop)
 		bg.Wait()
 		t.Logf("%d sends, %d bytes: %d synchronous", n, want.n, tr.syncs.Load())
-		closeSocket(s)
 		checkReceived(t, r, want)
 	})
 }

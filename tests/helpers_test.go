@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -613,9 +614,16 @@ func (tr *tracker) completed(i int) {
 // refused records an error return of send i: it will never complete.
 func (tr *tracker) refused(i int) { tr.hit(i) }
 
-// wait waits until every send completed, then watches a little longer for
-// duplicates, and checks every count is exactly 1.
-func (tr *tracker) wait() {
+// wait waits until every send completed, then for each barrier in turn,
+// and then checks that every count is exactly 1.
+//
+// A barrier is an event after which the contract allows no further
+// Completed for these sends: a Close that returned (closing), the
+// completion of a later send on the same socket (marker), the end of an
+// Engine.Close. Without a barrier the caller states that one has already
+// passed (the socket's Close returned before wait); a duplicate raised
+// later still fails the test through hit, while t runs.
+func (tr *tracker) wait(barriers ...func()) {
 	tr.t.Helper()
 	timer := time.NewTimer(longWait())
 	defer timer.Stop()
@@ -634,12 +642,136 @@ func (tr *tracker) wait() {
 		}
 		tr.t.Fatalf("timeout: %d sends never completed (first: #%d)", missing, first)
 	}
-	time.Sleep(graceWait())
+	for _, b := range barriers {
+		b()
+	}
+	tr.checkOnce()
+}
+
+// checkOnce fails the test unless every send completed exactly once.
+func (tr *tracker) checkOnce() {
+	tr.t.Helper()
 	for i := range tr.counts {
 		if n := tr.counts[i].Load(); n != 1 {
 			tr.t.Fatalf("send %d completed %d times, want exactly once", i, n)
 		}
 	}
+}
+
+// ---- barriers ----------------------------------------------------------------
+
+// closing returns a barrier that closes s and checks Close's result: nil
+// for the first Close, or socket.ErrClosed when the socket was closed
+// already (from a handler, by Engine.Close). When Close returns, every
+// Completed of s has returned (a second Close waits for the first).
+func closing(t testing.TB, s *socket.Socket, want error) func() {
+	return func() {
+		t.Helper()
+		err := boundedClose(t, "Socket.Close (barrier)", func() error { return closeSocket(s) })
+		if err == errHung {
+			t.FailNow()
+		}
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Fatalf("Close: %v, want %v", err, want)
+		}
+	}
+}
+
+// closedByEngine returns a barrier for a socket that an Engine.Close
+// started from a Completed handler is closing: it waits until s refuses
+// sends (its close has begun; an empty probe sends nothing if it has
+// not), then closes s, which returns ErrClosed once that close finished.
+func closedByEngine(t testing.TB, s *socket.Socket) func() {
+	return func() {
+		t.Helper()
+		deadline := time.Now().Add(longWait())
+		for {
+			var e sendop.Args
+			e.SetBuffer([]byte{})
+			if _, err := s.SendAsync(&e); errors.Is(err, socket.ErrClosed) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the engine's shutdown never reached a socket")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		closing(t, s, socket.ErrClosed)()
+	}
+}
+
+// marker returns a barrier for a stream socket s: it sends an empty
+// Buffer on s (nothing goes on the wire) and waits for its completion.
+// Completions on a socket are raised in order, on the engine's one raising
+// goroutine (the ring's reaper, the epoll dispatcher): once a pending
+// marker's Completed has run, every Completed of an earlier send on s has
+// returned. A marker that completes synchronously only says the socket's
+// queue was empty (an earlier Completed may still be on its way), so the
+// barrier sends markers until one is pending — a send issued while the
+// engine raises is — and, after 1000 synchronous ones, settles for the
+// empty queue.
+func marker(t testing.TB, s *socket.Socket) func() {
+	return func() {
+		t.Helper()
+		for range 1000 {
+			done := make(chan struct{})
+			var e sendop.Args
+			e.SetBuffer([]byte{})
+			e.Completed = func(*sendop.Args) { close(done) }
+			pending, err := sendAsync(s, &e)
+			if err != nil {
+				t.Fatalf("marker: SendAsync: %v", err)
+			}
+			if pending {
+				waitChan(t, done, longWait(), "the marker's Completed")
+				return
+			}
+		}
+	}
+}
+
+// raiseBarrier returns once eng's raising goroutine (the reaper, the
+// epoll dispatcher) has raised the Completed of a send made after the call
+// began: 16 MiB on a side socket whose peer starts reading only once the
+// send is queued, pending on either backend (more than loopback's largest
+// send and receive buffers together; small buffers would do with less,
+// but crawl behind delayed ACKs). A completion of another
+// socket that the engine had already decided on is raised by then.
+func raiseBarrier(t testing.TB, eng *socket.Engine) {
+	t.Helper()
+	s, peer := tcpPair(t, eng, pairConfig{})
+	r := startReader(t, peer, readOpts{gated: true})
+	done := make(chan struct{})
+	var e sendop.Args
+	e.SetBuffer(make([]byte, 16<<20))
+	e.Completed = func(*sendop.Args) { close(done) }
+	pending, err := sendAsync(s, &e)
+	if err != nil {
+		t.Fatalf("raiseBarrier: %v", err)
+	}
+	if !pending {
+		t.Fatal("raiseBarrier: 16 MiB to a peer that does not read completed synchronously")
+	}
+	r.start()
+	waitChan(t, done, longWait(), "the side socket's Completed")
+	closing(t, s, nil)()
+}
+
+// signalBarrier returns once a SIGWINCH the process sent itself has been
+// delivered to a channel. A signal raised before (a SIGPIPE of a send that
+// completed before the call) is in its channel by then: the kernel
+// delivers a send's SIGPIPE before the send returns, and Go's runtime
+// hands pending signals to their channels lowest number first (SIGPIPE
+// 13, SIGWINCH 28).
+func signalBarrier(t testing.TB) {
+	t.Helper()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGWINCH)
+	defer signal.Stop(ch)
+	if err := unix.Kill(os.Getpid(), unix.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, ch, longWait(), "SIGWINCH")
 }
 
 // ---- goroutine identity ----------------------------------------------------

@@ -104,8 +104,7 @@ func TestLargeBufferList5000(t *testing.T) {
 						tr.sync(i)
 					}
 				}
-				tr.wait()
-				closeSocket(s)
+				tr.wait(closing(t, s, nil))
 				checkReceived(t, r, x)
 			})
 		}

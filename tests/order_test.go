@@ -68,11 +68,8 @@ func TestOrderRandomShapes(t *testing.T) {
 						tr.syncs.Add(1)
 					}
 				}
-				tr.wait()
+				tr.wait(closing(t, s, nil))
 				t.Logf("%d sends, %d bytes: %d synchronous", n, want.n, tr.syncs.Load())
-				if err := closeSocket(s); err != nil {
-					t.Fatal(err)
-				}
 				checkReceived(t, r, want)
 			})
 		}

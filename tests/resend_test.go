@@ -133,8 +133,7 @@ func TestResendChainsShareSocket(t *testing.T) {
 		for c := range args {
 			step(c)
 		}
-		tr.wait()
-		closeSocket(s)
+		tr.wait(closing(t, s, nil))
 		if got, _ := r.wait(t); got != total.Load() {
 			t.Fatalf("peer received %d bytes, want %d", got, total.Load())
 		}

@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/uringsend/uringsend/sendop"
 	"github.com/uringsend/uringsend/socket"
@@ -55,7 +54,7 @@ func TestResetByPeer(t *testing.T) {
 				}
 				peer.Close()
 				// Everything completes without Close: the queue fails fast.
-				tr.wait()
+				tr.wait(marker(t, s)) // s is used again below
 				_, byErr := checkPrefixes(t, args, shapes, sendop.ConnectionReset, sendop.Shutdown, sendop.OperationAborted)
 				t.Logf("results: %v", byErr)
 				if byErr[sendop.ConnectionReset]+byErr[sendop.Shutdown] == 0 {
@@ -85,10 +84,13 @@ func TestResetByPeer(t *testing.T) {
 				if err := closeSocket(s); err != nil {
 					t.Fatalf("Close: %v", err)
 				}
+				// A SIGPIPE of any of the sends above is in sigs once a
+				// signal raised after them has been delivered.
+				signalBarrier(t)
 				select {
 				case sig := <-sigs:
 					t.Fatalf("%v delivered: MSG_NOSIGNAL missing", sig)
-				case <-time.After(graceWait()):
+				default:
 				}
 			})
 		}

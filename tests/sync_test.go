@@ -38,7 +38,7 @@ func TestSyncRatioIdleTCP(t *testing.T) {
 				t.Fatalf("send %d: %v, %d bytes", i, w.Err(), w.BytesTransferred())
 			}
 		}
-		w.noneRaised(t)
+		w.noneRaised(t, closing(t, s, nil))
 		if got := int(w.raised.Load()); got != n-syncs {
 			t.Fatalf("%d pending sends but %d Completed", n-syncs, got)
 		}
@@ -47,7 +47,6 @@ func TestSyncRatioIdleTCP(t *testing.T) {
 		if ratio < minRatio {
 			t.Errorf("synchronous ratio %.4f < %.2f on an idle socket", ratio, minRatio)
 		}
-		closeSocket(s)
 		checkReceived(t, r, want)
 	})
 }
