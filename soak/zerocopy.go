@@ -153,8 +153,11 @@ func (s *soak) zcConnection(rng *rand.Rand, eng *engine, a, b *netnstest.Host, i
 		sock, err = socket.Dial("tcp", l.Addr().String(), opts...)
 		return err
 	})
+	if err != nil {
+		l.Close() // Accept returns
+	}
+	pc := <-accepted // before the listener closes: it would reset what it queued
 	l.Close()
-	pc := <-accepted
 	if err != nil || pc == nil {
 		if pc != nil {
 			pc.Close()

@@ -93,13 +93,18 @@ var ErrCloseIncomplete = errors.New("socket: close: the kernel did not complete 
 // ErrClosed once the first has finished (at once inside Completed).
 func (s *Socket) Close() error {
 	done, first := s.startClose()
-	if s.eng.onRaiser() {
-		if first {
-			return nil
+	var err error
+	if !isClosed(done) || !isClosed(s.cl.quiet) {
+		// Something is left to wait for, which a Completed handler
+		// cannot do (an idle socket is released by startClose itself).
+		if s.eng.onRaiser() {
+			if first {
+				return nil
+			}
+			return ErrClosed
 		}
-		return ErrClosed
+		err = s.awaitClose(done)
 	}
-	err := s.awaitClose(done)
 	if !first {
 		return ErrClosed
 	}
@@ -316,6 +321,15 @@ func (s *Socket) shutdownWriteLocked() error {
 		return fmt.Errorf("socket: shutdown: %w", err)
 	}
 	return nil
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func b2i(b bool) int32 {

@@ -93,6 +93,12 @@ func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }
 // descriptor (closer, or the fd itself); otherwise the caller keeps it. A
 // failure leaves the descriptor as it was: open, with its owner.
 func newSocket(fd int, rc syscall.RawConn, closer io.Closer, owned, connected bool, opts []Option) (*Socket, error) {
+	return newSocketOfType(fd, -1, rc, closer, owned, connected, opts)
+}
+
+// newSocketOfType is newSocket for a descriptor whose SO_TYPE the caller
+// has read already (typ >= 0).
+func newSocketOfType(fd, typ int, rc syscall.RawConn, closer io.Closer, owned, connected bool, opts []Option) (*Socket, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -109,12 +115,14 @@ func newSocket(fd int, rc syscall.RawConn, closer io.Closer, owned, connected bo
 			return nil, err
 		}
 	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSOCK) {
-			return nil, ErrNotSocket
+	if typ < 0 {
+		var err error
+		if typ, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+			if errors.Is(err, unix.ENOTSOCK) {
+				return nil, ErrNotSocket
+			}
+			return nil, fmt.Errorf("socket: fd %d: %w", fd, err)
 		}
-		return nil, fmt.Errorf("socket: fd %d: %w", fd, err)
 	}
 	s := &Socket{eng: o.eng, fd: fd, rc: rc, stream: typ == unix.SOCK_STREAM}
 	if owned {
@@ -230,7 +238,8 @@ func FromFD(fd int, opts ...Option) (*Socket, error) {
 	if fd < 0 {
 		return nil, fmt.Errorf("socket: FromFD(%d): %w", fd, unix.EBADF)
 	}
-	if _, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
 		if errors.Is(err, unix.ENOTSOCK) {
 			return nil, ErrNotSocket
 		}
@@ -239,7 +248,7 @@ func FromFD(fd int, opts ...Option) (*Socket, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, err
 	}
-	return newSocket(fd, nil, fdCloser(fd), true, false, opts)
+	return newSocketOfType(fd, typ, nil, fdCloser(fd), true, false, opts)
 }
 
 // Backend reports the backend that runs the socket's sends.

@@ -330,14 +330,17 @@ func (u *uring) retry(s *Socket) {
 //   - EAGAIN: io_uring returns it for an O_NONBLOCK socket (every Go
 //     socket) when it punted the request to its workers instead of arming
 //     poll;
-//   - ECANCELED that nobody asked for: the engine cancels only closing
-//     sockets' requests, but the kernel cancels a poll-armed request whose
-//     submitting thread has exited when its poll fires (its task work
-//     runs for a dead task). Any goroutine's io_uring_enter submits every
-//     published SQE, so a goroutine that locked its OS thread and returned
-//     could otherwise cut a hole in another socket's stream.
+//   - ECANCELED or EINTR that nobody asked for: the engine cancels only
+//     closing sockets' requests, but when the thread that submitted a
+//     request exits, the kernel ends it — a poll-armed one with ECANCELED
+//     when its poll fires (its task work runs for a dead task), one that a
+//     worker of that thread's io-wq is running with EINTR. Any goroutine's
+//     io_uring_enter submits every published SQE, and Go ends a thread
+//     when a goroutine that locked it returns, so that would otherwise cut
+//     a hole in another socket's stream. Such a request did nothing: a
+//     send or receive that made progress reports its bytes instead.
 func retriable(res int32) bool {
-	return res == -int32(syscall.EAGAIN) || res == -int32(syscall.ECANCELED)
+	return res == -int32(syscall.EAGAIN) || res == -int32(syscall.ECANCELED) || res == -int32(syscall.EINTR)
 }
 
 // staleCQE records a CQE whose user_data matches no live request: a
