@@ -276,10 +276,14 @@ func (s *Socket) checkConnected() error {
 // once, later, on the engine's goroutine. err != nil: nothing was sent,
 // nothing will be raised, and e is free again; err is one of
 // sendop.ErrNilArgs, ErrNoBuffer, ErrBufferConflict, ErrInProgress,
-// ErrBadFlags, ErrClosed or ErrNotConnected.
+// ErrBadFlags, ErrClosed, ErrWriteShutdown or ErrNotConnected.
 //
 // Sends on one socket leave in call order and never interleave. On a
 // stream socket a send completes with all its bytes or with an error.
+// The buffers belong to the kernel until the send completes: their
+// contents must not change before SendAsync returned false or Completed
+// ran. Close aborts the sends still queued (OperationAborted); CloseWrite
+// lets them finish first.
 func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	if e == nil {
 		return false, sendop.ErrNilArgs
