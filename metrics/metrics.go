@@ -21,6 +21,7 @@ const (
 	NameRingReaped       = "uringsend_ring_reaped_cqes_total"
 	NameRingCQOverflows  = "uringsend_ring_cq_overflows_total"
 	NameReaperBatchSize  = "uringsend_reaper_batch_size"
+	NameRingSQFull       = "uringsend_ring_sq_full_total"
 	NameStaleCompletions = "uringsend_stale_completions_total"
 	NameEngineInfo       = "uringsend_engine_info"
 	labelCompletion      = "completion"
@@ -61,6 +62,7 @@ type RingStats struct {
 	Submitted uint64 // SQEs consumed by the kernel
 	Reaped    uint64 // CQEs harvested
 	Overflows uint64 // CQEs the kernel could not post (CQ overflow)
+	SQFull    uint64 // times a submitter found the SQ full
 }
 
 func (s *RingStats) add(o RingStats) {
@@ -68,6 +70,7 @@ func (s *RingStats) add(o RingStats) {
 	s.Submitted += o.Submitted
 	s.Reaped += o.Reaped
 	s.Overflows += o.Overflows
+	s.SQFull += o.SQFull
 }
 
 // atLeast returns s with each field raised to at least o's.
@@ -77,6 +80,7 @@ func (s RingStats) atLeast(o RingStats) RingStats {
 		Submitted: max(s.Submitted, o.Submitted),
 		Reaped:    max(s.Reaped, o.Reaped),
 		Overflows: max(s.Overflows, o.Overflows),
+		SQFull:    max(s.SQFull, o.SQFull),
 	}
 }
 
@@ -326,7 +330,7 @@ func (m *Metrics) AddRingSource(f func() RingStats) (remove func()) {
 // ringCollector emits the ring counters as const metrics summed over the
 // sources registered at Collect time (the dbstats-collector pattern).
 type ringCollector struct {
-	enters, submitted, reaped, overflows *prometheus.Desc
+	enters, submitted, reaped, overflows, sqFull *prometheus.Desc
 
 	mu      sync.Mutex
 	next    uint64
@@ -349,6 +353,8 @@ func (r *ringCollector) init() {
 		"Completion queue entries harvested by the reapers.", nil, nil)
 	r.overflows = prometheus.NewDesc(NameRingCQOverflows,
 		"Completion queue entries dropped or deferred because the completion queue was full.", nil, nil)
+	r.sqFull = prometheus.NewDesc(NameRingSQFull,
+		"Times a submitter found the submission queue full and submitted what it held to make room.", nil, nil)
 	r.sources = make(map[uint64]*ringSource)
 }
 
@@ -382,6 +388,7 @@ func (r *ringCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- r.submitted
 	ch <- r.reaped
 	ch <- r.overflows
+	ch <- r.sqFull
 }
 
 // Collect implements prometheus.Collector. The lock is held while the
@@ -400,4 +407,5 @@ func (r *ringCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(r.submitted, prometheus.CounterValue, float64(sum.Submitted))
 	ch <- prometheus.MustNewConstMetric(r.reaped, prometheus.CounterValue, float64(sum.Reaped))
 	ch <- prometheus.MustNewConstMetric(r.overflows, prometheus.CounterValue, float64(sum.Overflows))
+	ch <- prometheus.MustNewConstMetric(r.sqFull, prometheus.CounterValue, float64(sum.SQFull))
 }

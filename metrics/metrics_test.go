@@ -30,7 +30,7 @@ func newMetrics(t testing.TB, opts Options) (*Metrics, *prometheus.Registry) {
 var allNames = []string{
 	NameSendDuration, NameSends, NameSentBytes, NameInflightSends,
 	NameRingEnterCalls, NameRingSubmitted, NameRingReaped, NameRingCQOverflows,
-	NameReaperBatchSize, NameStaleCompletions, NameEngineInfo,
+	NameReaperBatchSize, NameStaleCompletions, NameEngineInfo, NameRingSQFull,
 }
 
 // exercise gives every metric at least one series.
@@ -310,32 +310,32 @@ func TestRingSources(t *testing.T) {
 		t.Errorf("no sources: %+v, want zeros", got)
 	}
 	var a, b atomic.Uint64
-	removeA := m.AddRingSource(func() RingStats { v := a.Load(); return RingStats{v, 2 * v, 3 * v, 0} })
-	removeB := m.AddRingSource(func() RingStats { v := b.Load(); return RingStats{v, v, v, 1} })
+	removeA := m.AddRingSource(func() RingStats { v := a.Load(); return RingStats{v, 2 * v, 3 * v, 0, v} })
+	removeB := m.AddRingSource(func() RingStats { v := b.Load(); return RingStats{v, v, v, 1, 0} })
 	a.Store(10)
 	b.Store(100)
-	if got, want := ringTotals(), (RingStats{110, 120, 130, 1}); got != want {
+	if got, want := ringTotals(), (RingStats{110, 120, 130, 1, 10}); got != want {
 		t.Errorf("two sources: %+v, want %+v", got, want)
 	}
 	a.Store(20)
 	removeA() // its final values (20, 40, 60, 0) stay counted
 	a.Store(1000)
-	if got, want := ringTotals(), (RingStats{120, 140, 160, 1}); got != want {
+	if got, want := ringTotals(), (RingStats{120, 140, 160, 1, 20}); got != want {
 		t.Errorf("after removing A: %+v, want %+v", got, want)
 	}
 	removeA()   // idempotent
 	b.Store(50) // a buggy source going backwards: the counters hold
-	if got, want := ringTotals(), (RingStats{120, 140, 160, 1}); got != want {
+	if got, want := ringTotals(), (RingStats{120, 140, 160, 1, 20}); got != want {
 		t.Errorf("source going backwards: %+v, want %+v", got, want)
 	}
 	b.Store(200)
 	removeB()
 	removeC := m.AddRingSource(func() RingStats { return RingStats{Enters: 5} })
-	if got, want := ringTotals(), (RingStats{225, 240, 260, 1}); got != want {
+	if got, want := ringTotals(), (RingStats{225, 240, 260, 1, 20}); got != want {
 		t.Errorf("after removing B, adding C: %+v, want %+v", got, want)
 	}
 	removeC()
-	if got, want := ringTotals(), (RingStats{225, 240, 260, 1}); got != want {
+	if got, want := ringTotals(), (RingStats{225, 240, 260, 1, 20}); got != want {
 		t.Errorf("all removed: %+v, want %+v", got, want)
 	}
 	if m.AddRingSource(nil) == nil {
@@ -354,7 +354,7 @@ func ringTotals(t testing.TB, m *Metrics) RingStats {
 }
 
 func readRing(m *Metrics) (RingStats, error) {
-	ch := make(chan prometheus.Metric, 4)
+	ch := make(chan prometheus.Metric, 5)
 	m.ring.Collect(ch)
 	close(ch)
 	var s RingStats
@@ -373,6 +373,8 @@ func readRing(m *Metrics) (RingStats, error) {
 			s.Reaped = v
 		case m.ring.overflows:
 			s.Overflows = v
+		case m.ring.sqFull:
+			s.SQFull = v
 		default:
 			return s, fmt.Errorf("unexpected metric %v", mt.Desc())
 		}

@@ -114,7 +114,7 @@ type Ring struct {
 	reaper     *Reaper
 
 	stats struct {
-		enters, submitted, reaped, overflows, waits, parks atomic.Uint64
+		enters, submitted, reaped, overflows, waits, parks, sqFull atomic.Uint64
 	}
 }
 
@@ -380,6 +380,7 @@ type Stats struct {
 	Overflows uint64 // times the CQ overflowed (kernel's overflow counter and IORING_SQ_CQ_OVERFLOW flushes)
 	Waits     uint64 // enters that waited for completions
 	Parks     uint64 // times the reaper slept in Go because nothing was in the kernel
+	SQFull    uint64 // times a submitter found the SQ full and had to submit to make room
 }
 
 // Stats returns a snapshot of the ring's counters.
@@ -391,5 +392,6 @@ func (r *Ring) Stats() Stats {
 		Overflows: r.stats.overflows.Load(),
 		Waits:     r.stats.waits.Load(),
 		Parks:     r.stats.parks.Load(),
+		SQFull:    r.stats.sqFull.Load(),
 	}
 }

@@ -124,6 +124,7 @@ func (r *Ring) reserveLocked(n uint32) error {
 		}
 		// Full: hand what is queued to the kernel. Without SQPOLL the
 		// kernel consumes the entries inside the call.
+		r.stats.sqFull.Add(1)
 		r.publishLocked()
 		_, errno := r.enter(r.localTail-head, 0, 0, nil, 0)
 		switch errno {

@@ -72,7 +72,7 @@ func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) 
 		onBatch = m.ObserveReaperBatch
 		u.unmetric = m.AddRingSource(func() metrics.RingStats {
 			st := r.Stats()
-			return metrics.RingStats{Enters: st.Enters, Submitted: st.Submitted, Reaped: st.Reaped, Overflows: st.Overflows}
+			return metrics.RingStats{Enters: st.Enters, Submitted: st.Submitted, Reaped: st.Reaped, Overflows: st.Overflows, SQFull: st.SQFull}
 		})
 	}
 	if _, err := r.StartReaper(u, 0, onBatch); err != nil {

@@ -190,12 +190,18 @@ func TestFaultSQFull(t *testing.T) {
 				}
 			}
 			loadSockets(t, eng, 24, 40)
-			// Consistent with an SQ of two (not a proof that it filled):
-			// no io_uring_enter can have handed the kernel more than two.
+			// Consistent with an SQ of two: no io_uring_enter can have
+			// handed the kernel more than two.
 			enters, submitted := metric(metrics.NameRingEnterCalls), metric(metrics.NameRingSubmitted)
 			t.Logf("%v io_uring_enter calls, %v SQEs submitted", enters, submitted)
 			if be == socket.BackendIOURing && (submitted == 0 || submitted > 2*enters) {
 				t.Errorf("%v SQEs submitted in %v io_uring_enter calls, on an SQ of 2", submitted, enters)
+			}
+			// The proof: submitters found the SQ full and made room.
+			if full := metric(metrics.NameRingSQFull); be == socket.BackendIOURing && full == 0 {
+				t.Errorf("the SQ of 2 never filled under %d sockets' sends", 24)
+			} else {
+				t.Logf("the SQ was full %v times", full)
 			}
 		})
 	}
