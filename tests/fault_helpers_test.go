@@ -42,18 +42,6 @@ func newEngineCfg(t testing.TB, cfg socket.EngineConfig) *socket.Engine {
 	return eng
 }
 
-// forEachBackendCfg is forEachBackend with engines made from cfg.
-func forEachBackendCfg(t *testing.T, cfg socket.EngineConfig, f func(t *testing.T, eng *socket.Engine)) {
-	t.Helper()
-	for _, be := range backends {
-		t.Run(be, func(t *testing.T) {
-			c := cfg
-			c.Backend = be
-			f(t, newEngineCfg(t, c))
-		})
-	}
-}
-
 // faultRounds is how many rounds a fault test repeats: n, 1 with -short,
 // 10·n with UR_TEST_LONG set (for soaking the suite itself).
 func faultRounds(n int) int {
