@@ -25,6 +25,7 @@ func allCases(o options) []caseDef {
 		{"P5", "sync path, idle socket, 64 B", p5},
 		{"P6", "steady-state allocations", p6},
 		{"P7", "UDP 64 B datagrams", p7},
+		{"L1", "open+close per connection at 1k and 8k live", l1},
 		{"L2", "proxy under connection churn (redis GET -k 0)", l2},
 		{"L3", "proxy accept storm", l3},
 		{"cli", "the uringsend CLI vs iperf3", cliCase},
