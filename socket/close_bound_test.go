@@ -617,3 +617,53 @@ func TestFeatureFallbacks(t *testing.T) {
 		})
 	}
 }
+
+// A FromConn socket whose peer reset the connection before its first send
+// reports the reset on the send (ConnectionReset or Shutdown), not
+// ErrNotConnected: it was connected (found by the soak).
+func TestFromConnResetBeforeFirstSend(t *testing.T) {
+	for _, be := range []string{BackendIOURing, BackendEpoll} {
+		t.Run(be, func(t *testing.T) {
+			eng, err := NewEngine(EngineConfig{Backend: be})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eng.Close()
+			a, b := tcpPair(t)
+			defer a.Close()
+			s, err := FromConn(a, WithEngine(eng))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			b.SetLinger(0)
+			b.Close() // RST
+			// The RST has arrived once a read sees it.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var st unix.TCPInfo
+				if info, err := unix.GetsockoptTCPInfo(s.FD(), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+					st = *info
+				}
+				if st.State == 7 /* TCP_CLOSE */ || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			var e sendop.Args
+			e.SetBuffer([]byte("after the reset"))
+			done := make(chan struct{})
+			e.Completed = func(*sendop.Args) { close(done) }
+			pending, err := s.SendAsync(&e)
+			if err != nil {
+				t.Fatalf("SendAsync after the peer's reset: %v, want the send to fail with the reset", err)
+			}
+			if pending {
+				<-done
+			}
+			if code := e.SocketError(); code != sendop.ConnectionReset && code != sendop.Shutdown {
+				t.Fatalf("send after the peer's reset: %v", code)
+			}
+		})
+	}
+}

@@ -262,7 +262,12 @@ func (s *Socket) checkConnected() error {
 		return nil
 	}
 	if _, err := unix.Getpeername(s.fd); err != nil {
-		return ErrNotConnected
+		// A stream whose peer has reset it is not connected any more,
+		// but it was: its sends fail with the socket's error
+		// (ConnectionReset, Shutdown), not with ErrNotConnected.
+		if soErr, _ := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); !s.stream || soErr == 0 {
+			return ErrNotConnected
+		}
 	}
 	s.conned.Store(true)
 	return nil
