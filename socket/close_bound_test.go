@@ -26,23 +26,8 @@ import (
 // stay on the wire.
 func stalledPair(t *testing.T, eng *Engine, opts ...Option) *Socket {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	peer := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		peer <- c
-	}()
-	s, err := Dial("tcp", l.Addr().String(), append(opts, WithEngine(eng))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := <-peer
+	s, p := dialPeer(t, eng, opts...)
 	p.(*net.TCPConn).SetReadBuffer(4096)
-	t.Cleanup(func() { p.Close() })
 	return s
 }
 
