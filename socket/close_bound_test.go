@@ -60,6 +60,18 @@ func sendUntilStuck(t *testing.T, s *Socket, n int) ([]sendop.Args, []atomic.Int
 	return args, counts, &wg
 }
 
+// newEngine makes an engine for the test, closed at its end; it skips the
+// test where the backend cannot run.
+func newEngine(t *testing.T, cfg EngineConfig) *Engine {
+	t.Helper()
+	eng, err := NewEngine(cfg)
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
 func zeroCopyKernel(t *testing.T) {
 	t.Helper()
 	probe, err := ring.New(ring.Config{Entries: 2})
@@ -79,11 +91,7 @@ func zeroCopyKernel(t *testing.T) {
 // the buffers are handed back only after the notifications.
 func TestCloseZeroCopyStalledPeerBounded(t *testing.T) {
 	zeroCopyKernel(t)
-	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing, ZeroCopy: ZeroCopyOn, ZeroCopyThreshold: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newEngine(t, EngineConfig{Backend: BackendIOURing, ZeroCopy: ZeroCopyOn, ZeroCopyThreshold: 4096})
 	var worst time.Duration
 	for round := 0; round < 3; round++ {
 		s := stalledPair(t, eng)
@@ -132,11 +140,7 @@ func TestCloseZeroCopyStalledPeerBounded(t *testing.T) {
 // zero-copy wire waits for its reset.
 func TestCloseZeroCopyFromHandlerDoesNotBlockReaper(t *testing.T) {
 	zeroCopyKernel(t)
-	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing, ZeroCopy: ZeroCopyOn, ZeroCopyThreshold: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newEngine(t, EngineConfig{Backend: BackendIOURing, ZeroCopy: ZeroCopyOn, ZeroCopyThreshold: 4096})
 	stuck := stalledPair(t, eng)
 	_, counts, wg := sendUntilStuck(t, stuck, 32)
 
@@ -298,11 +302,7 @@ func TestFromFDFailureKeepsCallersFD(t *testing.T) {
 // FromConn connection the caller owns. Now it works on a duplicate: a
 // deadline the caller set survives the Socket's Close.
 func TestFromConnEpollLeavesCallersDeadlines(t *testing.T) {
-	eng, err := NewEngine(EngineConfig{Backend: BackendEpoll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newEngine(t, EngineConfig{Backend: BackendEpoll})
 	a, b := tcpPair(t)
 	defer b.Close()
 	defer a.Close()
@@ -393,11 +393,7 @@ func TestNextGenUsesWholeSpace(t *testing.T) {
 // A send's own syscall.Errno comes through Close: nothing here but the
 // errors.Is contract of the abort.
 func TestCloseAbortIsCanceled(t *testing.T) {
-	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newEngine(t, EngineConfig{Backend: BackendIOURing})
 	s := stalledPair(t, eng, WithBatching())
 	args, _, wg := sendUntilStuck(t, s, 8)
 	s.Close()
@@ -417,11 +413,7 @@ func TestEngineEntriesOneRefused(t *testing.T) {
 			t.Fatalf("%s: NewEngine(Entries: 1): %v, want ErrBadEntries", be, err)
 		}
 	}
-	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing, Entries: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newEngine(t, EngineConfig{Backend: BackendIOURing, Entries: 2})
 	s := stalledPair(t, eng)
 	var e sendop.Args
 	e.SetBuffer(make([]byte, 100))
@@ -437,76 +429,69 @@ func TestEngineEntriesOneRefused(t *testing.T) {
 // lets every queued send go out, then sends FIN: the peer reads exactly
 // the bytes, then EOF; SendAsync afterwards is refused.
 func TestCloseWriteFlushesQueuedSends(t *testing.T) {
-	for _, be := range []string{BackendIOURing, BackendEpoll} {
-		t.Run(be, func(t *testing.T) {
-			eng, err := NewEngine(EngineConfig{Backend: be})
-			if err != nil {
-				t.Fatal(err)
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		a, b := tcpPair(t)
+		defer b.Close()
+		s, err := FromConn(a, WithEngine(eng), WithBatching())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		const N, size = 10000, 100
+		want := sha256.New()
+		args := make([]sendop.Args, N)
+		var ok, other atomic.Int32
+		var wg sync.WaitGroup
+		for i := range args {
+			buf := make([]byte, size)
+			for j := range buf {
+				buf[j] = byte(i + j)
 			}
-			defer eng.Close()
-			a, b := tcpPair(t)
-			defer b.Close()
-			s, err := FromConn(a, WithEngine(eng), WithBatching())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			const N, size = 10000, 100
-			want := sha256.New()
-			args := make([]sendop.Args, N)
-			var ok, other atomic.Int32
-			var wg sync.WaitGroup
-			for i := range args {
-				buf := make([]byte, size)
-				for j := range buf {
-					buf[j] = byte(i + j)
-				}
-				want.Write(buf)
-				args[i].SetBuffer(buf)
-				args[i].Completed = func(e *sendop.Args) {
-					if e.Err() == nil {
-						ok.Add(1)
-					} else {
-						other.Add(1)
-					}
-					wg.Done()
-				}
-				wg.Add(1)
-				pending, err := s.SendAsync(&args[i])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !pending {
+			want.Write(buf)
+			args[i].SetBuffer(buf)
+			args[i].Completed = func(e *sendop.Args) {
+				if e.Err() == nil {
 					ok.Add(1)
-					wg.Done()
+				} else {
+					other.Add(1)
 				}
+				wg.Done()
 			}
-			if err := s.CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			var e sendop.Args
-			e.SetBuffer([]byte("late"))
-			if _, err := s.SendAsync(&e); !errors.Is(err, ErrWriteShutdown) {
-				t.Fatalf("SendAsync after CloseWrite: %v, want ErrWriteShutdown", err)
-			}
-			got := sha256.New()
-			b.SetReadDeadline(time.Now().Add(20 * time.Second))
-			n, err := io.Copy(got, b) // to EOF: the FIN came after the bytes
+			wg.Add(1)
+			pending, err := s.SendAsync(&args[i])
 			if err != nil {
-				t.Fatalf("peer read %d bytes, then %v", n, err)
-			}
-			if n != N*size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-				t.Fatalf("peer got %d bytes (want %d), hash equal %v", n, N*size, bytes.Equal(got.Sum(nil), want.Sum(nil)))
-			}
-			waitTimeout(t, &wg, 10*time.Second)
-			if ok.Load() != N || other.Load() != 0 {
-				t.Fatalf("%d Success, %d other, want %d Success", ok.Load(), other.Load(), N)
-			}
-			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-		})
-	}
+			if !pending {
+				ok.Add(1)
+				wg.Done()
+			}
+		}
+		if err := s.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		var e sendop.Args
+		e.SetBuffer([]byte("late"))
+		if _, err := s.SendAsync(&e); !errors.Is(err, ErrWriteShutdown) {
+			t.Fatalf("SendAsync after CloseWrite: %v, want ErrWriteShutdown", err)
+		}
+		got := sha256.New()
+		b.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := io.Copy(got, b) // to EOF: the FIN came after the bytes
+		if err != nil {
+			t.Fatalf("peer read %d bytes, then %v", n, err)
+		}
+		if n != N*size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+			t.Fatalf("peer got %d bytes (want %d), hash equal %v", n, N*size, bytes.Equal(got.Sum(nil), want.Sum(nil)))
+		}
+		waitTimeout(t, &wg, 10*time.Second)
+		if ok.Load() != N || other.Load() != 0 {
+			t.Fatalf("%d Success, %d other, want %d Success", ok.Load(), other.Load(), N)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // Issue 13, item 9: every feature the engine uses is probed, and each
@@ -607,48 +592,41 @@ func TestFeatureFallbacks(t *testing.T) {
 // reports the reset on the send (ConnectionReset or Shutdown), not
 // ErrNotConnected: it was connected (found by the soak).
 func TestFromConnResetBeforeFirstSend(t *testing.T) {
-	for _, be := range []string{BackendIOURing, BackendEpoll} {
-		t.Run(be, func(t *testing.T) {
-			eng, err := NewEngine(EngineConfig{Backend: be})
-			if err != nil {
-				t.Fatal(err)
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		a, b := tcpPair(t)
+		defer a.Close()
+		s, err := FromConn(a, WithEngine(eng))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		b.SetLinger(0)
+		b.Close() // RST
+		// The RST has arrived once a read sees it.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var st unix.TCPInfo
+			if info, err := unix.GetsockoptTCPInfo(s.FD(), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				st = *info
 			}
-			defer eng.Close()
-			a, b := tcpPair(t)
-			defer a.Close()
-			s, err := FromConn(a, WithEngine(eng))
-			if err != nil {
-				t.Fatal(err)
+			if st.State == 7 /* TCP_CLOSE */ || time.Now().After(deadline) {
+				break
 			}
-			defer s.Close()
-			b.SetLinger(0)
-			b.Close() // RST
-			// The RST has arrived once a read sees it.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				var st unix.TCPInfo
-				if info, err := unix.GetsockoptTCPInfo(s.FD(), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-					st = *info
-				}
-				if st.State == 7 /* TCP_CLOSE */ || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-			var e sendop.Args
-			e.SetBuffer([]byte("after the reset"))
-			done := make(chan struct{})
-			e.Completed = func(*sendop.Args) { close(done) }
-			pending, err := s.SendAsync(&e)
-			if err != nil {
-				t.Fatalf("SendAsync after the peer's reset: %v, want the send to fail with the reset", err)
-			}
-			if pending {
-				<-done
-			}
-			if code := e.SocketError(); code != sendop.ConnectionReset && code != sendop.Shutdown {
-				t.Fatalf("send after the peer's reset: %v", code)
-			}
-		})
-	}
+			time.Sleep(time.Millisecond)
+		}
+		var e sendop.Args
+		e.SetBuffer([]byte("after the reset"))
+		done := make(chan struct{})
+		e.Completed = func(*sendop.Args) { close(done) }
+		pending, err := s.SendAsync(&e)
+		if err != nil {
+			t.Fatalf("SendAsync after the peer's reset: %v, want the send to fail with the reset", err)
+		}
+		if pending {
+			<-done
+		}
+		if code := e.SocketError(); code != sendop.ConnectionReset && code != sendop.Shutdown {
+			t.Fatalf("send after the peer's reset: %v", code)
+		}
+	})
 }
