@@ -80,6 +80,7 @@ func TestFaultFDReuse(t *testing.T) {
 		// What a new socket sends: never a byte of the old streams (the
 		// old data is cut from the random pool, this is a constant).
 		marker := bytes.Repeat([]byte{0xB7}, 32<<10)
+		var dialed atomic.Int64 // connections the openers made to the new peer
 		reused, fromHandler := 0, 0
 		var newSocks []*socket.Socket
 		for round := range rounds {
@@ -121,6 +122,7 @@ func TestFaultFDReuse(t *testing.T) {
 						found <- nil
 						return
 					}
+					dialed.Add(1)
 					if s.FD() == oldFD {
 						if !closeCalled.Load() {
 							t.Errorf("round %d: a new socket got descriptor %d of a socket not closed", round, oldFD)
@@ -210,12 +212,15 @@ func TestFaultFDReuse(t *testing.T) {
 			}
 		}
 		// Every connection to the new peer carries the marker or nothing.
+		// The listener closes only once it has accepted every connection
+		// made to it: closing it resets those still in its backlog, and
+		// their markers with them.
 		deadline := time.Now().Add(longWait())
 		for {
 			connsMu.Lock()
 			n := len(conns)
 			connsMu.Unlock()
-			if n > 0 || time.Now().After(deadline) {
+			if int64(n) >= dialed.Load() || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(time.Millisecond)
