@@ -135,9 +135,15 @@ func Iperf3Server(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-// tcpListening reports whether /proc/net/tcp has a socket listening on
-// 127.0.0.1:port, without connecting to it.
+// tcpListening reports whether a socket listens on 127.0.0.1:port,
+// without connecting to it: ss(8) asks the kernel over netlink
+// (inet_diag). /proc/net/tcp is not enough: some kernels (6.18 here)
+// leave listening sockets out of it.
 func tcpListening(port int) bool {
+	out, err := exec.Command("ss", "-Hltn", fmt.Sprintf("src 127.0.0.1:%d", port)).Output()
+	if err == nil {
+		return len(strings.TrimSpace(string(out))) > 0
+	}
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		return false
