@@ -90,7 +90,15 @@ var listening = regexp.MustCompile(`listening on (\S+), upstream .*?(?:, metrics
 func startBinary(t *testing.T, upstream string, args ...string) *startedProxy {
 	t.Helper()
 	args = append([]string{"-listen", "127.0.0.1:0", "-upstream", upstream, "-metrics-addr", "127.0.0.1:0"}, args...)
-	p := &startedProxy{cmd: exec.Command(build(t), args...), out: newLineBuffer(listening), done: make(chan struct{})}
+	return startCmd(t, exec.Command(build(t), args...))
+}
+
+// startCmd starts cmd, a uringproxy, and waits until it says where it
+// listens (and where it serves metrics, if it does). It is killed in
+// t.Cleanup if the test has not stopped it.
+func startCmd(t *testing.T, cmd *exec.Cmd) *startedProxy {
+	t.Helper()
+	p := &startedProxy{cmd: cmd, out: newLineBuffer(listening), done: make(chan struct{})}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {

@@ -118,32 +118,7 @@ func TestNetnsStalledClientShutdown(t *testing.T) {
 func startBinaryIn(t *testing.T, h *netnstest.Host, upstream string, args ...string) *startedProxy {
 	t.Helper()
 	args = append([]string{"-listen", h.HostPort(0), "-upstream", upstream}, args...)
-	p := &startedProxy{cmd: h.Command(build(t), args...), out: newLineBuffer(listening), done: make(chan struct{})}
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("uringproxy output:\n%s", p.out.String())
-		}
-	})
-	select {
-	case m := <-p.out.match:
-		p.addr = m[1]
-	case <-p.done:
-		t.Fatalf("uringproxy exited at start:\n%s", p.out.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("uringproxy did not start in 10 s:\n%s", p.out.String())
-	}
-	return p
+	return startCmd(t, h.Command(build(t), args...))
 }
 
 // nsRcvbuf is a Dialer.Control that sets SO_RCVBUF before connecting.
