@@ -408,6 +408,11 @@ func (c *conn) send(a *slot) (pending bool, err error) {
 	} else {
 		sh = randomShape(c.rng, c.p.maxSize, c.p.maxSegs)
 	}
+	return c.sendShape(a, sh)
+}
+
+// sendShape sends sh with a and records it if accepted; c.mu is held.
+func (c *conn) sendShape(a *slot, sh shape) (pending bool, err error) {
 	sh.apply(&a.Args)
 	ent := &entry{sh: sh}
 	a.UserToken = len(c.log)

@@ -308,20 +308,7 @@ func (c *conn) zcSend(a *slot) (pending bool, err error) {
 		cut := c.rng.IntN(size + 1)
 		sh = shape{bufs: [][]byte{b[:cut], b[cut:]}}
 	}
-	sh.apply(&a.Args)
-	ent := &entry{sh: sh}
-	a.UserToken = len(c.log)
-	pending, err = c.sock.SendAsync(&a.Args)
-	if err != nil {
-		return false, err
-	}
-	c.log = append(c.log, ent)
-	c.left.Add(1)
-	ent.pending = pending
-	if !pending {
-		c.record(ent, &a.Args, false)
-	}
-	return pending, nil
+	return c.sendShape(a, sh)
 }
 
 // zcPeer reads c: first readFirst bytes, then nothing (stalled is closed)
