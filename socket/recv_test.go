@@ -43,25 +43,7 @@ func rxBackends(t *testing.T, f func(t *testing.T, eng *Engine)) {
 // peer; both are closed when the test ends.
 func rxPair(t testing.TB, eng *Engine, opts ...Option) (*Socket, *net.TCPConn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	peer := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		peer <- c
-	}()
-	s, err := Dial("tcp", l.Addr().String(), append(opts, WithEngine(eng))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := <-peer
-	if p == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { s.Close(); p.Close() })
+	s, p := dialPeer(t, eng, opts...)
 	return s, p.(*net.TCPConn)
 }
 

@@ -33,7 +33,8 @@ func eachBackend(t *testing.T, f func(t *testing.T, eng *Engine)) {
 
 // dialPeer returns a Socket connected to a fresh loopback peer, and the
 // peer's side as a net.Conn.
-func dialPeer(t *testing.T, eng *Engine, opts ...Option) (*Socket, net.Conn) {
+func dialPeer(t testing.TB, eng *Engine, opts ...Option) (*Socket, net.Conn) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,10 @@ func dialPeer(t *testing.T, eng *Engine, opts ...Option) (*Socket, net.Conn) {
 		t.Fatal(err)
 	}
 	p := <-peer
+	if p == nil {
+		s.Close()
+		t.Fatal("accept failed")
+	}
 	t.Cleanup(func() { s.Close(); p.Close() })
 	return s, p
 }
