@@ -3,14 +3,17 @@
 package socket
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"net"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
 )
 
 // sendResult sends e on s and returns it once it has completed.
@@ -94,8 +97,7 @@ func TestSendTimeoutReusedArgsFreshDeadline(t *testing.T) {
 // it sent — the peer receives exactly those.
 func TestSendTimeoutBoundsWholeSend(t *testing.T) {
 	eachBackend(t, func(t *testing.T, eng *Engine) {
-		s, p := dialPeer(t, eng)
-		smallBuffers(t, s, p)
+		s, p := dialSmallPeer(t, eng)
 		const (
 			timeout = 400 * time.Millisecond
 			pieces  = 8192
@@ -206,4 +208,41 @@ func TestCloseBeatsSendDeadline(t *testing.T) {
 			p.Close()
 		}
 	})
+}
+
+// dialSmallPeer is dialPeer with 16 KiB socket buffers on both ends. The
+// peer's receive buffer is set on the listener, before the handshake: set
+// on the accepted connection (smallBuffers), it shrinks a window already
+// advertised, and loopback TCP can then sit in zero-window probes for
+// longer than a send's Timeout (a send stopped at 98,223 bytes for 400 ms
+// on both backends).
+func dialSmallPeer(t *testing.T, eng *Engine) (*Socket, net.Conn) {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 16<<10) })
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		peer <- c
+	}()
+	s, err := Dial("tcp", l.Addr().String(), WithEngine(eng))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := <-peer
+	if p == nil {
+		s.Close()
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { s.Close(); p.Close() })
+	if err := unix.SetsockoptInt(s.FD(), unix.SOL_SOCKET, unix.SO_SNDBUF, 16<<10); err != nil {
+		t.Fatal(err)
+	}
+	return s, p
 }
