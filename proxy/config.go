@@ -4,7 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/uringsend/uringsend/loadgen"
+	"github.com/uringsend/uringsend/internal/units"
 	"net"
 	"strconv"
 	"time"
@@ -179,8 +179,9 @@ func checkHostPort(flag, addr string, portZeroOK bool) error {
 func (c *Config) slots() int { return max(1, int(c.MaxInflight/c.BufferSize)) }
 
 // Size is a number of bytes, a flag.Value: "512", "32KiB", "4MiB", "64kB"
-// — the load generator's type, so both commands read sizes alike.
-type Size = loadgen.Size
+// — units.Size, shared with the load generator, so both commands read
+// sizes alike.
+type Size = units.Size
 
 // ParseSize parses s as a Size.
-func ParseSize(s string) (Size, error) { return loadgen.ParseSize(s) }
+func ParseSize(s string) (Size, error) { return units.ParseSize(s) }
