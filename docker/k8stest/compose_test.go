@@ -23,6 +23,7 @@ type composeService struct {
 	Command    []string `json:"command"`
 	SecurityOp []string `json:"security_opt"`
 	Volumes    []string `json:"volumes"`
+	Expose     []string `json:"expose"`
 }
 
 func loadCompose(t *testing.T) (map[string]any, composeFile) {
@@ -121,6 +122,11 @@ func TestComposeServices(t *testing.T) {
 		t.Fatalf("service sink: uringsend %s: %v", strings.Join(sink.Command, " "), err)
 	}
 	_, sinkPort, _ = net.SplitHostPort(sc.Listen.Address)
+	sinkMetrics := sc.MetricsAddr
+	_, sinkMetricsPort, err := net.SplitHostPort(sinkMetrics)
+	if err != nil {
+		t.Errorf("service sink: -metrics-addr %q: want host:port, the target of the uringsend-sink scrape job (%v)", sinkMetrics, err)
+	}
 
 	lg := cf.Services["loadgen"]
 	if len(lg.Command) == 0 || lg.Command[0] != "run" {
@@ -148,6 +154,9 @@ func TestComposeServices(t *testing.T) {
 				Type  string
 				Port  int
 			} `json:"dns_sd_configs"`
+			StaticConfigs []struct {
+				Targets []string
+			} `json:"static_configs"`
 		} `json:"scrape_configs"`
 	}
 	if err := yaml.Unmarshal(readFile(t, dockerPath("prometheus.yml")), &pc); err != nil {
@@ -163,6 +172,20 @@ func TestComposeServices(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("prometheus.yml: no dns_sd_configs for the loadgen service on port %s", mport)
+	}
+	// And the sink on the port of its -metrics-addr: a scrape target that is up.
+	sinkTarget := net.JoinHostPort("sink", sinkMetricsPort)
+	found = false
+	for _, sc := range pc.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			found = found || slices.Contains(st.Targets, sinkTarget)
+		}
+	}
+	if !found {
+		t.Errorf("prometheus.yml: no static target %s for the sink's -metrics-addr %q", sinkTarget, sinkMetrics)
+	}
+	if !slices.Contains(cf.Services["sink"].Expose, sinkMetricsPort) {
+		t.Errorf("service sink: expose %q lacks its metrics port %s", cf.Services["sink"].Expose, sinkMetricsPort)
 	}
 
 	// Every uringsend service: the image of `make image`, with the profile.

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,22 +174,6 @@ func flagValue(args []string, name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// withoutFlag returns args less -name and its value.
-func withoutFlag(args []string, name string) []string {
-	var out []string
-	for i := 0; i < len(args); i++ {
-		a := strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-")
-		switch {
-		case strings.HasPrefix(a, name+"="):
-		case a == name:
-			i++
-		default:
-			out = append(out, args[i])
-		}
-	}
-	return slices.Clip(out)
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }

@@ -183,33 +183,14 @@ func TestLoadJob(t *testing.T) {
 
 	// Parse with the CLI's own parser.
 	cfg, err := loadgen.ParseRunFlags(args, loadgen.DefaultConfig())
-	shardsMissing := false
-	if err != nil && strings.Contains(err.Error(), "flag provided but not defined: -shards") {
-		// The CLI has no -shards yet: check everything else now; the
-		// "shards" subtest below says what is missing.
-		shardsMissing = true
-		cfg, err = loadgen.ParseRunFlags(withoutFlag(args, "shards"), loadgen.DefaultConfig())
-	}
 	if err != nil {
 		t.Fatalf("uringsend run %s: %v", strings.Join(args, " "), err)
 	}
-	t.Logf("uringsend run %s\n  -> target %v, rate %v, duration %v, conns %d, size %v, metrics %q",
-		strings.Join(args, " "), cfg.Target, cfg.Rate, cfg.Duration, cfg.Conns, cfg.Size, cfg.MetricsAddr)
-
-	t.Run("shards", func(t *testing.T) {
-		if shardsMissing {
-			t.Skip("uringsend run has no -shards flag yet: docker/k8s/loadgen-job.yaml assumes `-shards N` " +
-				"(total -rate and -messages split N ways, this pod's index from JOB_COMPLETION_INDEX); " +
-				"the other flags of the Job parse")
-		}
-		v := reflect.ValueOf(cfg).FieldByName("Shards")
-		if !v.IsValid() || !v.CanInt() {
-			t.Skipf("loadgen.Config has no integer field Shards: cannot check the parsed value (the flag parsed)")
-		}
-		if int(v.Int()) != n {
-			t.Errorf("Config.Shards = %d, want %d", v.Int(), n)
-		}
-	})
+	t.Logf("uringsend run %s\n  -> target %v, rate %v, duration %v, conns %d, size %v, shards %d, metrics %q",
+		strings.Join(args, " "), cfg.Target, cfg.Rate, cfg.Duration, cfg.Conns, cfg.Size, cfg.Shards, cfg.MetricsAddr)
+	if cfg.Shards != n {
+		t.Errorf("Config.Shards = %d, want completions = %d", cfg.Shards, n)
+	}
 
 	// The target is the sink Service, by its cluster DNS name and port.
 	if cfg.Target.Network != "tcp" {
