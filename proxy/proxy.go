@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,11 @@ type Proxy struct {
 	stats  *stats
 	bufs   sync.Pool // *[]byte of cfg.BufferSize
 	dialer net.Dialer
-	opts   []socket.Option
+	// upstreamIP is cfg.Upstream when it is an IP literal: dialled without
+	// the resolver. A host name is resolved at each dial, so a proxy
+	// follows its DNS.
+	upstreamIP netip.AddrPort
+	opts       []socket.Option
 
 	dialCtx    context.Context // cancelled by Close: dials in progress give up
 	cancelDial context.CancelFunc
@@ -70,6 +75,9 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 		dialer: net.Dialer{Timeout: cfg.DialTimeout},
 	}
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
+	if ap, err := netip.ParseAddrPort(cfg.Upstream); err == nil {
+		p.upstreamIP = ap
+	}
 	size := int(cfg.BufferSize)
 	p.bufs.New = func() any { b := make([]byte, size); return &b }
 	p.stats = newStats(p)
@@ -272,7 +280,7 @@ func (p *Proxy) release() error {
 // handle proxies one accepted client until both directions have ended.
 func (p *Proxy) handle(client *net.TCPConn) {
 	defer p.handlers.Done()
-	uc, err := p.dialer.DialContext(p.dialCtx, "tcp", p.cfg.Upstream)
+	uc, err := p.dial()
 	if err != nil {
 		p.log.Warn("dial upstream", "upstream", p.cfg.Upstream, "client", client.RemoteAddr(), "err", err)
 		client.SetLinger(0)
@@ -280,7 +288,7 @@ func (p *Proxy) handle(client *net.TCPConn) {
 		p.stats.ended(endDialError)
 		return
 	}
-	c, err := p.newConn(client, uc.(*net.TCPConn))
+	c, err := p.newConn(client, uc)
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
 			p.log.Warn("connection", "client", client.RemoteAddr(), "err", err)
@@ -295,6 +303,18 @@ func (p *Proxy) handle(client *net.TCPConn) {
 	} else {
 		c.run()
 	}
+}
+
+// dial connects to the upstream.
+func (p *Proxy) dial() (*net.TCPConn, error) {
+	if p.upstreamIP.IsValid() {
+		return p.dialer.DialTCP(p.dialCtx, "tcp", netip.AddrPort{}, p.upstreamIP)
+	}
+	c, err := p.dialer.DialContext(p.dialCtx, "tcp", p.cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
 }
 
 // sweep closes idle connections and, in receive mode engine, resets

@@ -3,12 +3,13 @@ package socket
 import (
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
@@ -165,8 +166,9 @@ func DefaultEngine() (*Engine, error) {
 	return defaultEngine, defaultErr
 }
 
-// add registers s, a socket of SO_TYPE typ, and picks its backend.
-func (e *Engine) add(s *Socket, typ int) error {
+// add registers s, a socket described by info, and picks its backend.
+func (e *Engine) add(s *Socket, info sockInfo) error {
+	typ := info.typ
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -178,7 +180,7 @@ func (e *Engine) add(s *Socket, typ int) error {
 		s.u.add(s)
 		// Auto needs the kernel to say when it copied anyway (6.2).
 		s.zcable = (e.zcMode == ZeroCopyOn || e.zcMode == ZeroCopyAuto && s.u.zcFlags != 0) &&
-			s.u.r.Supports(ring.OpSendZC) && typ == unix.SOCK_STREAM && zeroCopyPeer(s.fd, e.zcMode == ZeroCopyOn)
+			s.u.r.Supports(ring.OpSendZC) && typ == unix.SOCK_STREAM && zeroCopyPeer(s.fd, info, e.zcMode == ZeroCopyOn)
 		s.w.zc = s.zcable
 	}
 	return nil
@@ -412,21 +414,38 @@ func (e *Engine) onRaiser() bool {
 // zeroCopyPeer reports whether fd is a connected TCP socket whose peer
 // may benefit from zero-copy: not on loopback (where the kernel copies
 // anyway), unless loopbackToo.
-func zeroCopyPeer(fd int, loopbackToo bool) bool {
-	sa, err := unix.Getpeername(fd)
-	if err != nil {
-		return false
+func zeroCopyPeer(fd int, info sockInfo, loopbackToo bool) bool {
+	peer := info.peer
+	if !info.peerKnown {
+		var err error
+		if peer, err = peerAddr(fd); err != nil {
+			return false
+		}
 	}
-	var ip net.IP
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		ip = sa.Addr[:]
-	case *unix.SockaddrInet6:
-		ip = sa.Addr[:]
-	default:
+	if !peer.IsValid() {
 		return false // AF_UNIX has no zero-copy
 	}
-	return loopbackToo || !ip.IsLoopback()
+	return loopbackToo || !peer.Unmap().IsLoopback()
+}
+
+// peerAddr is getpeername(2) for what the engine asks of a peer: whether
+// there is one (err == nil) and its IP (invalid for AF_UNIX). Unlike
+// unix.Getpeername it allocates nothing and makes no second syscall (x/sys
+// asks SO_PROTOCOL of every AF_INET socket).
+func peerAddr(fd int) (netip.Addr, error) {
+	var sa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
+	if errno != 0 {
+		return netip.Addr{}, errno
+	}
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&sa)).Addr), nil
+	case unix.AF_INET6:
+		return netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&sa)).Addr), nil
+	}
+	return netip.Addr{}, nil
 }
 
 // unixDgram reports an AF_UNIX SOCK_DGRAM socket. Such sockets send on the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ type Socket struct {
 	maxInflight   int           // WithMaxInflightBytes
 	writeTimeout  time.Duration // WithWriteTimeout
 	bpMu          sync.Mutex
-	bpCond        *sync.Cond
+	bpCond        sync.Cond
 	inflightBytes int
 	wres          int32 // epoll: result of writeOnce
 	wdone         bool
@@ -62,6 +63,8 @@ type Socket struct {
 	// list, which lets go of the pins of a socket that stays idle.
 	pins  sendop.PinCache
 	swept bool
+
+	opts options // as given; kept here so that applying them allocates nothing
 }
 
 // Option configures a Socket.
@@ -88,20 +91,43 @@ func WithBatching() Option { return func(o *options) { o.batch = true } }
 // WithEngine runs the socket's sends on e instead of the DefaultEngine.
 func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }
 
+// sockInfo is what registration needs to know of a descriptor. What the
+// caller knows already (from a net.Conn's type and addresses) costs no
+// syscall; the rest is asked of the kernel.
+type sockInfo struct {
+	typ       int        // SO_TYPE; -1: ask the kernel
+	connected bool       // a peer is known to be there
+	peerKnown bool       // peer is the peer's address (invalid for AF_UNIX)
+	peer      netip.Addr // the peer's IP
+}
+
+// infoOf is what c's Go type says of its descriptor: a *net.TCPConn or
+// *net.UDPConn with a remote address is connected to it.
+func infoOf(c net.Conn) sockInfo {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && a != nil {
+			return sockInfo{typ: unix.SOCK_STREAM, connected: true, peerKnown: true, peer: a.AddrPort().Addr()}
+		}
+		return sockInfo{typ: unix.SOCK_STREAM}
+	case *net.UDPConn:
+		if a, ok := c.RemoteAddr().(*net.UDPAddr); ok && a != nil {
+			return sockInfo{typ: unix.SOCK_DGRAM, connected: true, peerKnown: true, peer: a.AddrPort().Addr()}
+		}
+		return sockInfo{typ: unix.SOCK_DGRAM}
+	}
+	return sockInfo{typ: -1}
+}
+
 // newSocket makes a Socket of the descriptor behind rc (nil for FromFD's
 // fd) and registers it with its engine. owned says Close closes the
 // descriptor (closer, or the fd itself); otherwise the caller keeps it. A
 // failure leaves the descriptor as it was: open, with its owner.
-func newSocket(fd int, rc syscall.RawConn, closer io.Closer, owned, connected bool, opts []Option) (*Socket, error) {
-	return newSocketOfType(fd, -1, rc, closer, owned, connected, opts)
-}
-
-// newSocketOfType is newSocket for a descriptor whose SO_TYPE the caller
-// has read already (typ >= 0).
-func newSocketOfType(fd, typ int, rc syscall.RawConn, closer io.Closer, owned, connected bool, opts []Option) (*Socket, error) {
-	var o options
+func newSocket(fd int, info sockInfo, rc syscall.RawConn, closer io.Closer, owned bool, opts []Option) (*Socket, error) {
+	s := &Socket{rc: rc}
+	o := &s.opts
 	for _, opt := range opts {
-		opt(&o)
+		opt(o)
 	}
 	if o.eng == nil {
 		e, err := DefaultEngine()
@@ -111,29 +137,31 @@ func newSocketOfType(fd, typ int, rc syscall.RawConn, closer io.Closer, owned, c
 		o.eng = e
 	}
 	if rc != nil {
-		if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		if err := rc.Control(func(f uintptr) { s.fd = int(f) }); err != nil {
 			return nil, err
 		}
+		fd = s.fd
 	}
-	if typ < 0 {
+	if info.typ < 0 {
 		var err error
-		if typ, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		if info.typ, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
 			if errors.Is(err, unix.ENOTSOCK) {
 				return nil, ErrNotSocket
 			}
 			return nil, fmt.Errorf("socket: fd %d: %w", fd, err)
 		}
 	}
-	s := &Socket{eng: o.eng, fd: fd, rc: rc, stream: typ == unix.SOCK_STREAM}
+	typ := info.typ
+	s.eng, s.fd, s.stream = o.eng, fd, typ == unix.SOCK_STREAM
 	if owned {
 		s.owner = closer
 	}
 	s.batch = o.batch
 	s.maxInflight = o.maxInflight
 	s.writeTimeout = o.writeTimeout
-	s.bpCond = sync.NewCond(&s.bpMu)
-	s.conned.Store(connected)
-	if err := o.eng.add(s, typ); err != nil {
+	s.bpCond.L = &s.bpMu
+	s.conned.Store(info.connected)
+	if err := o.eng.add(s, info); err != nil {
 		return nil, err
 	}
 	if s.u == nil && (rc == nil || !owned) {
@@ -207,7 +235,9 @@ func own(c net.Conn, opts []Option) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSocket(-1, rc, c, true, true, opts)
+	info := infoOf(c)
+	info.connected = true // Dial and Accept return connected sockets
+	return newSocket(-1, info, rc, c, true, opts)
 }
 
 func rawConn(c net.Conn) (syscall.RawConn, error) {
@@ -228,7 +258,7 @@ func FromConn(c net.Conn, opts ...Option) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSocket(-1, rc, nil, false, false, opts)
+	return newSocket(-1, infoOf(c), rc, nil, false, opts)
 }
 
 // FromFD returns a Socket that owns fd, a socket descriptor: Close closes
@@ -248,7 +278,7 @@ func FromFD(fd int, opts ...Option) (*Socket, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, err
 	}
-	return newSocketOfType(fd, typ, nil, fdCloser(fd), true, false, opts)
+	return newSocket(fd, sockInfo{typ: typ}, nil, fdCloser(fd), true, opts)
 }
 
 // Backend reports the backend that runs the socket's sends.
@@ -261,7 +291,7 @@ func (s *Socket) checkConnected() error {
 	if s.conned.Load() {
 		return nil
 	}
-	if _, err := unix.Getpeername(s.fd); err != nil {
+	if _, err := peerAddr(s.fd); err != nil {
 		// A stream whose peer has reset it is not connected any more,
 		// but it was: its sends fail with the socket's error
 		// (ConnectionReset, Shutdown), not with ErrNotConnected.
