@@ -38,10 +38,13 @@ gobench: ## Every Go benchmark of the packages
 soak: ## Soak both backends with random shapes and faults for $(SOAK) (SOAK=10m for longer)
 	$(GO) run ./soak -duration $(SOAK)
 
-lint: ## gofmt (must be clean), go vet, staticcheck, govulncheck
+lint: ## gofmt (must be clean), go mod tidy (no diff, both modules), go vet, staticcheck, govulncheck
 	@files=$$(git ls-files --cached --others --exclude-standard -- '*.go'); \
 	unformatted=$$(if [ -n "$$files" ]; then gofmt -l $$files; fi); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	@for m in . docker/k8stest; do \
+		(cd $$m && $(GO) mod tidy -diff) || { echo "go.mod/go.sum of $$m are not tidy: run go mod tidy there"; exit 1; }; \
+	done
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	@if [ ! -f $(VULNDB_DIR)/index/db.json ]; then \
