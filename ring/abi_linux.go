@@ -27,16 +27,14 @@ const (
 
 // SQE flags (IOSQE_*).
 const (
-	SQEFixedFile  = sys.IOSQE_FLAGS_FIXED_FILE
-	SQEIODrain    = sys.IOSQE_FLAGS_IO_DRAIN
-	SQEIOLink     = sys.IOSQE_FLAGS_IO_LINK
-	SQEIOHardlink = sys.IOSQE_FLAGS_IO_HARDLINK
-	SQEAsync      = sys.IOSQE_FLAGS_ASYNC
+	SQEFixedFile = sys.IOSQE_FLAGS_FIXED_FILE
+	SQEIODrain   = sys.IOSQE_FLAGS_IO_DRAIN
+	SQEIOLink    = sys.IOSQE_FLAGS_IO_LINK
+	SQEAsync     = sys.IOSQE_FLAGS_ASYNC
 )
 
 // CQE flags (IORING_CQE_F_*).
 const (
-	CQEFBuffer = 1 << 0
 	// CQEFMore: more CQEs will follow for this user_data (SEND_ZC posts
 	// its result with F_MORE, then a notification).
 	CQEFMore = 1 << 1
@@ -53,7 +51,6 @@ const (
 	setupTaskrunFlag  = sys.IORING_SETUP_TASKRUN_FLAG
 	setupCQSize       = sys.IORING_SETUP_CQSIZE
 	setupClamp        = sys.IORING_SETUP_CLAMP
-	sqNeedWakeup      = sys.IORING_SQ_NEED_WAKEUP
 	sqCQOverflow      = sys.IORING_SQ_CQ_OVERFLOW
 	sqTaskrun         = 1 << 2
 	enterGetEvents    = sys.IORING_ENTER_FLAGS_GETEVENTS
@@ -61,7 +58,6 @@ const (
 	registerProbe     = sys.IORING_REGISTER_PROBE
 	registerRestrict  = sys.IORING_REGISTER_RESTRICTIONS
 	registerEnable    = sys.IORING_REGISTER_ENABLE_RINGS
-	restrictRegOp     = 0
 	restrictSQEOp     = 1
 	restrictSQEFlags  = 2
 	probeOpSupported  = 1

@@ -27,9 +27,9 @@ type Config struct {
 	NoCoopTaskrun bool
 	// Unrestricted skips IORING_REGISTER_RESTRICTIONS: every opcode and
 	// SQE flag is allowed. By default the ring is created disabled, limited
-	// to AllowedOps and AllowedSQEFlags, then enabled. A restricted ring
-	// also refuses every io_uring_register opcode (registered files and
-	// buffers). A kernel without restrictions (5.6–5.9) gets an
+	// to the opcodes of DefaultOps and ExtraOps that the kernel has and to
+	// AllowedSQEFlags, then enabled. A restricted ring also refuses every
+	// io_uring_register opcode (registered files and buffers). A kernel without restrictions (5.6–5.9) gets an
 	// unrestricted ring anyway: see Restricted and FeatureRestrictions.
 	// On an unrestricted ring do not set IOSQE_CQE_SKIP_SUCCESS:
 	// Inflight and Close count on one final CQE per SQE.
