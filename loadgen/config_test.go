@@ -13,7 +13,7 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Conns != 8 || c.Size != 64 || c.Mode != ModeBuffer || c.Duration != 10*time.Second || c.Inflight != DefaultInflight ||
+	if c.Conns != 8 || c.Size != 64 || c.Mode != ModeBuffer || c.Duration != 10*time.Second || c.Inflight != MaxWindowInflight || c.Window != DefaultWindow ||
 		c.Interval != time.Second || c.Backend != BackendAuto || c.ZeroCopy != ZeroCopyAuto || !c.Target.IsZero() || c.MetricsAddr != "" {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -28,7 +28,7 @@ func TestParseRunFlags(t *testing.T) {
 		Target: Target{"udp", "127.0.0.1:9000"}, Conns: 3, Size: 1024, Mode: ModeBufferList, Segments: 7, Inflight: 5,
 		Rate: 50000, Duration: 3 * time.Second, Messages: 2000000, ZeroCopy: ZeroCopyOff, Batching: BatchingOn, Backend: BackendEpoll,
 		MetricsAddr: "127.0.0.1:0", Interval: 250 * time.Millisecond, JSON: true, Verify: true,
-		DialTimeout: DefaultDialTimeout, DrainTimeout: DefaultDrainTimeout,
+		DialTimeout: DefaultDialTimeout, DrainTimeout: DefaultDrainTimeout, Window: DefaultWindow, MaxErrors: -1, DialRetries: DefaultDialRetries,
 	}
 	if c != want {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -92,6 +92,33 @@ func TestParseRunFlagsErrors(t *testing.T) {
 		"-conns 100000 -inflight 1000",
 		"-verify -conns 100 -inflight 100 -size 1MiB",
 		"stray",
+		// Zero is the default inside a Config, a mistake on the command line.
+		"-inflight 0",
+		"-mode bufferlist -segments 0",
+		"-window 0",
+		"-rings 0",
+		"-sq-entries 0",
+		"-sq-entries 1",
+		"-zc-threshold 0",
+		"-drain-timeout 0",
+		"-shards 4", // no -shard-index, no $JOB_COMPLETION_INDEX
+		"-shards 4 -shard-index 4",
+		"-window -1",
+		"-omit 10s",
+		"-omit -1s",
+		"-json-stream -interval 0",
+		"-max-p99 -1ms",
+		"-dial-retries -1",
+		"-connect-rate fast",
+		"-tos 256",
+		"-bind 10.0.0.300",
+		"-bind ''",
+		"-congestion cubic -target udp://127.0.0.1:9",
+		"-sink-report -target udp://127.0.0.1:9",
+		"-rate 10Qbit/s",
+		"-fq-rate fast",
+		"-sndbuf 2GiB",
+		"-rings 65",
 	} {
 		_, err := ParseRunFlags(strings.Fields(args), DefaultConfig())
 		if err == nil {
@@ -112,7 +139,7 @@ func TestValidateFillsDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode != ModeBuffer || c.ZeroCopy != ZeroCopyAuto || c.Backend != BackendAuto || c.Inflight != DefaultInflight ||
+	if c.Mode != ModeBuffer || c.ZeroCopy != ZeroCopyAuto || c.Backend != BackendAuto || c.Inflight != MaxWindowInflight || c.Window != DefaultWindow ||
 		c.DialTimeout != DefaultDialTimeout || c.DrainTimeout != DefaultDrainTimeout {
 		t.Errorf("%+v", c)
 	}

@@ -15,25 +15,37 @@ import (
 // every key below; the command's -json prints it alone on stdout.
 type Report struct {
 	// What ran.
+	Command     string  `json:"command"`       // run or rr
 	Target      string  `json:"target"`        // URL sent to
 	Backend     string  `json:"backend"`       // io_uring or epoll
 	Fallback    string  `json:"fallback"`      // why auto chose epoll, or ""
 	ZeroCopy    string  `json:"zerocopy"`      // as requested: auto, on, off
 	ZeroCopyOn  bool    `json:"zerocopy_used"` // whether sends used SEND_ZC
+	ZeroCopyWhy string  `json:"zerocopy_reason"` // why not, when requested and not used
 	Batching    bool    `json:"batching"`      // connections coalesced queued sends
 	Mode        string  `json:"mode"`          // buffer or bufferlist
 	Segments    int     `json:"segments"`      // BufferList pieces (0 with buffer)
 	Size        int64   `json:"size_bytes"`    // message size
 	Conns       int     `json:"connections"`   // connections dialed
+	ConnsWanted int     `json:"connections_requested"`
 	Inflight    int     `json:"inflight"`      // sends in flight per connection (at most)
+	Window      int64   `json:"window_bytes"`  // what Inflight was derived from (0: -inflight was set)
 	Rate        float64 `json:"rate"`          // target messages/s (0: closed loop)
 	Verify      bool    `json:"verify"`        // messages carried the verify header
 	Interrupted bool    `json:"interrupted"`   // a signal ended the run early
 
-	// What happened. Messages and Bytes count sends that completed with
-	// Success; Errors those that completed with another SocketError,
-	// ErrorsByKind by name; Aborted those the run's own shutdown aborted
-	// (still in flight after the drain, or on a connection that had failed).
+	// What happened. Messages and Bytes count sends (rr: requests whose
+	// echo came back whole) that completed with Success, after -omit;
+	// DrainMessages of them completed after sending stopped and are not in
+	// the latency percentiles; OmittedMessages completed during -omit and
+	// are counted nowhere else. Errors those that completed with another
+	// SocketError (rr also: EndOfStream, EchoMismatch), ErrorsByKind by
+	// name; Aborted those the run's own shutdown aborted (still in flight
+	// after the drain, or on a connection that had failed).
+	OmitSeconds       float64           `json:"omit_seconds"`
+	OmittedMessages   uint64            `json:"omitted_messages"`
+	OmittedBytes      uint64            `json:"omitted_bytes"`
+	DrainMessages     uint64            `json:"drain_messages"`
 	Messages          uint64            `json:"messages"`
 	Bytes             uint64            `json:"bytes"`
 	Errors            uint64            `json:"errors"`
@@ -47,10 +59,29 @@ type Report struct {
 	SendSeconds       float64           `json:"send_seconds"`      // start to stop of sending
 	MessagesPerSecond float64           `json:"messages_per_second"`
 	BitsPerSecond     float64           `json:"bits_per_second"` // of Bytes
-	Latency           Latency           `json:"latency_seconds"` // of successful sends
-	MetricsURL        string            `json:"metrics_url"`     // "" without -metrics-addr
-	// Sink is the embedded sink's count, or null with a -target.
-	Sink *SinkReport `json:"sink"`
+	// Latency is of successful sends: send-completion latency for run,
+	// round trip for rr (LatencyKind says which).
+	Latency     Latency `json:"latency_seconds"`
+	LatencyKind string  `json:"latency_kind"` // send_completion or round_trip
+	MetricsURL  string  `json:"metrics_url"`  // "" without -metrics-addr
+	// Sink is what the sink received: the embedded sink's count, or with
+	// -sink-report what a uringsend sink target received from this run's
+	// connections; null otherwise. SinkError says why -sink-report failed.
+	Sink      *SinkReport `json:"sink"`
+	SinkError string      `json:"sink_error,omitempty"`
+	// Cost is the run's own CPU time and system calls.
+	Cost *Cost `json:"cost"`
+	// TCPInfo aggregates TCP_INFO of the connections at the end (null
+	// off TCP).
+	TCPInfo *TCPInfo `json:"tcp_info"`
+	// Dialing: attempts (retries included), failed attempts, and the
+	// connect latency of the successful ones.
+	DialAttempts   int64   `json:"dial_attempts"`
+	DialErrors     int64   `json:"dial_errors"`
+	ConnectLatency Latency `json:"connect_latency_seconds"`
+	// Failed lists the thresholds (-max-p99, -max-errors) the run broke;
+	// the command then exits with ExitThreshold.
+	Failed []string `json:"thresholds_failed"`
 }
 
 // Latency holds latency percentiles in seconds: from SendAsync (closed
@@ -73,46 +104,78 @@ func latencyOf(h *hdr.Histogram) Latency {
 
 func (r *runner) report(snap *snapshot, backend string, fallback error, sent, drained time.Duration) *Report {
 	cfg := &r.cfg
+	all := snap.counts
+	c := all.sub(r.omitted)
 	rep := &Report{
+		Command:         "run",
+		LatencyKind:     "send_completion",
+		OmitSeconds:     r.omitAt.Seconds(),
+		OmittedMessages: r.omitted.messages,
+		OmittedBytes:    r.omitted.bytes,
+		DrainMessages:   c.late,
+		ConnsWanted:     cfg.Conns,
 		Target:          cfg.Target.String(),
 		Backend:         backend,
 		ZeroCopy:        string(cfg.ZeroCopy),
 		Mode:            string(cfg.Mode),
 		Segments:        cfg.Segments,
 		Size:            int64(cfg.Size),
-		Conns:           cfg.Conns,
+		Conns:           len(r.conns),
 		Inflight:        cfg.Inflight,
 		Rate:            float64(cfg.Rate),
 		Verify:          cfg.Verify,
-		Messages:        snap.messages,
-		Bytes:           snap.bytes,
-		Errors:          snap.errors,
+		Messages:        c.messages,
+		Bytes:           c.bytes,
+		Errors:          c.errors,
 		ErrorsByKind:    map[string]uint64{},
-		Aborted:         snap.aborted,
+		Aborted:         c.aborted,
 		ConnsFailed:     int(r.failed.Load()),
 		ConnErrors:      []string{},
-		SyncCompletions: snap.sync,
-		DurationSeconds: drained.Seconds(),
-		SendSeconds:     sent.Seconds(),
-		Latency:         latencyOf(r.st.total),
+		SyncCompletions: c.sync,
+		DurationSeconds: (drained - r.omitAt).Seconds(),
+		SendSeconds:     (sent - r.omitAt).Seconds(),
+		DialAttempts:    r.dialAttempts.Load(),
+		DialErrors:      r.dialErrors.Load(),
+		Failed:          []string{},
+	}
+	r.st.readTotal(func(h *hdr.Histogram) { rep.Latency = latencyOf(h) })
+	r.connectMu.Lock()
+	rep.ConnectLatency = latencyOf(r.connect)
+	r.connectMu.Unlock()
+	if cfg.RR {
+		rep.Command, rep.LatencyKind = "rr", "round_trip"
+	}
+	if cfg.Inflight == cfg.windowInflight() && !cfg.RR && cfg.Rate == 0 {
+		rep.Window = int64(cfg.Window)
 	}
 	if fallback != nil {
 		rep.Fallback = fallback.Error()
 	}
 	rep.ZeroCopyOn = r.eng.ZeroCopySends() > 0
+	if !rep.ZeroCopyOn && cfg.ZeroCopy != ZeroCopyOff {
+		rep.ZeroCopyWhy = r.zeroCopyReason()
+	}
 	rep.Batching = cfg.batching()
 	for k, v := range snap.byKind {
-		rep.ErrorsByKind[k.String()] += v
+		rep.ErrorsByKind[kindName(k)] += v
 	}
+	// Errors by kind are not split at -omit: subtract the omitted ones
+	// from the total only.
 	r.mu.Lock()
 	rep.ConnErrors = append(rep.ConnErrors, r.connErrs...)
 	r.mu.Unlock()
-	if n := snap.messages + snap.errors; n > 0 {
-		rep.SyncRatio = float64(snap.sync) / float64(n)
+	if n := c.messages + c.errors; n > 0 {
+		rep.SyncRatio = float64(c.sync) / float64(n)
 	}
-	if s := drained.Seconds(); s > 0 {
-		rep.MessagesPerSecond = float64(snap.messages) / s
-		rep.BitsPerSecond = 8 * float64(snap.bytes) / s
+	if s := rep.DurationSeconds; s > 0 {
+		rep.MessagesPerSecond = float64(c.messages) / s
+		rep.BitsPerSecond = 8 * float64(c.bytes) / s
+	}
+	if cfg.MaxP99 > 0 && rep.Latency.P99 > cfg.MaxP99.Seconds() {
+		rep.Failed = append(rep.Failed, fmt.Sprintf("-max-p99 %v: p99 was %s", cfg.MaxP99, latency(rep.Latency.P99*1e9)))
+	}
+	if cfg.MaxErrors >= 0 && rep.Errors > uint64(cfg.MaxErrors) {
+		rep.Failed = append(rep.Failed, fmt.Sprintf("-max-errors %d: %s errors", cfg.MaxErrors, grouped(rep.Errors)))
 	}
 	return rep
 }
@@ -131,16 +194,31 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Rate > 0 {
 		loop = "open loop at " + Rate(r.Rate).String()
 	}
-	shape := Size(r.Size).String() + " buffer"
+	shape := Size(r.Size).String() + " messages, one buffer each"
 	if r.Mode == string(ModeBufferList) {
-		shape = fmt.Sprintf("%v bufferlist of %d", Size(r.Size), r.Segments)
+		shape = fmt.Sprintf("%v messages, each a bufferlist of %d segments", Size(r.Size), r.Segments)
 	}
 	target := r.Target
-	if r.Sink != nil {
+	if r.Sink != nil && r.Sink.Listen == r.Target && r.Cost != nil && r.Cost.IncludesSink {
 		target += " (embedded sink)"
 	}
-	fmt.Fprintf(&b, "uringsend run: %s\n", target)
-	fmt.Fprintf(&b, "  %d connections × up to %d in flight, %s messages, %s", r.Conns, r.Inflight, shape, loop)
+	command := r.Command
+	if command == "" {
+		command = "run"
+	}
+	fmt.Fprintf(&b, "uringsend %s: %s\n", command, target)
+	conns := fmt.Sprintf("%d connections", r.Conns)
+	if r.ConnsWanted > r.Conns {
+		conns = fmt.Sprintf("%d of %d connections", r.Conns, r.ConnsWanted)
+	}
+	inflight := fmt.Sprintf("up to %d in flight", r.Inflight)
+	switch {
+	case r.Command == "rr":
+		inflight = "1 request in flight"
+	case r.Window > 0:
+		inflight += fmt.Sprintf(" (a %v window)", Size(r.Window))
+	}
+	fmt.Fprintf(&b, "  %s × %s, %s, %s", conns, inflight, shape, loop)
 	if r.Verify {
 		b.WriteString(", verified")
 	}
@@ -148,10 +226,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	zc := "zero-copy off"
 	if r.ZeroCopyOn {
 		zc = "zero-copy used"
-	} else {
-		if r.ZeroCopy != string(ZeroCopyOff) {
-			zc = "zero-copy " + r.ZeroCopy + " requested, not used (no send reached 16 KiB, a loopback peer, or no SEND_ZC)"
-		}
+	} else if r.ZeroCopy != string(ZeroCopyOff) {
+		zc = "zero-copy " + r.ZeroCopy + " requested, not used (" + r.ZeroCopyWhy + ")"
 	}
 	batching := ""
 	if r.Batching {
@@ -164,13 +240,49 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Interrupted {
 		fmt.Fprintf(&b, "  interrupted: partial report after %.2fs\n", r.DurationSeconds)
 	}
-	fmt.Fprintf(&b, "  duration:    %.2fs (sending %.2fs, then draining)\n", r.DurationSeconds, r.SendSeconds)
-	fmt.Fprintf(&b, "  messages:    %s  (%s msg/s)\n", grouped(r.Messages), siCount(r.MessagesPerSecond))
+	fmt.Fprintf(&b, "  duration:    %.2fs (sending %.2fs, then draining)", r.DurationSeconds, r.SendSeconds)
+	if r.OmitSeconds > 0 {
+		fmt.Fprintf(&b, " after %.2fs omitted (%s messages)", r.OmitSeconds, grouped(r.OmittedMessages))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "  messages:    %s  (%s msg/s)", grouped(r.Messages), siCount(r.MessagesPerSecond))
+	if r.DrainMessages > 0 {
+		fmt.Fprintf(&b, "; %s of them completed while draining, not in the latencies", grouped(r.DrainMessages))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  bytes:       %s  (%s, %s)\n", grouped(r.Bytes), byteCount(float64(r.Bytes)), bitRate(r.BitsPerSecond))
 	fmt.Fprintf(&b, "  sync:        %.1f%% of sends completed inside SendAsync\n", 100*r.SyncRatio)
 	l := r.Latency
-	fmt.Fprintf(&b, "  latency:     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+	what := ""
+	switch r.LatencyKind {
+	case "round_trip":
+		what = "round trip "
+	case "send_completion":
+		what = "send completion "
+	}
+	fmt.Fprintf(&b, "  latency:     %sp50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", what,
 		latency(l.P50*1e9), latency(l.P90*1e9), latency(l.P99*1e9), latency(l.P999*1e9), latency(l.Max*1e9))
+	if c := r.Cost; c != nil {
+		fmt.Fprintf(&b, "  cpu:         %.2fs user + %.2fs system; %s per message, %.2fs per GB",
+			c.UserSeconds, c.SystemSeconds, latency(c.CPUPerMessage*1e9), c.CPUPerGB)
+		if c.IncludesSink {
+			b.WriteString(" (the embedded sink's included)")
+		}
+		b.WriteString("\n")
+		if c.Enters > 0 {
+			fmt.Fprintf(&b, "  syscalls:    %.4f io_uring_enter per message, %.1f SQEs per enter\n", c.EntersPerMessage, c.SQEsPerEnter)
+		}
+	}
+	if t := r.TCPInfo; t != nil {
+		fmt.Fprintf(&b, "  tcp_info:    %s retransmits (%s bytes), rtt mean %s max %s, cwnd %d–%d, delivery rate %s\n",
+			grouped(t.Retransmits), grouped(t.BytesRetrans), latency(t.RTTMeanSeconds*1e9), latency(t.RTTMaxSeconds*1e9),
+			t.CwndMin, t.CwndMax, bitRate(t.DeliveryRate))
+	}
+	if r.DialAttempts > 0 {
+		cl := r.ConnectLatency
+		fmt.Fprintf(&b, "  connect:     p50 %s  p99 %s  max %s; %d attempts, %d failed\n",
+			latency(cl.P50*1e9), latency(cl.P99*1e9), latency(cl.Max*1e9), r.DialAttempts, r.DialErrors)
+	}
 	fmt.Fprintf(&b, "  errors:      %s", grouped(r.Errors))
 	if len(r.ErrorsByKind) > 0 {
 		kinds := make([]string, 0, len(r.ErrorsByKind))
@@ -199,17 +311,23 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if s := r.Sink; s != nil {
 		match := "matches"
-		if s.Bytes != r.Bytes {
-			match = fmt.Sprintf("the run counted %s", grouped(r.Bytes))
+		if sent := r.Bytes + r.OmittedBytes; s.Bytes != sent {
+			match = fmt.Sprintf("the run counted %s", grouped(sent))
 		}
 		fmt.Fprintf(&b, "  sink:        received %s bytes on %d connections (%s)", grouped(s.Bytes), s.Conns, match)
 		if s.Verify {
-			fmt.Fprintf(&b, "; verified %s messages, %d bad", grouped(s.Verified), s.VerifyErrors())
+			fmt.Fprintf(&b, "; verified %s messages, %s bad", grouped(s.Verified), grouped(s.VerifyErrors()))
+		}
+		if s.Missing > 0 {
+			fmt.Fprintf(&b, "; %d connections not seen to finish", s.Missing)
 		}
 		b.WriteString("\n")
 	}
-	if r.MetricsURL != "" {
-		fmt.Fprintf(&b, "  metrics:     %s\n", r.MetricsURL)
+	if r.SinkError != "" {
+		fmt.Fprintf(&b, "  sink:        no report (%s)\n", r.SinkError)
+	}
+	for _, f := range r.Failed {
+		fmt.Fprintf(&b, "  FAILED:      %s\n", f)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -232,7 +350,17 @@ type SinkReport struct {
 	Corrupt    uint64 `json:"corrupt"`
 	OutOfOrder uint64 `json:"out_of_order"`
 	Lost       uint64 `json:"lost"`
-	Stream     bool   `json:"-"`
+	Echo       bool   `json:"echo"` // wrote what it received back
+	// Its cost: read(2) calls (recvfrom on UDP), per message where
+	// messages are counted, and the sink process's CPU time since it
+	// started (with an embedded sink: the whole process's).
+	Reads         uint64  `json:"read_calls"`
+	UserSeconds   float64 `json:"user_seconds"`
+	SystemSeconds float64 `json:"system_seconds"`
+	// Missing, in an answer to -sink-report: connections of the run the
+	// sink had not seen finish.
+	Missing uint64 `json:"missing_connections"`
+	Stream  bool   `json:"-"`
 }
 
 // VerifyErrors is the number of verification failures: corrupt and
@@ -263,8 +391,16 @@ func (s *SinkReport) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  messages:    %s\n", grouped(s.Messages))
 	}
 	if s.Verify {
-		fmt.Fprintf(&b, "  verified:    %s ok, %d corrupt, %d out of order, %d lost\n", grouped(s.Verified), s.Corrupt, s.OutOfOrder, s.Lost)
+		fmt.Fprintf(&b, "  verified:    %s ok, %s corrupt, %s out of order, %s lost\n", grouped(s.Verified), grouped(s.Corrupt), grouped(s.OutOfOrder), grouped(s.Lost))
 	}
+	if s.Echo {
+		b.WriteString("  echo:        every byte written back\n")
+	}
+	fmt.Fprintf(&b, "  cost:        %.2fs user + %.2fs system, %s read calls", s.UserSeconds, s.SystemSeconds, grouped(s.Reads))
+	if s.Messages > 0 {
+		fmt.Fprintf(&b, " (%.3f per message)", float64(s.Reads)/float64(s.Messages))
+	}
+	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

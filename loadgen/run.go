@@ -5,17 +5,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/uringsend/uringsend/metrics"
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/sendop"
 	"github.com/uringsend/uringsend/socket"
 )
@@ -24,7 +26,8 @@ import (
 // arrived while they were stopping: the caller should exit at once.
 var ErrInterrupted = errors.New("loadgen: interrupted twice, stopping now")
 
-// DialError is a connection that could not be established before the run.
+// DialError says that no connection of the run could be established (or
+// that a signal came while connecting); Err is the first failure.
 type DialError struct {
 	Target Target
 	Err    error
@@ -50,6 +53,7 @@ const sinkGrace = 2 * time.Second
 type runner struct {
 	cfg   Config
 	eng   *socket.Engine
+	reg   *prometheus.Registry
 	conns []*conn
 	st    *stats
 	epoch time.Time // monotonic origin of every timestamp
@@ -70,6 +74,17 @@ type runner struct {
 
 	mu       sync.Mutex
 	connErrs []string // the first few connection failures
+
+	// Dialing.
+	dialAttempts, dialErrors, dialFailed atomic.Int64
+	connectMu                            sync.Mutex
+	connect                              *hdr.Histogram // connect latency of successful dials
+
+	// -omit: the counts at its end, and when that was.
+	omitted  counts
+	omitAt   time.Duration
+	omitCost cost
+	cost0    cost // at the start
 }
 
 // conn is one connection and its slots: one preallocated sendop.Args per
@@ -93,6 +108,14 @@ type conn struct {
 
 	stream64 uint64 // Verify: stream id
 	seq      uint64 // Verify: next sequence number; only the sending goroutine touches it
+
+	// rr (rr.go): the receive, its buffer, the bytes of the echo so far,
+	// what the request waits for, and whether its send completed inline.
+	rx     sendop.Args
+	rbuf   []byte
+	got    int
+	parts  atomic.Int32
+	txSync bool
 }
 
 type slot struct {
@@ -114,9 +137,15 @@ type slot struct {
 //
 // Status lines and notes go to status (nil: none); when status is a
 // terminal the line is redrawn in place. Errors: a ConfigError for a bad
-// cfg, a DialError when a connection cannot be established, or the
+// cfg, a DialError when no connection can be established, or the
 // engine's error.
 func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
+	return RunStream(cfg, sig, status, nil)
+}
+
+// RunStream is Run that, with Config.JSONStream, writes one JSON object
+// per interval (IntervalReport) to stream as the run goes.
+func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -124,17 +153,24 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 	if status == nil {
 		status = io.Discard
 	}
+	if stream == nil || !cfg.JSONStream {
+		stream = nil
+	}
 	out := newStatusWriter(status)
 
 	var sink *Sink
 	if cfg.Target.IsZero() {
 		var err error
-		sink, err = StartSink(SinkConfig{Listen: Target{Network: "tcp", Address: "127.0.0.1:0"}, Verify: cfg.Verify})
+		sink, err = StartSink(SinkConfig{Listen: Target{Network: "tcp", Address: "127.0.0.1:0"}, Verify: cfg.Verify, Echo: cfg.RR})
 		if err != nil {
 			return nil, fmt.Errorf("embedded sink: %w", err)
 		}
 		cfg.Target = sink.Addr()
-		out.notef("uringsend: no -target: sending to an embedded sink on %v", cfg.Target)
+		what := "sink"
+		if cfg.RR {
+			what = "echo sink"
+		}
+		out.notef("uringsend: no -target: sending to an embedded %s on %v", what, cfg.Target)
 	}
 	closeSink := func() *SinkReport {
 		if sink == nil {
@@ -144,17 +180,18 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 		return &rep
 	}
 
-	// The engine's metrics join the run's registry, served below.
+	// The engine's metrics join the run's registry, served below; the
+	// report reads the ring counters from it too.
 	reg := prometheus.NewRegistry()
-	var em *metrics.Metrics
-	if cfg.MetricsAddr != "" {
-		var err error
-		if em, err = metrics.New(reg, metrics.Options{}); err != nil {
-			closeSink()
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
+	em, err := metrics.New(reg, metrics.Options{})
+	if err != nil {
+		closeSink()
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	eng, err := socket.NewEngine(socket.EngineConfig{Backend: string(cfg.Backend), ZeroCopy: string(cfg.ZeroCopy), Metrics: em})
+	eng, err := socket.NewEngine(socket.EngineConfig{
+		Backend: string(cfg.Backend), ZeroCopy: string(cfg.ZeroCopy), Metrics: em,
+		Rings: cfg.Rings, Entries: uint32(cfg.SQEntries), ZeroCopyThreshold: int(cfg.ZCThreshold),
+	})
 	if err != nil {
 		closeSink()
 		return nil, fmt.Errorf("engine: %w", err)
@@ -165,16 +202,18 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 	}
 
 	r := &runner{
-		cfg:    cfg,
-		eng:    eng,
-		st:     newStats(cfg.Conns),
-		stopCh: make(chan struct{}),
-		idle:   make(chan struct{}, 1),
-		limit:  uint64(cfg.Messages),
+		cfg:     cfg,
+		eng:     eng,
+		reg:     reg,
+		st:      newStats(cfg.Conns),
+		stopCh:  make(chan struct{}),
+		idle:    make(chan struct{}, 1),
+		limit:   uint64(cfg.Messages),
+		connect: newHist(),
 	}
 	r.payload, r.bodyCRC = newPayload(int(cfg.Size))
 
-	if err := r.dial(); err != nil {
+	if err := r.dial(sig, out); err != nil {
 		r.closeAll()
 		closeSink()
 		return nil, err
@@ -201,6 +240,7 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 	}
 
 	// Go.
+	r.cost0 = r.readCost(false) // the rings have entered the kernel for nothing yet
 	r.epoch = time.Now()
 	if cfg.Rate > 0 {
 		for _, p := range r.pacers() {
@@ -214,7 +254,7 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 		}
 	}
 
-	var tick, end <-chan time.Time
+	var tick, end, omit <-chan time.Time
 	if cfg.Interval > 0 {
 		t := time.NewTicker(cfg.Interval)
 		defer t.Stop()
@@ -225,9 +265,15 @@ func Run(cfg Config, sig <-chan os.Signal, status io.Writer) (*Report, error) {
 		defer t.Stop()
 		end = t.C
 	}
+	if cfg.Omit > 0 {
+		t := time.NewTimer(cfg.Omit)
+		defer t.Stop()
+		omit = t.C
+	}
 	interrupted := false
 	var prev snapshot
 	prevAt := time.Duration(0)
+	var streamErr error
 run:
 	for {
 		select {
@@ -235,13 +281,23 @@ run:
 			at := time.Since(r.epoch)
 			snap := r.st.collect()
 			out.status(r.statusLine(at, at-prevAt, &snap, &prev))
+			if stream != nil && streamErr == nil {
+				streamErr = r.writeInterval(stream, at, at-prevAt, &snap, &prev)
+			}
 			prev, prevAt = snap, at
+		case <-omit:
+			// The warm-up is over: what came before counts apart.
+			snap := r.st.collect()
+			r.st.resetTotal()
+			r.omitted, r.omitAt = snap.counts, time.Since(r.epoch)
+			r.omitCost = r.readCost(true)
 		case <-end:
 			break run
 		case <-r.stopCh:
 			break run
 		case <-sig:
 			interrupted = true
+			out.notef("uringsend: draining (Ctrl-C again to quit; at most %v)", cfg.DrainTimeout)
 			break run
 		}
 	}
@@ -260,6 +316,9 @@ run:
 		return nil, ErrInterrupted
 	}
 	drained := time.Since(r.epoch)
+	cost1 := r.readCost(true)
+	tcp := r.tcpInfo()
+	locals := r.localAddrs()
 	sinkRep := finish() // aborts what the drain left behind
 	out.clear()
 
@@ -267,51 +326,201 @@ run:
 	rep := r.report(&snap, backend, fallback, sent, drained)
 	rep.Interrupted = interrupted
 	rep.Sink = sinkRep
+	rep.TCPInfo = tcp
 	if msrv != nil {
-		rep.MetricsURL = msrv.url()
+		rep.MetricsURL = msrv.url() // served during the run; the text report leaves it out
+	}
+	if cfg.SinkReport && sink == nil {
+		sr, err := askSink(cfg.Target, locals, cfg.DialTimeout)
+		if err != nil {
+			rep.SinkError = err.Error()
+			out.notef("uringsend: -sink-report: %v", err)
+		} else {
+			rep.Sink = sr
+		}
+	}
+	rep.setCost(r, cost1)
+	rep.Cost.IncludesSink = sink != nil
+	if streamErr != nil {
+		return rep, fmt.Errorf("-json-stream: %w", streamErr)
 	}
 	return rep, nil
 }
 
-// dial establishes the connections, a few at a time.
-func (r *runner) dial() error {
+// dial establishes the connections, a few at a time (or ConnectRate per
+// second), each tried up to 1+DialRetries times with backoff. It fails
+// only if no connection could be made; the connections that failed are
+// counted. A signal stops it.
+func (r *runner) dial(sig <-chan os.Signal, out *statusWriter) error {
 	cfg := &r.cfg
-	r.conns = make([]*conn, cfg.Conns)
-	d := net.Dialer{Timeout: cfg.DialTimeout}
+	conns := make([]*conn, cfg.Conns)
+	binds := cfg.Bind.List()
+	ctl := cfg.control()
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopDial := func() { stopOnce.Do(func() { close(stop) }) }
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	for i := range r.conns {
-		sem <- struct{}{}
+	var pace *time.Ticker
+	if cfg.ConnectRate > 0 {
+		pace = time.NewTicker(time.Duration(float64(time.Second) / float64(cfg.ConnectRate)))
+		defer pace.Stop()
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+			out.notef("uringsend: interrupted while connecting")
+			stopDial()
+		case <-done:
+		}
+	}()
+	defer close(done)
+dialing:
+	for i := range conns {
+		if pace != nil && i > 0 {
+			select {
+			case <-pace.C:
+			case <-stop:
+				break dialing
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-stop:
+			break dialing
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			nc, err := d.Dial(cfg.Target.Network, cfg.Target.Address)
-			if err == nil {
-				var c *conn
-				if c, err = r.newConn(i, nc); err == nil {
-					r.conns[i] = c
+			d := net.Dialer{Timeout: cfg.DialTimeout, Control: ctl}
+			if len(binds) > 0 {
+				d.LocalAddr = localAddr(cfg.Target.Network, binds[i%len(binds)])
+			}
+			backoff := 10 * time.Millisecond
+			for attempt := 0; ; attempt++ {
+				t0 := time.Now()
+				r.dialAttempts.Add(1)
+				nc, err := d.Dial(cfg.Target.Network, cfg.Target.Address)
+				if err == nil {
+					r.recordConnect(time.Since(t0))
+					if cfg.Nagle {
+						if tc, ok := nc.(*net.TCPConn); ok {
+							err = tc.SetNoDelay(false)
+						}
+					}
+				}
+				if err == nil {
+					var c *conn
+					if c, err = r.newConn(i, nc); err == nil {
+						conns[i] = c
+						return
+					}
+					nc.Close()
+				}
+				r.dialErrors.Add(1)
+				var soe *sockoptError
+				if attempt >= cfg.DialRetries || errors.As(err, &soe) || isClosed(stop) {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					r.dialFailed.Add(1)
+					if errors.As(err, &soe) {
+						stopDial() // the same for every connection
+					}
 					return
 				}
-				nc.Close()
+				select {
+				case <-time.After(backoff):
+				case <-stop:
+				}
+				backoff = min(2*backoff, time.Second)
 			}
-			mu.Lock()
-			if first == nil {
-				first = &DialError{Target: cfg.Target, Err: err}
-			}
-			mu.Unlock()
 		}()
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed {
-			break
-		}
 	}
 	wg.Wait()
-	return first
+	for _, c := range conns {
+		if c != nil {
+			r.conns = append(r.conns, c)
+		}
+	}
+	if isClosed(stop) && first == nil {
+		first = errors.New("interrupted while connecting")
+	}
+	switch {
+	case len(r.conns) == 0 && first != nil:
+		return &DialError{Target: cfg.Target, Err: first}
+	case len(r.conns) == 0:
+		return &DialError{Target: cfg.Target, Err: errors.New("no connection")}
+	case isClosed(stop):
+		return &DialError{Target: cfg.Target, Err: first}
+	}
+	if n := r.dialFailed.Load(); n > 0 {
+		out.notef("uringsend: %d of %d connections could not be established (%v); going on with %d", n, cfg.Conns, first, len(r.conns))
+	}
+	return nil
+}
+
+// recordConnect records how long one successful dial took.
+func (r *runner) recordConnect(d time.Duration) {
+	r.connectMu.Lock()
+	r.connect.RecordValue(min(max(int64(d), histMin), histMax))
+	r.connectMu.Unlock()
+}
+
+// localAddr is the net.Addr to bind to for a -bind address.
+func localAddr(network, ip string) net.Addr {
+	a, _ := netip.ParseAddr(ip)
+	if network == "udp" {
+		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// localAddrs returns the local addresses of the run's connections, for
+// the sink to know them by.
+func (r *runner) localAddrs() []string {
+	a := make([]string, 0, len(r.conns))
+	for _, c := range r.conns {
+		a = append(a, c.nc.LocalAddr().String())
+	}
+	return a
+}
+
+// tcpInfo reads TCP_INFO of every TCP connection still open; nil if none.
+func (r *runner) tcpInfo() *TCPInfo {
+	var t TCPInfo
+	for _, c := range r.conns {
+		sc, ok := c.nc.(*net.TCPConn)
+		if !ok {
+			return nil
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			continue
+		}
+		if i := tcpInfo(rc); i != nil {
+			t.add(i)
+		}
+	}
+	if t.Connections == 0 {
+		return nil
+	}
+	return &t
 }
 
 func (r *runner) newConn(id int, nc net.Conn) (*conn, error) {
@@ -361,6 +570,9 @@ func (r *runner) newConn(id int, nc net.Conn) (*conn, error) {
 			sl.args.Completed = sl.completedClosed
 		}
 		c.ready <- sl
+	}
+	if cfg.RR {
+		c.rrInit()
 	}
 	return c, nil
 }
@@ -560,7 +772,7 @@ func (c *conn) finish(sl *slot, sync bool) (now int64) {
 	lat := now - sl.start
 	se := sl.args.SocketError()
 	aborted := se == sendop.OperationAborted && (r.stopping.Load() || c.dead.Load())
-	c.shard.record(se, sl.args.BytesTransferred(), lat, sync, aborted)
+	c.shard.record(se, sl.args.BytesTransferred(), lat, sync, aborted, r.stopping.Load())
 	if se != sendop.Success && !aborted && c.stream {
 		// A stream that failed a send has lost bytes: it is done.
 		c.kill(sl.args.Err())
@@ -606,6 +818,10 @@ func (c *conn) loop() {
 	for {
 		select {
 		case sl := <-c.ready:
+			if c.r.cfg.RR {
+				c.rrDrive(0)
+				continue
+			}
 			c.drive(sl, 0, 0, false)
 		case <-c.r.stopCh:
 			return
@@ -675,6 +891,12 @@ func (p *pacer) run() {
 			continue
 		}
 		r.inflight.Add(1)
+		if r.cfg.RR {
+			if c.rrLaunch(due) {
+				c.ready <- sl
+			}
+			continue
+		}
 		if !c.start(sl, due) {
 			r.done()
 			if !c.dead.Load() {
@@ -708,4 +930,30 @@ func (c *conn) close() {
 		c.s.Close()
 		c.nc.Close()
 	})
+}
+
+// zeroCopyReason says why SEND_ZC was requested and not used.
+func (r *runner) zeroCopyReason() string {
+	cfg := &r.cfg
+	threshold := cfg.ZCThreshold
+	if threshold == 0 {
+		threshold = 16 << 10
+	}
+	loopback := cfg.Target.Network == "unix"
+	if len(r.conns) > 0 {
+		if a, ok := r.conns[0].nc.RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+			loopback = true
+		}
+	}
+	switch {
+	case cfg.Target.Network != "tcp":
+		return "SEND_ZC is for TCP"
+	case loopback && cfg.ZeroCopy == ZeroCopyAuto:
+		return "a loopback peer: auto uses it towards other hosts; -zerocopy on forces it"
+	case cfg.Size < threshold && !cfg.batching():
+		return fmt.Sprintf("messages under the %v threshold", threshold)
+	case cfg.Size < threshold:
+		return fmt.Sprintf("no coalesced send reached the %v threshold, or no SEND_ZC", threshold)
+	}
+	return "this kernel has no SEND_ZC (or it reported copying)"
 }

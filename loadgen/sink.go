@@ -28,16 +28,20 @@ type Sink struct {
 	start time.Time
 
 	bytes, messages, conns        atomic.Uint64
+	reads                         atomic.Uint64 // read(2) calls of the sink (recvfrom for UDP)
 	verified, corrupt, outOfOrder atomic.Uint64
 	lost                          atomic.Uint64
 
 	mu      sync.Mutex
 	open    map[net.Conn]struct{}
+	peers   map[string]peerCounts // what finished connections received, by remote address
+	peerCh  chan struct{}         // closed and replaced when a connection finishes
 	closing bool
 	wg      sync.WaitGroup
 
 	closeOnce sync.Once
 	final     SinkReport
+	cpu0      [2]time.Duration // user, system CPU of the process at the start
 }
 
 // StartSink listens as cfg says and starts receiving.
@@ -45,7 +49,7 @@ func StartSink(cfg SinkConfig) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, open: make(map[net.Conn]struct{})}
+	s := &Sink{cfg: cfg, open: make(map[net.Conn]struct{}), peers: make(map[string]peerCounts), peerCh: make(chan struct{})}
 	switch cfg.Listen.Network {
 	case "udp":
 		a, err := net.ResolveUDPAddr("udp", cfg.Listen.Address)
@@ -73,6 +77,7 @@ func StartSink(cfg SinkConfig) (*Sink, error) {
 		return nil, configErrorf("-listen: unknown network %q", cfg.Listen.Network)
 	}
 	s.start = time.Now()
+	s.cpu0 = cpuNow()
 	s.wg.Add(1)
 	if s.pc != nil {
 		go s.readDatagrams()
@@ -133,27 +138,60 @@ func (s *Sink) accept() {
 
 func (s *Sink) serve(c net.Conn) {
 	defer s.wg.Done()
+	var mine peerCounts
 	defer func() {
 		s.mu.Lock()
 		delete(s.open, c)
 		s.mu.Unlock()
 		c.Close()
+		s.finished(c.RemoteAddr().String(), &mine)
 	}()
 	buf := make([]byte, 256<<10)
 	var v *streamVerifier
 	if s.cfg.Verify {
 		v = &streamVerifier{max: int(s.cfg.MaxSize)}
 	}
+	// A connection that starts with controlMagic asks for a report; any
+	// other is data. Until its first bytes differ from the magic, they
+	// are held back.
+	held := 0
+	first := true
 	for {
-		n, err := c.Read(buf)
+		n, err := c.Read(buf[held:])
+		s.reads.Add(1)
+		if first && n > 0 {
+			k := held + n
+			switch m := min(k, len(controlMagic)); {
+			case string(buf[:m]) != controlMagic[:m]:
+				first, n, held = false, k, 0
+			case k >= len(controlMagic):
+				s.conns.Add(^uint64(0)) // a control connection is not a sender
+				s.control(c, buf[len(controlMagic):k])
+				return
+			default:
+				held = k
+				n = 0
+			}
+		}
 		if n > 0 {
 			s.bytes.Add(uint64(n))
+			mine.bytes += uint64(n)
+			if s.cfg.Echo {
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
 			if v != nil {
 				v.feed(buf[:n])
+				mine.add(&v.c)
 				v.flush(s)
 			}
 		}
 		if err != nil {
+			if held > 0 { // a short data connection that began like the magic
+				s.bytes.Add(uint64(held))
+				mine.bytes += uint64(held)
+			}
 			return
 		}
 	}
@@ -281,6 +319,7 @@ func (s *Sink) readDatagrams() {
 	var c verifyCounts
 	for {
 		n, from, err := s.pc.ReadFromUDPAddrPort(buf)
+		s.reads.Add(1)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -350,10 +389,13 @@ func (s *Sink) Report() SinkReport {
 		OutOfOrder:      s.outOfOrder.Load(),
 		Lost:            s.lost.Load(),
 		Stream:          s.addr.Stream(),
+		Echo:            s.cfg.Echo,
+		Reads:           s.reads.Load(),
 	}
 	if d > 0 {
 		r.BitsPerSecond = 8 * float64(r.Bytes) / d.Seconds()
 	}
+	r.UserSeconds, r.SystemSeconds = cpuSince(s.cpu0)
 	return r
 }
 

@@ -25,6 +25,31 @@ type counts struct {
 	errors   uint64 // sends completed with another SocketError (not aborted by the run)
 	sync     uint64 // completions inside SendAsync (Success or not)
 	aborted  uint64 // sends aborted by the run's own shutdown (OperationAborted)
+	late     uint64 // of messages: completed after sending stopped (not in the latency histogram)
+}
+
+// Kinds of failure that are not a SocketError, recorded beside them.
+const (
+	// kindEndOfStream: the peer closed the connection (rr).
+	kindEndOfStream sendop.SocketError = -1000 - iota
+	// kindEchoMismatch: an echoed byte differed from the one sent (rr).
+	kindEchoMismatch
+)
+
+// kindName names a recorded kind of failure.
+func kindName(k sendop.SocketError) string {
+	switch k {
+	case kindEndOfStream:
+		return "EndOfStream"
+	case kindEchoMismatch:
+		return "EchoMismatch"
+	}
+	return k.String()
+}
+
+// sub returns c minus o (counts of a later moment minus an earlier one).
+func (c counts) sub(o counts) counts {
+	return counts{c.messages - o.messages, c.bytes - o.bytes, c.errors - o.errors, c.sync - o.sync, c.aborted - o.aborted, c.late - o.late}
 }
 
 func (c *counts) add(o *counts) {
@@ -33,6 +58,7 @@ func (c *counts) add(o *counts) {
 	c.errors += o.errors
 	c.sync += o.sync
 	c.aborted += o.aborted
+	c.late += o.late
 }
 
 // shard is where completions of some connections are recorded. The hot
@@ -54,8 +80,10 @@ type shard struct {
 type stats struct {
 	shards []shard
 
-	// Owned by the collector (one goroutine at a time).
-	total    *hdr.Histogram // every latency so far
+	// Owned by the collector (one goroutine at a time); totalMu guards
+	// total against readers elsewhere (the Prometheus collector).
+	totalMu  sync.Mutex
+	total    *hdr.Histogram // every latency so far (after -omit)
 	interval *hdr.Histogram // the latencies of the current interval
 }
 
@@ -72,13 +100,18 @@ func newStats(conns int) *stats {
 
 func (s *stats) shard(conn int) *shard { return &s.shards[conn%len(s.shards)] }
 
-// record records one completion.
-func (sh *shard) record(se sendop.SocketError, n int, latency int64, sync, aborted bool) {
+// record records one completion. late says sending had stopped: the
+// message counts, its latency does not (drain is not steady state).
+func (sh *shard) record(se sendop.SocketError, n int, latency int64, sync, aborted, late bool) {
 	sh.mu.Lock()
 	if sync {
 		sh.c.sync++
 	}
 	switch {
+	case se == sendop.Success && late:
+		sh.c.messages++
+		sh.c.bytes += uint64(n)
+		sh.c.late++
 	case se == sendop.Success:
 		sh.c.messages++
 		sh.c.bytes += uint64(n)
@@ -134,6 +167,22 @@ func (s *stats) collect() snapshot {
 			h.Reset()
 		}
 	}
+	s.totalMu.Lock()
 	s.total.Merge(s.interval)
+	s.totalMu.Unlock()
 	return s.counters()
+}
+
+// resetTotal forgets the latencies so far (the end of -omit).
+func (s *stats) resetTotal() {
+	s.totalMu.Lock()
+	s.total.Reset()
+	s.totalMu.Unlock()
+}
+
+// readTotal calls f with the total histogram, which must not be kept.
+func (s *stats) readTotal(f func(h *hdr.Histogram)) {
+	s.totalMu.Lock()
+	defer s.totalMu.Unlock()
+	f(s.total)
 }

@@ -345,3 +345,94 @@ func setChoice[T ~string](dst *T, s, what string, choices ...T) error {
 }
 
 func (b Batching) String() string { return string(b) }
+
+// BitRate is a number of bits per second: "10Gbit/s", "500Mbit/s",
+// "1.5Gbit/s", "64kbit/s", "1e9" (SI prefixes k, M, G, T; "bps" for
+// "bit/s" too). Zero means none.
+type BitRate float64
+
+// ParseBitRate parses s as a BitRate.
+func ParseBitRate(s string) (BitRate, error) {
+	t := strings.TrimSpace(s)
+	num, ok := strings.CutSuffix(t, "bit/s")
+	if !ok {
+		num, _ = strings.CutSuffix(t, "bps")
+	}
+	num = strings.TrimSpace(num)
+	mult := 1.0
+	if n := len(num); n > 0 {
+		switch num[n-1] {
+		case 'k', 'K':
+			mult, num = 1e3, num[:n-1]
+		case 'M':
+			mult, num = 1e6, num[:n-1]
+		case 'G':
+			mult, num = 1e9, num[:n-1]
+		case 'T':
+			mult, num = 1e12, num[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" || strings.ContainsAny(num, "xXpP_") || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return 0, fmt.Errorf("bad bit rate %q: want e.g. 10Gbit/s, 500Mbit/s", s)
+	}
+	if f*mult > 1e15 {
+		return 0, fmt.Errorf("bad bit rate %q: too large", s)
+	}
+	return BitRate(f * mult), nil
+}
+
+// IsBitRate reports whether s is written as a bit rate ("10Gbit/s",
+// "1Gbps") rather than a message rate.
+func IsBitRate(s string) bool {
+	s = strings.TrimSpace(s)
+	return strings.HasSuffix(s, "bit/s") || strings.HasSuffix(s, "bps")
+}
+
+// Set implements flag.Value.
+func (b *BitRate) Set(s string) error {
+	v, err := ParseBitRate(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// String returns b as "10Gbit/s", or "0".
+func (b BitRate) String() string {
+	if b == 0 {
+		return "0"
+	}
+	return formatSI(float64(b)) + "bit/s"
+}
+
+// Addrs is a list of IP addresses, comma-separated; as a flag each use
+// adds one (or a comma-separated few). The zero Addrs is empty. It is a
+// string so that Config stays comparable.
+type Addrs string
+
+// List returns the addresses.
+func (a Addrs) List() []string {
+	if a == "" {
+		return nil
+	}
+	return strings.Split(string(a), ",")
+}
+
+// Set implements flag.Value: it adds s.
+func (a *Addrs) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return fmt.Errorf("bad address list %q", s)
+		}
+		if *a != "" {
+			*a += ","
+		}
+		*a += Addrs(p)
+	}
+	return nil
+}
+
+func (a Addrs) String() string { return string(a) }

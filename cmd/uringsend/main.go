@@ -17,7 +17,8 @@ const usage = `usage: uringsend [command] [flags]
 
 Commands:
   run      send through the uringsend engine and report (default)
-  sink     receive, count and verify what runs send
+  rr       request–response: send, wait for the echo, report round trips
+  sink     receive, count and verify what runs send (-echo: for rr)
   version  print the version
 
 Without a command, uringsend runs a 10 s demo against an embedded sink on
@@ -50,6 +51,10 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 		return runCmd("uringsend", args, defaults, sig, stdout, stderr)
 	case "run":
 		return runCmd("uringsend run", args, loadgen.DefaultConfig(), sig, stdout, stderr)
+	case "rr":
+		defaults := loadgen.DefaultConfig()
+		defaults.RR = true
+		return runCmd("uringsend rr", args, defaults, sig, stdout, stderr)
 	case "sink":
 		return sinkCmd(args, sig, stdout, stderr)
 	case "version":
@@ -64,18 +69,22 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 }
 
 func runCmd(name string, args []string, defaults loadgen.Config, sig <-chan os.Signal, stdout, stderr io.Writer) int {
+	usage := loadgen.RunUsage
+	if defaults.RR {
+		usage = loadgen.RRUsage
+	}
 	cfg, err := loadgen.ParseRunFlags(args, defaults)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, loadgen.RunUsage)
+		fmt.Fprint(stdout, usage)
 		loadgen.RunFlagUsage(stdout)
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n%s", name, err, loadgen.RunUsage)
+		fmt.Fprintf(stderr, "%s: %v\n%s", name, err, usage)
 		loadgen.RunFlagUsage(stderr)
 		return 2
 	}
-	rep, err := loadgen.Run(cfg, sig, stderr)
+	rep, err := loadgen.RunStream(cfg, sig, stderr, stdout)
 	switch {
 	case errors.Is(err, loadgen.ErrInterrupted):
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
@@ -83,19 +92,31 @@ func runCmd(name string, args []string, defaults loadgen.Config, sig <-chan os.S
 	case loadgen.IsConfigError(err):
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
-	case err != nil:
+	case err != nil && rep == nil:
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err) // the report follows
 	}
-	if cfg.JSON {
+	switch {
+	case cfg.JSONStream:
+		err = rep.WriteJSONLine(stdout)
+	case cfg.JSON:
 		err = rep.WriteJSON(stdout)
-	} else {
+	default:
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
+	return exitStatus(name, rep, stderr)
+}
+
+// exitStatus is the exit status of a run that produced rep, and the
+// line on stderr that says why it is not 0.
+func exitStatus(name string, rep *loadgen.Report, stderr io.Writer) int {
+	refused := rep.ErrorsByKind["ConnectionRefused"]
 	switch {
 	case rep.Messages == 0 && !rep.Interrupted:
 		fmt.Fprintf(stderr, "%s: no message was delivered\n", name)
@@ -103,9 +124,20 @@ func runCmd(name string, args []string, defaults loadgen.Config, sig <-chan os.S
 	case rep.ConnsFailed == rep.Conns:
 		fmt.Fprintf(stderr, "%s: every connection failed\n", name)
 		return 1
+	case refused > 0:
+		fmt.Fprintf(stderr, "%s: the target refused %d sends (ConnectionRefused): nothing listens there\n", name, refused)
+		return 1
 	case rep.Sink != nil && rep.Sink.VerifyErrors() > 0:
 		fmt.Fprintf(stderr, "%s: the sink found %d bad messages\n", name, rep.Sink.VerifyErrors())
 		return 1
+	case rep.ErrorsByKind["EchoMismatch"] > 0:
+		fmt.Fprintf(stderr, "%s: %d echoes differed from what was sent\n", name, rep.ErrorsByKind["EchoMismatch"])
+		return 1
+	case len(rep.Failed) > 0:
+		for _, f := range rep.Failed {
+			fmt.Fprintf(stderr, "%s: threshold broken: %s\n", name, f)
+		}
+		return loadgen.ExitThreshold
 	}
 	return 0
 }

@@ -270,10 +270,12 @@ func TestE2EJSONSchema(t *testing.T) {
 		return ks
 	}
 	want := []string{
-		"aborted", "backend", "batching", "bits_per_second", "bytes", "connection_errors", "connections", "connections_failed",
-		"duration_seconds", "errors", "errors_by_kind", "fallback", "inflight", "interrupted", "latency_seconds",
-		"messages", "messages_per_second", "metrics_url", "mode", "rate", "segments", "send_seconds", "sink",
-		"size_bytes", "sync_completions", "sync_ratio", "target", "verify", "zerocopy", "zerocopy_used",
+		"aborted", "backend", "batching", "bits_per_second", "bytes", "command", "connect_latency_seconds", "connection_errors",
+		"connections", "connections_failed", "connections_requested", "cost", "dial_attempts", "dial_errors", "drain_messages",
+		"duration_seconds", "errors", "errors_by_kind", "fallback", "inflight", "interrupted", "latency_kind", "latency_seconds",
+		"messages", "messages_per_second", "metrics_url", "mode", "omit_seconds", "omitted_bytes", "omitted_messages", "rate",
+		"segments", "send_seconds", "sink", "size_bytes", "sync_completions", "sync_ratio", "target", "tcp_info",
+		"thresholds_failed", "verify", "window_bytes", "zerocopy", "zerocopy_reason", "zerocopy_used",
 	}
 	if got := keys(obj); !slices.Equal(got, want) {
 		t.Errorf("keys\n got  %v\n want %v", got, want)
@@ -406,10 +408,16 @@ func TestE2EDemo(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
-	for _, want := range []string{"(embedded sink)", "messages:", "bytes:", "sync:", "latency:", "p99.9", "errors:      0", "(matches)", "metrics:     http://127.0.0.1:"} {
+	for _, want := range []string{"(embedded sink)", "messages:", "bytes:", "sync:", "latency:     send completion p50", "p99.9", "errors:      0",
+		"(matches)", "× up to 1024 in flight (a 256KiB window)", "cpu:", "io_uring_enter per message", "tcp_info:", "connect:"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("report lacks %q:\n%s", want, res.stdout)
 		}
+	}
+	// The metrics server has stopped when the report is printed: the
+	// report does not point at it.
+	if strings.Contains(res.stdout, "metrics") {
+		t.Errorf("the report names the stopped metrics server:\n%s", res.stdout)
 	}
 	if !regexp.MustCompile(`metrics at http://127\.0\.0\.1:\d+/metrics`).MatchString(res.stderr) {
 		t.Errorf("stderr does not say where metrics are:\n%s", res.stderr)
