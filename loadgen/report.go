@@ -15,24 +15,24 @@ import (
 // every key below; the command's -json prints it alone on stdout.
 type Report struct {
 	// What ran.
-	Command     string  `json:"command"`       // run or rr
-	Target      string  `json:"target"`        // URL sent to
-	Backend     string  `json:"backend"`       // io_uring or epoll
-	Fallback    string  `json:"fallback"`      // why auto chose epoll, or ""
-	ZeroCopy    string  `json:"zerocopy"`      // as requested: auto, on, off
-	ZeroCopyOn  bool    `json:"zerocopy_used"` // whether sends used SEND_ZC
+	Command     string  `json:"command"`         // run or rr
+	Target      string  `json:"target"`          // URL sent to
+	Backend     string  `json:"backend"`         // io_uring or epoll
+	Fallback    string  `json:"fallback"`        // why auto chose epoll, or ""
+	ZeroCopy    string  `json:"zerocopy"`        // as requested: auto, on, off
+	ZeroCopyOn  bool    `json:"zerocopy_used"`   // whether sends used SEND_ZC
 	ZeroCopyWhy string  `json:"zerocopy_reason"` // why not, when requested and not used
-	Batching    bool    `json:"batching"`      // connections coalesced queued sends
-	Mode        string  `json:"mode"`          // buffer or bufferlist
-	Segments    int     `json:"segments"`      // BufferList pieces (0 with buffer)
-	Size        int64   `json:"size_bytes"`    // message size
-	Conns       int     `json:"connections"`   // connections dialed
+	Batching    bool    `json:"batching"`        // connections coalesced queued sends
+	Mode        string  `json:"mode"`            // buffer or bufferlist
+	Segments    int     `json:"segments"`        // BufferList pieces (0 with buffer)
+	Size        int64   `json:"size_bytes"`      // message size
+	Conns       int     `json:"connections"`     // connections dialed
 	ConnsWanted int     `json:"connections_requested"`
-	Inflight    int     `json:"inflight"`      // sends in flight per connection (at most)
-	Window      int64   `json:"window_bytes"`  // what Inflight was derived from (0: -inflight was set)
-	Rate        float64 `json:"rate"`          // target messages/s (0: closed loop)
-	Verify      bool    `json:"verify"`        // messages carried the verify header
-	Interrupted bool    `json:"interrupted"`   // a signal ended the run early
+	Inflight    int     `json:"inflight"`     // sends in flight per connection (at most)
+	Window      int64   `json:"window_bytes"` // what Inflight was derived from (0: -inflight was set)
+	Rate        float64 `json:"rate"`         // target messages/s (0: closed loop)
+	Verify      bool    `json:"verify"`       // messages carried the verify header
+	Interrupted bool    `json:"interrupted"`  // a signal ended the run early
 
 	// What happened. Messages and Bytes count sends (rr: requests whose
 	// echo came back whole) that completed with Success, after -omit;

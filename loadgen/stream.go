@@ -57,8 +57,8 @@ func (r *Report) WriteJSONLine(w io.Writer) error {
 // TCPInfo is what TCP_INFO said of the run's connections just before they
 // were closed: sums and the spread over connections.
 type TCPInfo struct {
-	Connections    int     `json:"connections"`      // that answered TCP_INFO
-	Retransmits    uint64  `json:"retransmits"`      // segments retransmitted (tcpi_total_retrans), summed
+	Connections    int     `json:"connections"` // that answered TCP_INFO
+	Retransmits    uint64  `json:"retransmits"` // segments retransmitted (tcpi_total_retrans), summed
 	BytesRetrans   uint64  `json:"bytes_retransmitted"`
 	RTTMeanSeconds float64 `json:"rtt_mean_seconds"` // smoothed RTT, mean over connections
 	RTTMaxSeconds  float64 `json:"rtt_max_seconds"`
