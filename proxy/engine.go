@@ -34,9 +34,10 @@ type enginePump struct {
 	sendErr   bool // a send failed
 	sends     int  // sends in flight
 	ended     bool // the pump has finished; reported once
-	// kick runs one loop at a time; a kick meanwhile asks it for one
-	// more round.
-	kicking, again bool
+	// kick runs one loop at a time. A kick meanwhile returns at once: the
+	// running loop takes the lock again after each receive it starts and
+	// sees what that kick saw.
+	kicking bool
 
 	// The send timeout: completed counts sends that have completed; the
 	// sweeper notes when it last saw it move (or nothing in flight).
@@ -61,13 +62,11 @@ func (p *pump) kick() {
 	ep := &p.eng
 	ep.mu.Lock()
 	if ep.kicking {
-		ep.again = true
 		ep.mu.Unlock()
 		return
 	}
 	ep.kicking = true
 	for {
-		ep.again = false
 		s := p.takeSlotLocked()
 		if s == nil {
 			ep.kicking = false

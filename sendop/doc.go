@@ -19,19 +19,12 @@
 // after partial progress keeps the bytes already sent. Datagrams go out
 // whole or not at all: too large gives MessageSize and sends nothing.
 //
-// # For engines
+// # Engines
 //
-// OpOf exposes the engine-facing half, Op: the state word (one atomic
-// uint32, its transitions drawn in state.go), the snapshot of the buffers
-// taken at Begin, the pins that keep them in place while the kernel reads
-// them, and the msghdr and iovec array of a SENDMSG, kept across sends so
-// steady state allocates nothing. Pins go through the socket's PinCache:
-// memory a socket sends from again is pinned once, not on every send
-// (runtime.Pinner's Pin and Unpin take a span lock each); the cache lets go
-// of memory the socket stopped sending from when the socket is idle, and of
-// everything when it leaves its engine. Prep and PrepZC fill an SQE with what is
-// left to send (at most IOVMax iovecs); Advance records a CQE's result and
-// says whether a short stream send must be continued. Queue is the
-// intrusive per-socket FIFO. SocketErrorOf is the one place an errno
-// becomes a SocketError.
+// The engine's half of an Args — the state word that makes every send
+// complete exactly once, the snapshot of its buffers, the pins that hold
+// them in place while the kernel reads them, the msghdr and iovecs of a
+// SENDMSG — lives in internal/op, out of users' sight, as Go's net keeps
+// internal/poll.FD. SocketErrorOf is the one place an errno becomes a
+// SocketError.
 package sendop

@@ -3,6 +3,8 @@ package sendop
 import (
 	"errors"
 	"syscall"
+
+	"github.com/uringsend/uringsend/internal/op"
 )
 
 // Errors returned by SendAsync before anything is sent. Their text never
@@ -11,16 +13,16 @@ var (
 	// ErrNilArgs: SendAsync was given a nil *Args.
 	ErrNilArgs = errors.New("sendop: nil *Args")
 	// ErrNoBuffer: neither Buffer nor BufferList is set.
-	ErrNoBuffer = errors.New("sendop: neither Buffer nor BufferList is set")
+	ErrNoBuffer = op.ErrNoBuffer
 	// ErrBufferConflict: Buffer and BufferList are both set; one or the
 	// other, as .NET requires.
-	ErrBufferConflict = errors.New("sendop: both Buffer and BufferList are set")
+	ErrBufferConflict = op.ErrBufferConflict
 	// ErrInProgress: the Args is still used by an operation that has not
 	// completed (Completed has not been raised yet).
-	ErrInProgress = errors.New("sendop: Args is already in use by an operation in progress")
+	ErrInProgress = op.ErrInProgress
 	// ErrBadFlags: Flags holds MSG_* bits a send engine cannot honour
 	// (MSG_DONTWAIT, MSG_WAITALL as a user flag, unknown bits...).
-	ErrBadFlags = errors.New("sendop: unsupported MSG_* flags")
+	ErrBadFlags = op.ErrBadFlags
 )
 
 // Error is the result of a send that did not succeed: the SocketError and

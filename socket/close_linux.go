@@ -42,7 +42,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/uringsend/uringsend/sendop"
+	"github.com/uringsend/uringsend/internal/op"
 	"golang.org/x/sys/unix"
 )
 
@@ -239,7 +239,7 @@ func (s *Socket) sendIdleLocked() bool {
 // deferred to the reaper); sends behind a wire are aborted when it
 // completes.
 func (s *Socket) abortQueued() {
-	var aborted, raise sendop.Queue
+	var aborted, raise op.Queue
 	s.mu.Lock()
 	if s.w.wire == 0 {
 		aborted.Concat(&s.q)
@@ -248,9 +248,9 @@ func (s *Socket) abortQueued() {
 	s.unraised.Add(int64(reserved))
 	idle := s.sendIdleLocked()
 	s.mu.Unlock()
-	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
-		if sendop.OpOf(e).Complete(syscall.ECANCELED) {
-			raise.Push(e)
+	for o := aborted.Pop(); o != nil; o = aborted.Pop() {
+		if o.Complete(syscall.ECANCELED) {
+			raise.Push(o)
 		}
 	}
 	s.handOver(&raise, reserved)

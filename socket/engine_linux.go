@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/uringsend/uringsend/internal/op"
 	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
@@ -278,12 +279,12 @@ func errnoOf(err error) syscall.Errno {
 // appends, so no wake-up is needed.
 type raiseQueue struct {
 	mu      sync.Mutex
-	q       sendop.Queue
+	q       op.Queue
 	raising atomic.Bool
 }
 
 // pushAll appends every op of q, in order, and empties q.
-func (r *raiseQueue) pushAll(q *sendop.Queue) {
+func (r *raiseQueue) pushAll(q *op.Queue) {
 	if q.Len() == 0 {
 		return
 	}
@@ -311,7 +312,7 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb *metrics.LatencyBatch) {
 	for {
 		r.mu.Lock()
 		q := r.q
-		r.q = sendop.Queue{}
+		r.q = op.Queue{}
 		if q.Len() == 0 {
 			// Clear the flag under the lock: a push after this
 			// sees raising == false and wakes the reaper.
@@ -328,9 +329,9 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb *metrics.LatencyBatch) {
 func (e *Engine) now() int64 { return int64(time.Since(e.t0)) }
 
 // accepted records a send SendAsync took on.
-func (e *Engine) accepted(op *sendop.Op) {
+func (e *Engine) accepted(o *op.Op) {
 	if e.m != nil {
-		op.Start = e.now()
+		o.Start = e.now()
 		e.m.InflightAdd(1)
 	}
 }
@@ -341,7 +342,7 @@ func (e *Engine) observe(a *sendop.Args, sync bool) {
 	if e.m == nil {
 		return
 	}
-	secs := float64(e.now()-sendop.OpOf(a).Start) / 1e9
+	secs := float64(e.now()-opOf(a).Start) / 1e9
 	e.m.ObserveSend(sync, a.SocketError().String(), a.BytesTransferred(), secs)
 	e.m.InflightAdd(-1)
 }
@@ -350,20 +351,20 @@ func (e *Engine) observe(a *sendop.Args, sync bool) {
 // (so a handler sees its own send counted): the clock is read once and
 // successes counted once for the whole batch; lb, when not nil, gathers
 // the latencies (it belongs to the calling reaper).
-func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
+func (e *Engine) raiseAll(q *op.Queue, lb *metrics.LatencyBatch) {
 	if e.m != nil {
 		now := e.now()
 		n, ok, bytes := 0, 0, 0
-		for a := q.Head(); a != nil; a = sendop.OpOf(a).Next() {
-			op := sendop.OpOf(a)
-			if op.Recv {
+		for o := q.Head(); o != nil; o = o.Next() {
+			if o.Recv {
 				continue // not a send
 			}
 			if lb != nil {
-				lb.Observe(now - op.Start)
+				lb.Observe(now - o.Start)
 			} else {
-				e.m.ObserveLatency(false, float64(now-op.Start)/1e9)
+				e.m.ObserveLatency(false, float64(now-o.Start)/1e9)
 			}
+			a := argsOf(o)
 			if code := a.SocketError(); code == sendop.Success {
 				ok++
 				bytes += a.BytesTransferred()
@@ -380,15 +381,14 @@ func (e *Engine) raiseAll(q *sendop.Queue, lb *metrics.LatencyBatch) {
 	// completes hundreds together), after the run's last handler returned.
 	var cur *Socket
 	run := int64(0)
-	for a := q.Pop(); a != nil; a = q.Pop() {
-		op := sendop.OpOf(a)
-		if s := op.Socket.(*Socket); s != cur {
+	for o := q.Pop(); o != nil; o = q.Pop() {
+		if s := o.Socket.(*Socket); s != cur {
 			if cur != nil {
 				cur.raisedDone(run)
 			}
 			cur, run = s, 0
 		}
-		op.Raise()
+		raise(o)
 		run++
 	}
 	if cur != nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/uringsend/uringsend/sendop"
+	"github.com/uringsend/uringsend/internal/op"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +52,7 @@ func (d *dispatcher) loop(e *Engine) {
 }
 
 // push hands completed sends to the dispatcher, in order.
-func (d *dispatcher) push(q *sendop.Queue) {
+func (d *dispatcher) push(q *op.Queue) {
 	if q.Len() == 0 {
 		return
 	}
@@ -80,11 +80,11 @@ func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 			uintptr(unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT))
 		return int(n), errno
 	}
-	op := sendop.OpOf(s.q.Head())
-	if errno := op.Check(); errno != 0 {
+	o := s.q.Head()
+	if errno := o.Check(); errno != 0 {
 		return 0, errno
 	}
-	buf, msg, flags := op.SendmsgArgs()
+	buf, msg, flags := o.SendmsgArgs()
 	if msg == nil {
 		n, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf))),
 			uintptr(len(buf)), uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
@@ -94,11 +94,11 @@ func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 	return int(n), errno
 }
 
-// epollStart is SendAsync's inline attempt at the head e (wire == 1).
-func (s *Socket) epollStart(e *sendop.Args) {
+// epollStart is SendAsync's inline attempt at the head o (wire == 1).
+func (s *Socket) epollStart(o *op.Op) {
 	// The send reaches the kernel now: its Timeout counts from here, also
 	// for what the writer sends of it later.
-	sendop.OpOf(e).TimeLeft()
+	o.TimeLeft()
 	for {
 		n, errno := s.sendWire(s.fd)
 		switch errno {
@@ -164,14 +164,14 @@ func (s *Socket) writeLoop() {
 // sendWireBlocking sends once, waiting for writability on the netpoller
 // first if the socket would block. It returns bytes sent or -errno, and
 // whether the head's Timeout expired: a write deadline at what is left of
-// it (sendop.Op.TimeLeft: the deadline is the send's own, counted from
+// it (op.Op.TimeLeft: the deadline is the send's own, counted from
 // when it first reached the kernel, so a reused Args starts afresh);
 // -ECANCELED when Close has set a past deadline.
 func (s *Socket) sendWireBlocking() (int32, bool) {
 	var left time.Duration
 	timed := false
 	if s.w.wire == 1 { // a send with a Timeout never shares a wire
-		left, timed = sendop.OpOf(s.q.Head()).TimeLeft()
+		left, timed = s.q.Head().TimeLeft()
 	}
 	if timed {
 		if left <= 0 {

@@ -1,12 +1,17 @@
 package socket
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // Errors returned by SendAsync and the constructors. Their text never
 // changes; compare with errors.Is.
 var (
-	// ErrClosed: the Socket (or its Engine) was closed.
-	ErrClosed = errors.New("socket: closed")
+	// ErrClosed: the Socket (or its Engine) was closed. errors.Is(err,
+	// net.ErrClosed) holds for it too, so code written for Go's net
+	// recognises it.
+	ErrClosed error = closedError{}
 	// ErrWriteShutdown: CloseWrite has shut the socket's send side down.
 	ErrWriteShutdown = errors.New("socket: send side shut down")
 	// ErrNotConnected: the socket has no peer — a stream socket that is
@@ -23,3 +28,10 @@ var (
 	// ErrNotSupported: uringsend runs on Linux only.
 	ErrNotSupported = errors.New("socket: not supported on this platform")
 )
+
+// closedError is ErrClosed: its own value, which is also net.ErrClosed to
+// errors.Is.
+type closedError struct{}
+
+func (closedError) Error() string        { return "socket: closed" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }

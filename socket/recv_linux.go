@@ -42,6 +42,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/uringsend/uringsend/internal/op"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
@@ -62,11 +63,11 @@ const recvFlags = unix.MSG_OOB
 // rxState is a socket's receive side.
 type rxState struct {
 	mu      sync.Mutex
-	q       sendop.Queue // receives in call order; q.Head() is the wire when wire is set
-	wire    bool         // the head is in the kernel or being read
-	closing bool         // Close has begun: no new receives
-	held    bool         // the receive side holds the close (see close_linux.go)
-	reading bool         // epoll: the reader goroutine runs
+	q       op.Queue // receives in call order; q.Head() is the wire when wire is set
+	wire    bool     // the head is in the kernel or being read
+	closing bool     // Close has begun: no new receives
+	held    bool     // the receive side holds the close (see close_linux.go)
+	reading bool     // epoll: the reader goroutine runs
 
 	// The wire, owned by its owner.
 	buf   []byte
@@ -106,11 +107,8 @@ type rxState struct {
 // receives (close the socket to stop one). Receives on one socket complete
 // in call order; they may be in flight together with sends.
 func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
-	if e == nil {
-		return false, sendop.ErrNilArgs
-	}
-	op := sendop.OpOf(e)
-	if err := op.Claim(e); err != nil {
+	o, err := claim(e)
+	if err != nil {
 		return false, err
 	}
 	switch {
@@ -126,33 +124,33 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		err = s.checkConnected()
 	}
 	if err != nil {
-		op.Abandon()
+		o.Abandon()
 		return false, err
 	}
 	// No pins through Begin: the receive's one buffer is pinned by the
 	// wire (rxLaunch), where the epoll backend needs none.
-	op.Begin(e, s.stream, nil)
-	op.Recv = true
-	op.Socket = s
+	o.Begin(s.stream, nil)
+	o.Recv = true
+	o.Socket = s
 	s.rx.mu.Lock()
 	if s.rx.closing {
 		s.rx.mu.Unlock()
-		op.Abandon()
+		o.Abandon()
 		return false, ErrClosed
 	}
 	if s.rx.wire {
-		s.rx.q.Push(e)
-		op.MarkQueued()
+		s.rx.q.Push(o)
+		o.MarkQueued()
 		s.rx.mu.Unlock()
 		return true, nil
 	}
-	s.rx.q.Push(e)
+	s.rx.q.Push(o)
 	s.rx.wire = true
 	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
 	if s.rx.reading {
 		// epoll: the reader goroutine has not left yet; it sees the
 		// new wire and takes it (an inline attempt now would race it).
-		op.MarkQueued()
+		o.MarkQueued()
 		s.rx.mu.Unlock()
 		return true, nil
 	}
@@ -162,7 +160,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		// everything else the handlers started. If the reaper stopped
 		// raising meanwhile it may already be past that enter: then
 		// submit here.
-		op.MarkQueued()
+		o.MarkQueued()
 		s.rx.mu.Unlock()
 		u := s.u
 		u.rxLaunch(s)
@@ -171,7 +169,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		}
 		return true, nil
 	}
-	op.MarkInline()
+	o.MarkInline()
 	s.rx.mu.Unlock()
 	if u := s.u; u != nil {
 		u.rxLaunch(s)
@@ -182,7 +180,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	} else {
 		s.epollRecvStart()
 	}
-	return op.Decide(), nil
+	return o.Decide(), nil
 }
 
 // rxSettle hands the wire's result (bytes, 0 at end of stream, or -errno)
@@ -190,12 +188,12 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 // is one. On a closing socket the receives queued behind the head complete
 // with OperationAborted instead, and Close is told the wire is done.
 func (s *Socket) rxSettle(res int32) (more bool) {
-	var raise, aborted sendop.Queue
+	var raise, aborted op.Queue
 	// Less than the buffer holds: the socket is empty now, so the next
 	// receive would only find that out before it waits.
 	s.rx.pollFirst = res > 0 && int(res) < len(s.rx.buf)
 	s.rx.mu.Lock()
-	e := s.rx.q.Pop()
+	o := s.rx.q.Pop()
 	s.rx.wire = false
 	s.rx.buf = nil
 	if s.rx.closing && res == -int32(syscall.EINTR) {
@@ -205,7 +203,8 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 		aborted.Concat(&s.rx.q)
 	} else if next := s.rx.q.Head(); next != nil {
 		s.rx.wire = true
-		s.rx.buf, s.rx.flags = next.Buffer(), next.Flags
+		ne := argsOf(next)
+		s.rx.buf, s.rx.flags = ne.Buffer(), ne.Flags
 		more = true
 	}
 	// Counted before the lock goes: a Close that finds no wire must find
@@ -215,19 +214,17 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	idle := s.rxIdleLocked()
 	s.rx.mu.Unlock()
 
-	op := sendop.OpOf(e)
 	var errno syscall.Errno
 	if res > 0 {
-		op.Advance(res) // BytesTransferred = res; a receive is never continued
+		o.Advance(res) // BytesTransferred = res; a receive is never continued
 	} else if res < 0 {
 		errno = syscall.Errno(-res)
 	}
-	if op.Complete(errno) {
-		raise.Push(e)
+	if o.Complete(errno) {
+		raise.Push(o)
 	}
 	for a := aborted.Pop(); a != nil; a = aborted.Pop() {
-		op := sendop.OpOf(a)
-		if op.Complete(syscall.ECANCELED) {
+		if a.Complete(syscall.ECANCELED) {
 			raise.Push(a)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/uringsend/uringsend/internal/op"
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +33,7 @@ type Socket struct {
 	conned atomic.Bool // a peer was seen
 
 	mu      sync.Mutex
-	q       sendop.Queue // q.Head() is the send on the wire
+	q       op.Queue // q.Head() is the send on the wire
 	closing bool
 	wrShut  bool // CloseWrite: no more sends
 	// shutPending: CloseWrite waits for the queue to drain
@@ -61,35 +62,11 @@ type Socket struct {
 	// pins keeps the memory of the socket's io_uring sends pinned across
 	// sends; guarded by mu, like swept: the socket is on its ring's sweep
 	// list, which lets go of the pins of a socket that stays idle.
-	pins  sendop.PinCache
+	pins  op.PinCache
 	swept bool
 
 	opts options // as given; kept here so that applying them allocates nothing
 }
-
-// Option configures a Socket.
-type Option func(*options)
-
-type options struct {
-	eng          *Engine
-	batch        bool
-	maxInflight  int
-	writeTimeout time.Duration
-}
-
-// WithBatching puts a socket in batching mode, for pipelines that keep
-// many sends in flight: SendAsync never submits inline; sends accumulate
-// on the socket and leave from the engine's reaper, coalesced (many stream
-// sends in one SENDMSG; on UDP sockets, a run of equal-length datagrams in
-// one UDP GSO sendmsg), with the wires of other sockets in one
-// io_uring_enter. Every SendAsync then returns pending == true and
-// Completed reports each send, in order. Without it, a send on an idle
-// socket goes out at once and usually completes synchronously. It has no
-// effect on the epoll backend.
-func WithBatching() Option { return func(o *options) { o.batch = true } }
-
-// WithEngine runs the socket's sends on e instead of the DefaultEngine.
-func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }
 
 // sockInfo is what registration needs to know of a descriptor. What the
 // caller knows already (from a net.Conn's type and addresses) costs no
@@ -320,19 +297,16 @@ func (s *Socket) checkConnected() error {
 // ran. Close aborts the sends still queued (OperationAborted); CloseWrite
 // lets them finish first.
 func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
-	if e == nil {
-		return false, sendop.ErrNilArgs
-	}
-	op := sendop.OpOf(e)
-	if err := op.Claim(e); err != nil {
+	o, err := claim(e)
+	if err != nil {
 		return false, err
 	}
 	if s.closed.Load() {
-		op.Abandon()
+		o.Abandon()
 		return false, ErrClosed
 	}
 	if err := s.checkConnected(); err != nil {
-		op.Abandon()
+		o.Abandon()
 		return false, err
 	}
 	s.mu.Lock()
@@ -342,22 +316,22 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 			err = ErrWriteShutdown
 		}
 		s.mu.Unlock()
-		op.Abandon()
+		o.Abandon()
 		return false, err
 	}
 	idle := s.q.Len() == 0 && !s.writing
 	if s.u != nil {
-		op.Begin(e, s.stream, &s.pins) // settle trims the cache when the queue drains
+		o.Begin(s.stream, &s.pins) // settle trims the cache when the queue drains
 	} else {
 		// The epoll backend's system calls read the buffers before they
 		// return: nothing to pin.
-		op.Begin(e, s.stream, nil)
+		o.Begin(s.stream, nil)
 	}
-	op.Socket = s
-	s.eng.accepted(op)
+	o.Socket = s
+	s.eng.accepted(o)
 	if !idle {
-		s.q.Push(e)
-		op.MarkQueued()
+		s.q.Push(o)
+		o.MarkQueued()
 		s.mu.Unlock()
 		return true, nil
 	}
@@ -366,23 +340,23 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	// it with everything else the handlers started, instead of entering
 	// the kernel on its own.
 	if s.u != nil && (s.batch || s.u.raise.raising.Load()) {
-		s.q.Push(e)
-		op.MarkQueued()
+		s.q.Push(o)
+		o.MarkQueued()
 		s.flush = true
 		s.mu.Unlock()
 		s.u.scheduleFlush(s)
 		return true, nil
 	}
-	s.q.Push(e)
-	op.MarkInline()
+	s.q.Push(o)
+	o.MarkInline()
 	s.w.wire = 1
 	s.mu.Unlock()
 	if s.u != nil {
 		s.u.start(s)
 	} else {
-		s.epollStart(e)
+		s.epollStart(o)
 	}
-	if op.Decide() {
+	if o.Decide() {
 		return true, nil
 	}
 	s.eng.observe(e, true)

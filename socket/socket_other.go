@@ -5,10 +5,11 @@ package socket
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
-	"time"
 
 	"github.com/uringsend/uringsend/metrics"
+	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 )
 
@@ -18,6 +19,7 @@ type EngineConfig struct {
 	Rings             int
 	Entries           uint32
 	CQEntries         uint32
+	Ring              ring.Config
 	Metrics           *metrics.Metrics
 	ZeroCopy          string
 	ZeroCopyThreshold int
@@ -43,15 +45,6 @@ func DialContext(ctx context.Context, network, address string, opts ...Option) (
 	return nil, ErrNotSupported
 }
 
-// WithBatching does nothing on this platform.
-func WithBatching() Option { return func() {} }
-
-// WithWriteTimeout does nothing on this platform.
-func WithWriteTimeout(d time.Duration) Option { return func() {} }
-
-// WithMaxInflightBytes does nothing on this platform.
-func WithMaxInflightBytes(n int) Option { return func() {} }
-
 // Write returns ErrNotSupported.
 func (s *Socket) Write(p []byte) (int, error) { return 0, ErrNotSupported }
 
@@ -66,12 +59,6 @@ func (e *Engine) Close() error { return nil }
 
 // Socket is not available on this platform.
 type Socket struct{}
-
-// Option configures a Socket.
-type Option func()
-
-// WithEngine selects an engine.
-func WithEngine(e *Engine) Option { return func() {} }
 
 // Dial returns ErrNotSupported.
 func Dial(network, address string, opts ...Option) (*Socket, error) { return nil, ErrNotSupported }
@@ -102,6 +89,15 @@ func (s *Socket) CloseWrite() error { return ErrNotSupported }
 
 // FD returns -1.
 func (s *Socket) FD() int { return -1 }
+
+// Backend returns "".
+func (s *Socket) Backend() string { return "" }
+
+// InflightBytes returns 0.
+func (s *Socket) InflightBytes() int { return 0 }
+
+// ReadFrom returns ErrNotSupported.
+func (s *Socket) ReadFrom(r io.Reader) (int64, error) { return 0, ErrNotSupported }
 
 // Listener is not available on this platform.
 type Listener struct{}

@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/uringsend/uringsend/internal/op"
 	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
-	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
 )
 
@@ -138,18 +138,17 @@ func (u *uring) launch(s *Socket) {
 
 // prep publishes the SQE(s) of s's wire and returns its user_data.
 func (u *uring) prep(s *Socket) (ud uint64, err error) {
-	e := s.q.Head() // stable: only the wire's owner pops
-	op := sendop.OpOf(e)
+	o := s.q.Head() // stable: only the wire's owner pops
 	bytes := s.w.bytes
 	timeout, timed := time.Duration(0), false
 	if s.w.wire == 1 {
-		if errno := op.Check(); errno != 0 {
+		if errno := o.Check(); errno != 0 {
 			return 0, errno
 		}
-		bytes = op.Remaining()
+		bytes = o.Remaining()
 		// The Timeout bounds the whole send: a piece after the first
 		// (a long BufferList, a continuation, a retry) gets what is left.
-		if timeout, timed = op.TimeLeft(); timed && timeout <= 0 {
+		if timeout, timed = o.TimeLeft(); timed && timeout <= 0 {
 			return 0, syscall.ETIMEDOUT
 		}
 	}
@@ -157,7 +156,7 @@ func (u *uring) prep(s *Socket) (ud uint64, err error) {
 	s.w.gen.Store(gen)
 	ud = uint64(gen)<<32 | uint64(s.w.idx)
 	// SENDMSG_ZC came a release after SEND_ZC (6.1, 6.0).
-	zc := s.w.zc && bytes >= u.eng.zcThreshold && !timed && (u.zcMsg || s.w.wire == 1 && op.IsBuffer())
+	zc := s.w.zc && bytes >= u.eng.zcThreshold && !timed && (u.zcMsg || s.w.wire == 1 && o.IsBuffer())
 	u.r.LockSQ()
 	defer u.r.UnlockSQ()
 	if timed {
@@ -168,7 +167,7 @@ func (u *uring) prep(s *Socket) (ud uint64, err error) {
 			return 0, err
 		}
 		s.w.zcWire = false
-		op.Prep(sqe, s.fd)
+		o.Prep(sqe, s.fd)
 		u.pollFirst(s, sqe, 0)
 		sqe.SetFlags(ring.SQEIOLink)
 		sqe.SetUserData(ud)
@@ -185,16 +184,16 @@ func (u *uring) prep(s *Socket) (ud uint64, err error) {
 	s.w.zcWire = zc
 	switch {
 	case s.w.wire == 1 && zc:
-		op.PrepZC(sqe, s.fd, u.zcFlags)
+		o.PrepZC(sqe, s.fd, u.zcFlags)
 	case s.w.wire == 1:
-		op.Prep(sqe, s.fd)
+		o.Prep(sqe, s.fd)
 	case zc:
-		ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, sendop.StreamFlags, u.zcFlags)
+		ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, op.StreamFlags, u.zcFlags)
 	case s.w.gso.segs > 0:
 		// A GSO wire: MSG_WAITALL means nothing to a datagram.
 		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, unix.MSG_NOSIGNAL)
 	default:
-		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, sendop.StreamFlags)
+		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, op.StreamFlags)
 	}
 	if zc {
 		u.pollFirst(s, sqe, u.zcFlags)

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/uringsend/uringsend/internal/op"
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
 )
@@ -60,7 +61,7 @@ const maxBatchBytes = 4 << 20
 // partly sent head, an inline op) keep their state; queued ones launch.
 func (s *Socket) buildWire() {
 	head := s.q.Head()
-	hop := sendop.OpOf(head)
+	hop := head
 	s.w.wire = 1
 	s.w.gso.segs = 0
 	if hop.Next() == nil {
@@ -70,7 +71,7 @@ func (s *Socket) buildWire() {
 		s.buildDgramWire(hop)
 		return
 	}
-	if !hop.Coalescable() || !sendop.OpOf(hop.Next()).Coalescable() {
+	if !hop.Coalescable() || !hop.Next().Coalescable() {
 		return
 	}
 	iov := hop.AppendIovecs(s.wireIovecs())
@@ -78,8 +79,8 @@ func (s *Socket) buildWire() {
 		return // a long BufferList goes alone, in pieces
 	}
 	bytes := hop.Remaining()
-	for e := hop.Next(); e != nil; e = sendop.OpOf(e).Next() {
-		op := sendop.OpOf(e)
+	for e := hop.Next(); e != nil; e = e.Next() {
+		op := e
 		if !op.Coalescable() || len(iov)+op.IovecCount() > sendop.IOVMax || bytes+op.Remaining() > maxBatchBytes {
 			break
 		}
@@ -121,7 +122,7 @@ func (s *Socket) wireIovecs() []unix.Iovec {
 // timedOut says the head's Timeout expired: a head not done with res
 // completes with ETIMEDOUT (TimedOut), keeping the bytes it sent.
 func (s *Socket) settle(res int32, timedOut bool) (more bool) {
-	var done, aborted, raise sendop.Queue // intrusive: no allocation
+	var done, aborted, raise op.Queue // intrusive: no allocation
 	s.mu.Lock()
 	n := s.w.wire
 	s.w.wire = 0
@@ -139,14 +140,14 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 		// Nothing was sent: the same sends stay at the front of the queue
 		// for the next wire.
 	} else if res < 0 || n == 1 {
-		op := sendop.OpOf(s.q.Head())
+		op := s.q.Head()
 		if op.Advance(res) || timedOut && op.Advance(-int32(syscall.ETIMEDOUT)) {
 			done.Push(s.q.Pop())
 		}
 	} else {
 		rem := int(res)
 		for i := 0; i < n; i++ {
-			op := sendop.OpOf(s.q.Head())
+			op := s.q.Head()
 			need := op.Remaining()
 			if rem < need {
 				if rem > 0 {
@@ -178,12 +179,12 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	s.mu.Unlock()
 
 	for e := done.Pop(); e != nil; e = done.Pop() {
-		if sendop.OpOf(e).Complete(0) {
+		if e.Complete(0) {
 			raise.Push(e)
 		}
 	}
 	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
-		op := sendop.OpOf(e)
+		op := e
 		if op.Complete(syscall.ECANCELED) {
 			raise.Push(e)
 		}
@@ -216,7 +217,7 @@ func (s *Socket) drained() {
 // reserved is what the caller added to s.unraised, under the lock that
 // took these sends off their queue, for the sends it finished: those not
 // in q (synchronous ones, reported by SendAsync) are taken back out.
-func (s *Socket) handOver(q *sendop.Queue, reserved int) {
+func (s *Socket) handOver(q *op.Queue, reserved int) {
 	s.raisedDone(int64(reserved - q.Len()))
 	if q.Len() == 0 {
 		return
@@ -305,7 +306,7 @@ func udpGSO(fd int) bool {
 // not empty (a GSO segment cannot be), has only the default flags (a
 // MSG_MORE or MSG_CONFIRM of one must not apply to its neighbours), no
 // Timeout, and can go out whole.
-func dgramJoinable(op *sendop.Op) bool {
+func dgramJoinable(op *op.Op) bool {
 	if op.Remaining() == 0 || op.Timeout() != 0 || op.Check() != 0 {
 		return false
 	}
@@ -315,17 +316,17 @@ func dgramJoinable(op *sendop.Op) bool {
 // buildDgramWire makes the wire a GSO sendmsg of the head hop and the
 // datagrams behind it that fit the run (see above), if there are two or
 // more; otherwise the head goes alone.
-func (s *Socket) buildDgramWire(hop *sendop.Op) {
+func (s *Socket) buildDgramWire(hop *op.Op) {
 	size := hop.Remaining()
-	next := sendop.OpOf(hop.Next())
+	next := hop.Next()
 	if n := next.Remaining(); n > size || n == 0 || !s.gsoReady() || size > s.w.gso.maxLen ||
 		!dgramJoinable(hop) || !dgramJoinable(next) {
 		return
 	}
 	iov := hop.AppendIovecs(s.wireIovecs())
 	bytes := size
-	for e := hop.Next(); e != nil && s.w.wire < s.w.gso.maxSegs; e = sendop.OpOf(e).Next() {
-		op := sendop.OpOf(e)
+	for e := hop.Next(); e != nil && s.w.wire < s.w.gso.maxSegs; e = e.Next() {
+		op := e
 		n := op.Remaining()
 		if n > size || bytes+n > gsoMaxBytes || !dgramJoinable(op) || len(iov)+op.IovecCount() > sendop.IOVMax {
 			break

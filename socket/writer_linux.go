@@ -3,7 +3,6 @@ package socket
 import (
 	"io"
 	"sync"
-	"time"
 
 	"github.com/uringsend/uringsend/sendop"
 )
@@ -231,19 +230,6 @@ func (st *readFromState) result(s *Socket) (int, error) {
 	st.e.SetBuffer(nil)
 	return st.e.BytesTransferred(), st.e.Err()
 }
-
-// WithWriteTimeout gives every Write and WriteAsync on the socket a
-// sendop.Args.Timeout of d: a write still on the wire after d fails with
-// TimedOut (errors.Is(err, syscall.ETIMEDOUT)) and the bytes it sent.
-func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
-
-// WithMaxInflightBytes bounds the bytes WriteAsync keeps in flight on the
-// socket: past n, WriteAsync waits until completions bring it below. One
-// write larger than n is let through alone. It bounds a proxy's memory per
-// connection when the peer reads slower than data arrives. WriteAsync must
-// not be called from a Completed handler on such a socket: waiting there
-// would hold up the completions it waits for.
-func WithMaxInflightBytes(n int) Option { return func(o *options) { o.maxInflight = n } }
 
 func (s *Socket) acquireBytes(n int) error {
 	if s.maxInflight <= 0 {

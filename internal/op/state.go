@@ -1,4 +1,4 @@
-package sendop
+package op
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ import (
 // inline nobody else can reach it, and a queued op needs no transition of
 // its own (each costs a locked instruction per send).
 //
-// The race of DESIGN.md is the pair of CASes out of inline: Decide
+// The race at the heart of SendAsync's contract is the pair of CASes out of inline: Decide
 // (inline→pending, by the caller) and Finish (inline→harvested, by the
 // harvester). Exactly one wins, so a send completes exactly once: either
 // SendAsync returns false or Completed is raised, never both, never neither.
@@ -37,14 +37,14 @@ type opState struct{ v atomic.Uint32 }
 
 func (s *opState) load() uint32 { return s.v.Load() }
 
-// claim moves free → claimed; false means the Args is in use.
+// claim moves free → pending; false means the Args is in use.
 func (s *opState) claim() bool { return s.v.CompareAndSwap(stateFree, statePending) }
 
 // set moves the state from "from" to "to" for the single owner of "from";
 // any other current state is a bug.
 func (s *opState) set(from, to uint32) {
 	if !s.v.CompareAndSwap(from, to) {
-		panic(fmt.Sprintf("sendop: inconsistent op state: want %s→%s, have %s", name(from), name(to), name(s.v.Load())))
+		panic(fmt.Sprintf("op: inconsistent op state: want %s→%s, have %s", name(from), name(to), name(s.v.Load())))
 	}
 }
 
@@ -73,7 +73,7 @@ func (s *opState) finish() (raise bool) {
 		st = s.v.Load() // the caller decided: pending
 	}
 	if st != statePending {
-		panic(fmt.Sprintf("sendop: finishing an op in state %s", name(st)))
+		panic(fmt.Sprintf("op: finishing an op in state %s", name(st)))
 	}
 	return true
 }

@@ -1,20 +1,13 @@
 //go:build !linux
 
-package sendop
+package op
 
-import (
-	"syscall"
-	"unsafe"
-)
+import "syscall"
 
 const allowedFlags = 0x1 | 0x4 | 0x80 // MSG_OOB | MSG_DONTROUTE | MSG_EOR
 const msgNoSignal = 0
 
 type opSys struct{}
-
-func argsOf(o *Op) *Args {
-	return (*Args)(unsafe.Add(unsafe.Pointer(o), -int(unsafe.Offsetof(Args{}.op))))
-}
 
 func (o *Op) pinSys(*PinCache) {}
 

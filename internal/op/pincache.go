@@ -1,4 +1,4 @@
-package sendop
+package op
 
 import "unsafe"
 

@@ -1,18 +1,18 @@
 //go:build linux
 
-package sendop
+package op
 
 import (
 	"syscall"
 	"testing"
 )
 
-// FuzzLifecycle drives Args through byte-encoded sequences of sends:
+// FuzzLifecycle drives testArgs through byte-encoded sequences of sends:
 // each send picks inline or queued, a Buffer or BufferList shape, a
 // sequence of short results or an error, and when the caller decides
 // relative to the harvester. The model: every send completes exactly once
 // (a false from Decide or one Completed), with BytesTransferred equal to
-// what the results added up to, and the Args is reusable afterwards.
+// what the results added up to, and the testArgs is reusable afterwards.
 func FuzzLifecycle(f *testing.F) {
 	f.Add([]byte{0, 10, 3, 1, 2, 0})
 	f.Add([]byte{1, 200, 7, 5, 9, 255, 4})
@@ -27,10 +27,10 @@ func FuzzLifecycle(f *testing.F) {
 			data = data[1:]
 			return int(b)
 		}
-		var e Args
+		var e testArgs
 		raised := 0
-		e.Completed = func(*Args) { raised++ }
-		op := OpOf(&e)
+		e.Completed = func(*testArgs) { raised++ }
+		op := &e.op
 		pc := new(PinCache) // the socket's
 		defer pc.Release()
 		for round := 0; len(data) > 0 && round < 64; round++ {
@@ -46,10 +46,10 @@ func FuzzLifecycle(f *testing.F) {
 				e.SetBufferList(nil)
 				e.SetBuffer(make([]byte, size))
 			}
-			if err := op.Claim(&e); err != nil {
+			if err := e.claim(); err != nil {
 				t.Fatalf("round %d: Claim: %v", round, err)
 			}
-			op.Begin(&e, mode&8 == 0, pc)
+			op.Begin(mode&8 == 0, pc)
 			inline := mode&1 == 0
 			decideEarly := mode&2 != 0
 			if inline {
@@ -85,7 +85,7 @@ func FuzzLifecycle(f *testing.F) {
 			}
 			before := raised
 			if op.Complete(0) {
-				op.Raise()
+				e.raise()
 			}
 			if !decided {
 				pending = op.Decide()

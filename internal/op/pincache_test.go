@@ -1,6 +1,6 @@
 //go:build linux
 
-package sendop
+package op
 
 import (
 	"runtime"
@@ -34,13 +34,13 @@ func fullPins(t testing.TB) *PinCache {
 // its own, before or after it completes.
 func TestPinCacheKeepsBuffers(t *testing.T) {
 	pc := testPins(t)
-	var e Args
+	var e testArgs
 	e.SetBuffer(make([]byte, 100))
-	op := OpOf(&e)
+	op := &e.op
 	var sqe ring.SQE
 	for range 3 {
-		must(t, op.Claim(&e))
-		op.Begin(&e, true, pc)
+		must(t, e.claim())
+		op.Begin(true, pc)
 		if op.pins.n != 0 || pc.Len() != 1 {
 			t.Fatalf("op pins %d, cache %d; want 0 and 1", op.pins.n, pc.Len())
 		}
@@ -50,14 +50,14 @@ func TestPinCacheKeepsBuffers(t *testing.T) {
 		op.Complete(0)
 		op.Decide()
 	}
-	// A BufferList adds its segments, the iovec array and the Args (its
+	// A BufferList adds its segments, the iovec array and the testArgs (its
 	// msghdr); the same list again adds nothing.
 	bufs := [][]byte{make([]byte, 10), make([]byte, 20)}
 	e.SetBuffer(nil)
 	e.SetBufferList(bufs)
 	for range 2 {
-		must(t, op.Claim(&e))
-		op.Begin(&e, true, pc)
+		must(t, e.claim())
+		op.Begin(true, pc)
 		if op.pins.n != 0 || pc.Len() != 5 {
 			t.Fatalf("op pins %d, cache %d; want 0 and 5", op.pins.n, pc.Len())
 		}
@@ -73,11 +73,11 @@ func TestPinCacheKeepsBuffers(t *testing.T) {
 // lets go at Complete.
 func TestPinCacheFullFallsBackToOpPins(t *testing.T) {
 	pc := fullPins(t)
-	var e Args
+	var e testArgs
 	e.SetBuffer(make([]byte, 8))
-	op := OpOf(&e)
-	must(t, op.Claim(&e))
-	op.Begin(&e, true, pc)
+	op := &e.op
+	must(t, e.claim())
+	op.Begin(true, pc)
 	if op.pins.n != 1 || pc.Len() != pinCacheMaxEntries {
 		t.Fatalf("op pins %d, cache %d; want 1 and %d", op.pins.n, pc.Len(), pinCacheMaxEntries)
 	}
@@ -161,13 +161,13 @@ func TestPinCacheTrimRelease(t *testing.T) {
 
 // sendOnce sends b through op like a socket's inline send: pinned through
 // pc at Begin, done at Complete. Nothing of b is left in e or op.
-func sendOnce(e *Args, pc *PinCache, b []byte) {
-	op := OpOf(e)
+func sendOnce(e *testArgs, pc *PinCache, b []byte) {
+	op := &e.op
 	e.SetBuffer(b)
-	if op.Claim(e) != nil {
-		panic("sendOnce: Args in use")
+	if e.claim() != nil {
+		panic("sendOnce: testArgs in use")
 	}
-	op.Begin(e, true, pc)
+	op.Begin(true, pc)
 	op.MarkInline()
 	op.Advance(int32(len(b)))
 	op.Complete(0)
@@ -179,7 +179,7 @@ func sendOnce(e *Args, pc *PinCache, b []byte) {
 // references and returns a weak pointer to it.
 //
 //go:noinline
-func sendFresh(e *Args, pc *PinCache, size int) weak.Pointer[byte] {
+func sendFresh(e *testArgs, pc *PinCache, size int) weak.Pointer[byte] {
 	b := make([]byte, size)
 	sendOnce(e, pc, b)
 	return weak.Make(&b[0])
@@ -204,7 +204,7 @@ func alive(wps []weak.Pointer[byte]) int {
 // buffers were alive after a GC. Now it keeps at most the last.
 func TestPinCacheTrimLetsFreshBuffersGo(t *testing.T) {
 	pc := testPins(t)
-	var e Args
+	var e testArgs
 	wps := make([]weak.Pointer[byte], 15)
 	for i := range wps {
 		wps[i] = sendFresh(&e, pc, 64<<10)
@@ -219,7 +219,7 @@ func TestPinCacheTrimLetsFreshBuffersGo(t *testing.T) {
 // longer sent from.
 func TestPinCacheTrimCountsEntriesOnce(t *testing.T) {
 	pc := testPins(t)
-	var e Args
+	var e testArgs
 	hot := make([]byte, 64<<10)
 	wps := []weak.Pointer[byte]{sendFresh(&e, pc, 64<<10)}
 	pc.Trim()
@@ -240,7 +240,7 @@ func TestPinCacheSweep(t *testing.T) {
 	if !pc.Sweep() {
 		t.Fatal("Sweep of an empty cache reports it not empty")
 	}
-	var e Args
+	var e testArgs
 	// Under the idle size, Trim keeps it; a drain is no use for Sweep.
 	wps := []weak.Pointer[byte]{sendFresh(&e, pc, 4<<10)}
 	pc.Trim()
@@ -267,7 +267,7 @@ func TestPinCacheSweep(t *testing.T) {
 }
 
 // A pipeline that reuses its buffers keeps them across drains, whatever
-// their size, and pays neither a Pin nor an allocation per send: 8 Args
+// their size, and pays neither a Pin nor an allocation per send: 8 testArgs
 // sent in bursts that each touch all of them (the P1 shape), and a socket
 // rotating 8 small buffers one send per drain.
 func TestPinCachePipelineKeepsBuffers(t *testing.T) {
@@ -282,7 +282,7 @@ func TestPinCachePipelineKeepsBuffers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pc := testPins(t)
-			args := make([]Args, 8)
+			args := make([]testArgs, 8)
 			bufs := make([][]byte, len(args))
 			for i := range bufs {
 				bufs[i] = make([]byte, tc.size)
@@ -326,14 +326,14 @@ func BenchmarkPinOpOwn(b *testing.B) {
 }
 
 func benchPinCycle(b *testing.B, pc *PinCache) {
-	var e Args
+	var e testArgs
 	e.SetBuffer(make([]byte, 64))
-	op := OpOf(&e)
+	op := &e.op
 	var sqe ring.SQE
 	b.ReportAllocs()
 	for b.Loop() {
-		op.Claim(&e)
-		op.Begin(&e, true, pc)
+		e.claim()
+		op.Begin(true, pc)
 		op.MarkInline()
 		op.Prep(&sqe, 3)
 		op.Advance(64)

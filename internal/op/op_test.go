@@ -1,6 +1,6 @@
 //go:build linux
 
-package sendop
+package op
 
 import (
 	"bytes"
@@ -16,61 +16,58 @@ import (
 func TestClaimValidates(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		set  func(e *Args)
+		set  func(e *testArgs)
 		want error
 	}{
-		{"neither", func(e *Args) {}, ErrNoBuffer},
-		{"both", func(e *Args) { e.SetBuffer([]byte{1}); e.SetBufferList([][]byte{{1}}) }, ErrBufferConflict},
-		{"dontwait", func(e *Args) { e.SetBuffer([]byte{1}); e.Flags = unix.MSG_DONTWAIT }, ErrBadFlags},
-		{"unknown flag", func(e *Args) { e.SetBuffer([]byte{1}); e.Flags = 1 << 30 }, ErrBadFlags},
-		{"ok", func(e *Args) { e.SetBuffer([]byte{1}); e.Flags = unix.MSG_MORE }, nil},
-		{"empty buffer", func(e *Args) { e.SetBuffer([]byte{}) }, nil},
-		{"empty list", func(e *Args) { e.SetBufferList([][]byte{}) }, nil},
+		{"neither", func(e *testArgs) {}, ErrNoBuffer},
+		{"both", func(e *testArgs) { e.SetBuffer([]byte{1}); e.SetBufferList([][]byte{{1}}) }, ErrBufferConflict},
+		{"dontwait", func(e *testArgs) { e.SetBuffer([]byte{1}); e.Flags = unix.MSG_DONTWAIT }, ErrBadFlags},
+		{"unknown flag", func(e *testArgs) { e.SetBuffer([]byte{1}); e.Flags = 1 << 30 }, ErrBadFlags},
+		{"ok", func(e *testArgs) { e.SetBuffer([]byte{1}); e.Flags = unix.MSG_MORE }, nil},
+		{"empty buffer", func(e *testArgs) { e.SetBuffer([]byte{}) }, nil},
+		{"empty list", func(e *testArgs) { e.SetBufferList([][]byte{}) }, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var e Args
+			var e testArgs
 			tc.set(&e)
-			err := OpOf(&e).Claim(&e)
+			err := e.claim()
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Claim = %v, want %v", err, tc.want)
 			}
-			if err != nil && OpOf(&e).state.load() != stateFree {
-				t.Fatal("a refused Args is not free")
+			if err != nil && e.op.state.load() != stateFree {
+				t.Fatal("a refused testArgs is not free")
 			}
 		})
-	}
-	if err := (&Op{}).Claim(nil); !errors.Is(err, ErrNilArgs) {
-		t.Fatalf("Claim(nil) = %v", err)
 	}
 }
 
 func TestClaimTwiceIsInProgress(t *testing.T) {
-	var e Args
+	var e testArgs
 	e.SetBuffer([]byte("x"))
-	op := OpOf(&e)
-	if err := op.Claim(&e); err != nil {
+	op := &e.op
+	if err := e.claim(); err != nil {
 		t.Fatal(err)
 	}
-	if err := op.Claim(&e); !errors.Is(err, ErrInProgress) {
+	if err := e.claim(); !errors.Is(err, ErrInProgress) {
 		t.Fatalf("second Claim = %v, want ErrInProgress", err)
 	}
 	op.Abandon()
-	if err := op.Claim(&e); err != nil {
+	if err := e.claim(); err != nil {
 		t.Fatalf("Claim after Abandon = %v", err)
 	}
 }
 
 // The two ways out of inline: the caller deciding first, or the harvester.
 func TestRaceOutcomes(t *testing.T) {
-	var e Args
+	var e testArgs
 	e.SetBuffer([]byte("abc"))
-	op := OpOf(&e)
+	op := &e.op
 	raised := 0
-	e.Completed = func(*Args) { raised++ }
+	e.Completed = func(*testArgs) { raised++ }
 
 	// Harvester first: SendAsync returns false, nothing raised.
-	must(t, op.Claim(&e))
-	op.Begin(&e, true, testPins(t))
+	must(t, e.claim())
+	op.Begin(true, testPins(t))
 	op.MarkInline()
 	if op.Advance(3) != true || op.Complete(0) {
 		t.Fatal("harvest before decide must not raise")
@@ -78,13 +75,13 @@ func TestRaceOutcomes(t *testing.T) {
 	if op.Decide() {
 		t.Fatal("Decide after harvest must say completed")
 	}
-	if e.BytesTransferred() != 3 || e.SocketError() != Success || e.Err() != nil {
-		t.Fatalf("result %d %v", e.BytesTransferred(), e.SocketError())
+	if e.BytesTransferred() != 3 || e.Errno() != 0 {
+		t.Fatalf("result %d %v", e.BytesTransferred(), e.Errno())
 	}
 
 	// Caller first: pending, then one Completed.
-	must(t, op.Claim(&e))
-	op.Begin(&e, true, testPins(t))
+	must(t, e.claim())
+	op.Begin(true, testPins(t))
 	op.MarkInline()
 	if !op.Decide() {
 		t.Fatal("Decide before harvest must say pending")
@@ -92,12 +89,12 @@ func TestRaceOutcomes(t *testing.T) {
 	if op.Advance(-int32(syscall.EPIPE)) != true || !op.Complete(0) {
 		t.Fatal("harvest after decide must raise")
 	}
-	op.Raise()
-	if raised != 1 || e.SocketError() != Shutdown || !errors.Is(e.Err(), syscall.EPIPE) {
-		t.Fatalf("raised %d, %v %v", raised, e.SocketError(), e.Err())
+	e.raise()
+	if raised != 1 || e.Errno() != syscall.EPIPE {
+		t.Fatalf("raised %d, %v", raised, e.Errno())
 	}
-	if err := op.Claim(&e); err != nil {
-		t.Fatalf("Args not free after Completed: %v", err)
+	if err := e.claim(); err != nil {
+		t.Fatalf("testArgs not free after Completed: %v", err)
 	}
 }
 
@@ -107,8 +104,8 @@ func TestImpossibleTransitionPanics(t *testing.T) {
 			t.Fatal("MarkQueued of a free op did not panic")
 		}
 	}()
-	var e Args
-	OpOf(&e).MarkQueued()
+	var e testArgs
+	e.op.MarkQueued()
 }
 
 func must(t *testing.T, err error) {
@@ -138,11 +135,11 @@ func TestAdvanceContinuesBufferList(t *testing.T) {
 		all = append(all, b...)
 		bufs = append(bufs, b)
 	}
-	var e Args
+	var e testArgs
 	e.SetBufferList(bufs)
-	op := OpOf(&e)
-	must(t, op.Claim(&e))
-	op.Begin(&e, true, testPins(t))
+	op := &e.op
+	must(t, e.claim())
+	op.Begin(true, testPins(t))
 	var sent []byte
 	var sqe ring.SQE
 	for step := 0; ; step++ {
@@ -170,27 +167,27 @@ func TestAdvanceContinuesBufferList(t *testing.T) {
 }
 
 func TestDatagramChecks(t *testing.T) {
-	var e Args
+	var e testArgs
 	e.SetBufferList(make([][]byte, IOVMax+1))
-	op := OpOf(&e)
-	must(t, op.Claim(&e))
-	op.Begin(&e, false, testPins(t))
+	op := &e.op
+	must(t, e.claim())
+	op.Begin(false, testPins(t))
 	if op.Check() != unix.EMSGSIZE {
 		t.Fatal("datagram list over IOVMax must be EMSGSIZE")
 	}
 	op.Abandon()
-	op.Begin(&e, true, testPins(t))
+	op.Begin(true, testPins(t))
 	if op.Check() != 0 {
 		t.Fatal("stream list over IOVMax must be allowed")
 	}
 }
 
 func TestErrorAfterProgressKeepsBytes(t *testing.T) {
-	var e Args
+	var e testArgs
 	e.SetBuffer(make([]byte, 100))
-	op := OpOf(&e)
-	must(t, op.Claim(&e))
-	op.Begin(&e, true, testPins(t))
+	op := &e.op
+	must(t, e.claim())
+	op.Begin(true, testPins(t))
 	if op.Advance(40) {
 		t.Fatal("short stream send finished")
 	}
@@ -200,22 +197,22 @@ func TestErrorAfterProgressKeepsBytes(t *testing.T) {
 	op.MarkInline()
 	op.Complete(0)
 	op.Decide()
-	if e.BytesTransferred() != 40 || e.SocketError() != ConnectionReset {
-		t.Fatalf("%d %v", e.BytesTransferred(), e.SocketError())
+	if e.BytesTransferred() != 40 || e.Errno() != syscall.ECONNRESET {
+		t.Fatalf("%d %v", e.BytesTransferred(), e.Errno())
 	}
 }
 
 func TestQueueFIFO(t *testing.T) {
 	var q Queue
-	args := make([]Args, 5)
-	for i := range args {
-		q.Push(&args[i])
+	ops := make([]Op, 5)
+	for i := range ops {
+		q.Push(&ops[i])
 	}
-	if q.Len() != 5 || q.Head() != &args[0] {
+	if q.Len() != 5 || q.Head() != &ops[0] {
 		t.Fatal("push")
 	}
-	for i := range args {
-		if q.Pop() != &args[i] {
+	for i := range ops {
+		if q.Pop() != &ops[i] {
 			t.Fatalf("pop %d out of order", i)
 		}
 	}
@@ -227,13 +224,13 @@ func TestQueueFIFO(t *testing.T) {
 // Steady state: claiming, preparing and completing an op allocates nothing.
 func TestOpCycleAllocs(t *testing.T) {
 	pc := testPins(t)
-	var e Args
+	var e testArgs
 	e.SetBufferList([][]byte{make([]byte, 10), make([]byte, 20)})
-	op := OpOf(&e)
+	op := &e.op
 	var sqe ring.SQE
 	cycle := func() {
-		must(t, op.Claim(&e))
-		op.Begin(&e, true, pc)
+		must(t, e.claim())
+		op.Begin(true, pc)
 		op.MarkInline()
 		op.Prep(&sqe, 3)
 		op.Advance(30)
@@ -251,17 +248,17 @@ func TestOpCycleAllocs(t *testing.T) {
 // also when the socket's cache is full and the op pins for itself.
 func TestLongBufferListAllocs(t *testing.T) {
 	pc := fullPins(t)
-	var e Args
+	var e testArgs
 	bufs := make([][]byte, 50)
 	for i := range bufs {
 		bufs[i] = make([]byte, 10)
 	}
 	e.SetBufferList(bufs)
-	op := OpOf(&e)
+	op := &e.op
 	var sqe ring.SQE
 	cycle := func() {
-		must(t, op.Claim(&e))
-		op.Begin(&e, true, pc)
+		must(t, e.claim())
+		op.Begin(true, pc)
 		if op.pins.n != 52 {
 			t.Fatalf("op pinned %d pointers itself, want 52", op.pins.n)
 		}

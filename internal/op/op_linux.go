@@ -1,4 +1,4 @@
-package sendop
+package op
 
 import (
 	"syscall"
@@ -21,10 +21,6 @@ type opSys struct {
 	iov []unix.Iovec
 }
 
-func argsOf(o *Op) *Args {
-	return (*Args)(unsafe.Add(unsafe.Pointer(o), -int(unsafe.Offsetof(Args{}.op))))
-}
-
 // sysAlloc makes room for a BufferList's iovecs, kept across sends.
 func (o *Op) sysAlloc() {
 	if want := min(len(o.bufs), IOVMax); cap(o.sys.iov) < want {
@@ -37,7 +33,7 @@ func (o *Op) pinSys(pc *PinCache) {
 		return // a Buffer, or an empty list: no msghdr for the kernel to read
 	}
 	o.pinVia(pc, unsafe.Pointer(&o.sys.iov[:1][0]), cap(o.sys.iov)*int(unsafe.Sizeof(unix.Iovec{})))
-	o.pinVia(pc, unsafe.Pointer(o), int(unsafe.Sizeof(Args{}))) // the msghdr lives in the Args
+	o.pinVia(pc, unsafe.Pointer(o), int(unsafe.Sizeof(Op{}))) // the msghdr lives in the op (in its Args)
 }
 
 // Check reports, before anything is sent, an op that cannot go out whole
