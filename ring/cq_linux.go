@@ -20,7 +20,7 @@ func (r *Ring) UnlockCQ() { r.cqMu.Unlock() }
 // (IORING_SQ_CQ_OVERFLOW) it flushes them into the CQ first, so no
 // completion is left behind. After Close it returns 0.
 func (r *Ring) PeekBatch(dst []CQE) int {
-	if r.closed.Load() {
+	if r.closed() {
 		return 0
 	}
 	n := 0
@@ -50,7 +50,7 @@ func (r *Ring) PeekBatch(dst []CQE) int {
 			}
 			if ud := c.UserData(); ud >= ReservedUserData {
 				if ud == wakeUserData {
-					r.wakeSeen.Store(true)
+					r.state.Or(stateWakeSeen)
 				}
 				continue
 			}

@@ -77,8 +77,8 @@
 // wait for the completion lock while holding the submission lock: no
 // LockCQ, SubmitAndHarvest or PeekAndHandle between LockSQ and UnlockSQ
 // (TryHarvest only tries the lock, so it is safe). Close takes both, in
-// this order, after the reaper has left; Close and StartReaper serialize
-// on a lock of their own, taken before both.
+// this order, after the reaper has left. Close and StartReaper take no
+// lock of their own: they meet in the ring's state word (state_linux.go).
 //
 // # The reaper
 //

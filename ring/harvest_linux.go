@@ -9,9 +9,7 @@ package ring
 // on a Wake whose CQE the harvest consumed.
 func (r *Ring) PeekAndHandle(h Handler) int {
 	n := r.harvestLocked(h, r.scratch, nil)
-	if r.parked.Load() && r.inflight.Load() > 0 {
-		r.unparkReaper()
-	}
+	r.unparkForInflight()
 	return n
 }
 

@@ -22,7 +22,7 @@ func (h *submittingHandler) HandleCQEs(cqes []CQE) {
 	case h.entered <- struct{}{}:
 	default:
 	}
-	for !h.r.closing.Load() {
+	for !h.r.closing() {
 		time.Sleep(50 * time.Microsecond)
 	}
 	time.Sleep(h.delay)

@@ -14,7 +14,7 @@ func closeWhileLocked(t *testing.T, r *Ring) <-chan error {
 	t.Helper()
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
-	for !r.closing.Load() {
+	for !r.closing() {
 		time.Sleep(50 * time.Microsecond)
 	}
 	return closed

@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -39,21 +38,16 @@ var drainBudget = 10 * time.Second
 
 // StartReaper starts the ring's reaper goroutine; a ring has at most one.
 // batchSize bounds the CQEs handed over per HandleCQEs call (0: 256).
-// onBatch, if not nil, is told each batch's size.
+// onBatch, if not nil, is told each batch's size. After Close has begun it
+// returns ErrClosed.
 func (r *Ring) StartReaper(h Handler, batchSize int, onBatch func(n int)) (*Reaper, error) {
 	if batchSize <= 0 {
 		batchSize = 256
 	}
-	r.closeMu.Lock()
-	defer r.closeMu.Unlock()
-	if r.closing.Load() {
-		return nil, ErrClosed
+	if err := r.claimReaper(); err != nil {
+		return nil, err
 	}
-	if r.reaper != nil {
-		return nil, errorf("reaper already started")
-	}
-	rp := &Reaper{r: r, h: h, buf: make([]CQE, batchSize), done: make(chan struct{}), batches: onBatch}
-	r.reaper = rp
+	rp := &Reaper{r: r, h: h, buf: make([]CQE, batchSize), done: r.reaperDone, batches: onBatch}
 	go rp.loop()
 	return rp, nil
 }
@@ -70,16 +64,6 @@ func (r *Ring) TryHarvest(h Handler) (n int, ok bool) {
 	r.cqMu.Unlock()
 	r.passWake()
 	return n, true
-}
-
-// passWake wakes the reaper again if an inline harvest consumed the CQE of
-// a Wake meant for it: a reaper about to sleep in io_uring_enter would
-// otherwise sleep through the event the Wake announced. Called without the
-// completion lock (Wake may have to wait for the SQ).
-func (r *Ring) passWake() {
-	if r.wakeSeen.Load() && r.wakeSeen.CompareAndSwap(true, false) {
-		r.Wake()
-	}
 }
 
 func (r *Ring) harvestLocked(h Handler, buf []CQE, onBatch func(int)) int {
@@ -99,41 +83,47 @@ func (r *Ring) harvestLocked(h Handler, buf []CQE, onBatch func(int)) int {
 	}
 }
 
+// loop is the reaper: a round of harvesting, then a sleep — in Go when
+// nothing is in the kernel, else in io_uring_enter — until Close lets it go.
 func (rp *Reaper) loop() {
 	defer close(rp.done)
-	r := rp.r
-	for {
-		r.cqMu.Lock()
-		if r.closed.Load() {
-			r.cqMu.Unlock()
-			return
-		}
-		rp.r.harvestLocked(rp.h, rp.buf, rp.batches)
-		r.wakeSeen.Store(false) // awake: any Wake has done its job
-		r.cqMu.Unlock()
-		rp.h.AfterHarvest()
-		// Leave once Close has sealed the SQ (no caller's SQE can
-		// follow) and everything published has been handed over, or
-		// when Close gives up on what is left.
-		if r.abandon.Load() || r.sealed.Load() && r.inflight.Load() <= 0 {
-			return
-		}
+	for rp.round() {
 		// Nothing in the kernel: park in Go instead of io_uring_enter, so
 		// that sends completing inline (harvested by their submitters)
-		// never wake this goroutine. enter and Wake unpark it.
-		if r.park() {
-			continue
+		// never wake this goroutine. Submit and Wake unpark it.
+		if !rp.r.park() {
+			rp.r.waitKernel()
 		}
-		// Submit what is queued and wait for a completion in one call.
-		r.stats.waits.Add(1)
-		_, errno := r.enter(r.pending(), 1, enterGetEvents, nil, 0)
-		switch errno {
-		case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY, unix.ETIME:
-		default:
-			// EBADR (lost CQEs) or worse: nothing to wait on reliably;
-			// keep harvesting without spinning hot.
-			time.Sleep(time.Millisecond)
-		}
+	}
+}
+
+// round hands everything in the CQ to the Handler, runs AfterHarvest and
+// reports whether the reaper has more to do.
+func (rp *Reaper) round() bool {
+	r := rp.r
+	r.cqMu.Lock()
+	if r.closed() {
+		r.cqMu.Unlock()
+		return false
+	}
+	r.harvestLocked(rp.h, rp.buf, rp.batches)
+	r.clear(stateWakeSeen) // awake: any Wake has done its job
+	r.cqMu.Unlock()
+	rp.h.AfterHarvest()
+	return !r.reaperLeaves()
+}
+
+// waitKernel submits what is queued and waits for a completion, in one
+// io_uring_enter.
+func (r *Ring) waitKernel() {
+	r.stats.waits.Add(1)
+	_, errno := r.enter(r.pending(), 1, enterGetEvents, nil, 0)
+	switch errno {
+	case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY, unix.ETIME:
+	default:
+		// EBADR (lost CQEs) or worse: nothing to wait on reliably;
+		// keep harvesting without spinning hot.
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -141,10 +131,11 @@ func (rp *Reaper) loop() {
 // hand over every remaining CQE (so each operation still completes exactly
 // once), stops the reaper, unmaps the rings and closes the fd. Without a
 // reaper the remaining CQEs are discarded. Other methods may race with
-// Close: once it has begun, GetSQE, GetSQEPair and Reserve return
-// ErrClosed; once it has unmapped the rings, Submit, SubmitAndWait and
-// Wake return ErrClosed and Ready, PeekBatch and TryHarvest find nothing.
-// Close must not be called from the Handler: it waits for the reaper.
+// Close: once it has begun, GetSQE, GetSQEPair, Reserve and StartReaper
+// return ErrClosed; once it has unmapped the rings, Submit, SubmitAndWait
+// and Wake return ErrClosed and Ready, PeekBatch and TryHarvest find
+// nothing. A Close that finds another under way waits for it and returns
+// nil. Close must not be called from the Handler: it waits for the reaper.
 //
 // The cancel is IORING_ASYNC_CANCEL_ANY (5.19). Without FeatureCancelAny
 // Close cancels nothing itself: requests get the drain budget to finish,
@@ -152,39 +143,48 @@ func (rp *Reaper) loop() {
 // closing the fd makes the kernel cancel it. Callers that must see every
 // completion on such kernels cancel their requests before Close.
 func (r *Ring) Close() error {
-	r.closeMu.Lock()
-	defer r.closeMu.Unlock()
-	if r.closed.Load() {
+	first, reaper := r.beginClose()
+	if !first {
+		<-r.closeDone
 		return nil
 	}
-	r.closing.Store(true)
+	defer close(r.closeDone)
 	if r.sqes != nil {
-		r.cancelInflight()
-		deadline := time.Now().Add(drainBudget)
-		if rp := r.reaper; rp != nil {
-			r.waitReaper(rp, deadline)
-		}
-		// Without a reaper, discard what completes. With one, only the
-		// wake-up above can be left: the reaper may have harvested the
-		// last request and left before it was posted.
-		r.drain(deadline)
+		r.quiesce(reaper)
 	}
-	// The lock order is cqMu → sqMu: a Handler holds cqMu and may
-	// submit (sqMu). Taking them the other way round deadlocks against it.
+	return r.teardown()
+}
+
+// quiesce cancels what is in flight and has every remaining CQE harvested,
+// by the reaper if there is one, within the drain budget.
+func (r *Ring) quiesce(reaper bool) {
+	r.cancelInflight()
+	deadline := time.Now().Add(drainBudget)
+	if reaper {
+		r.waitReaper(deadline)
+	}
+	// Without a reaper, discard what completes. With one, only the
+	// wake-up of waitReaper can be left: the reaper may have harvested
+	// the last request and left before it was posted.
+	r.drain(deadline)
+}
+
+// teardown closes the ring: with both locks held (the lock order is
+// cqMu → sqMu: a Handler holds cqMu and may submit, so taking them the
+// other way round deadlocks against it) it moves to closed, waits for the
+// lock-free users to go, unmaps the rings and closes the fd.
+func (r *Ring) teardown() error {
 	r.cqMu.Lock()
+	defer r.cqMu.Unlock()
 	r.sqMu.Lock()
-	r.closed.Store(true)
-	for r.users.Load() != 0 {
-		runtime.Gosched() // a Submit or Ready still reading the rings
-	}
+	defer r.sqMu.Unlock()
+	r.advance(phaseClosed)
+	r.waitUsers() // a Submit or Ready still reading the rings
 	if r.cqOverflow != nil && atomic.LoadUint32(r.cqOverflow) != 0 {
 		r.lost.Store(true) // Lost outlives the mapping Dropped reads
 	}
 	r.unmap()
-	err := unix.Close(r.fd)
-	r.sqMu.Unlock()
-	r.cqMu.Unlock()
-	return err
+	return unix.Close(r.fd)
 }
 
 // waitReaper waits for the reaper to hand over the last CQE and leave, so
@@ -194,18 +194,20 @@ func (r *Ring) Close() error {
 // look at the ring and its sleep in io_uring_enter. Past deadline it tells
 // the reaper to abandon what is still in flight (a request the kernel
 // would not cancel; closing the fd cancels it).
-func (r *Ring) waitReaper(rp *Reaper, deadline time.Time) {
+func (r *Ring) waitReaper(deadline time.Time) {
 	r.Wake()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case <-rp.done:
+		case <-r.reaperDone:
 			return
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			r.abandon.Store(true)
+			if r.phase() < phaseAbandoned {
+				r.advance(phaseAbandoned)
+			}
 			r.Wake()
 		} else if r.inflight.Load() <= 0 {
 			r.Wake()
@@ -230,11 +232,12 @@ func (r *Ring) drain(deadline time.Time) {
 	}
 }
 
-// cancelInflight submits IORING_ASYNC_CANCEL_ANY if anything is in
-// flight, and seals the SQ. It decides under the submission lock: a
-// submitter that took an SQE before closing was set has published it by
-// the time the lock is free, so Inflight counts it, the cancel leaves after
-// it, and no caller's SQE can follow (GetSQE sees closing).
+// cancelInflight seals the SQ (closing → sealed) and submits
+// IORING_ASYNC_CANCEL_ANY if anything is in flight. It decides under the
+// submission lock: a submitter that took an SQE before Close began has
+// published it by the time the lock is free, so Inflight counts it, the
+// cancel leaves after it, and no caller's SQE can follow (GetSQE sees
+// closing).
 //
 // Without FeatureCancelAny (before 5.19) it cancels nothing: the ring does
 // not know the user_data of what is in flight, and the kernel could only
@@ -244,7 +247,7 @@ func (r *Ring) drain(deadline time.Time) {
 // completion cancel their own requests (by user_data) before Close.
 func (r *Ring) cancelInflight() {
 	r.LockSQ()
-	r.sealed.Store(true)
+	r.advance(phaseSealed)
 	if r.inflight.Load() <= 0 || !r.Has(FeatureCancelAny) {
 		r.UnlockSQ()
 		return
@@ -256,35 +259,4 @@ func (r *Ring) cancelInflight() {
 	}
 	r.UnlockSQ()
 	r.Submit()
-}
-
-// idle reports that nothing is published, in the kernel, or being closed.
-func (r *Ring) idle() bool {
-	return r.inflight.Load() <= 0 && r.pending() == 0 && !r.closing.Load()
-}
-
-// park blocks the reaper while the ring is idle and reports whether it
-// parked. The flag is set before the second look, and wakers clear it with
-// a compare-and-swap before they send, so a waker either sees the reaper
-// parked and wakes it, or the reaper sees the waker's work and stays up.
-func (r *Ring) park() bool {
-	if !r.idle() {
-		return false
-	}
-	r.parked.Store(true)
-	if !r.idle() && r.parked.CompareAndSwap(true, false) {
-		return false
-	}
-	<-r.unpark // from the waker that cleared the flag
-	r.stats.parks.Add(1)
-	return true
-}
-
-// unparkReaper wakes a parked reaper; it reports whether one was parked.
-func (r *Ring) unparkReaper() bool {
-	if r.parked.Load() && r.parked.CompareAndSwap(true, false) {
-		r.unpark <- struct{}{}
-		return true
-	}
-	return false
 }

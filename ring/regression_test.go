@@ -135,7 +135,7 @@ func TestCloseMissesSQEPublishedDuringClose(t *testing.T) {
 	sqe.SetUserData(1)
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
-	for !r.closing.Load() {
+	for !r.closing() {
 		time.Sleep(100 * time.Microsecond)
 	}
 	time.Sleep(5 * time.Millisecond) // let Close look at Inflight
@@ -225,7 +225,7 @@ func TestReaperLeavesBeforeLastSQE(t *testing.T) {
 	sqe.SetUserData(1)
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
-	for !r.closing.Load() {
+	for !r.closing() {
 		time.Sleep(100 * time.Microsecond)
 	}
 	close(gate)                      // the reaper finishes its round: nothing in flight

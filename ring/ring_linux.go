@@ -99,19 +99,15 @@ type Ring struct {
 	cqes       []CQE
 	scratch    []CQE // harvest buffer, owned by whoever holds cqMu
 
+	// state is the lifecycle word: phase, flags and users (state_linux.go).
+	state      atomic.Uint64
 	inflight   atomic.Int64  // SQEs published whose final CQE is not yet seen
 	lost       atomic.Bool   // the kernel dropped a CQE (EBADR or Dropped); sticky
 	enterFault atomic.Uint32 // tests: an errno every io_uring_enter fails with
-	closing    atomic.Bool
-	parked     atomic.Bool   // the reaper sleeps in Go: nothing is in the kernel
-	wakeSeen   atomic.Bool   // a Wake's CQE was consumed (see passWake)
-	unpark     chan struct{} // wakes it; capacity 1
-	sealed     atomic.Bool   // set by Close under sqMu once no caller's SQE can be published any more
-	abandon    atomic.Bool   // set by Close when the drain budget ran out: the reaper leaves at once
-	closed     atomic.Bool   // set by Close under sqMu and cqMu, before unmapping
-	users      atomic.Int32  // lock-free users of the mappings and fd (see acquire)
-	closeMu    sync.Mutex
-	reaper     *Reaper
+	unpark     chan struct{} // a waker → the parked reaper; capacity 1
+	drained    chan struct{} // the last user → Close; capacity 1
+	reaperDone chan struct{} // closed by the reaper as it leaves
+	closeDone  chan struct{} // closed by Close once the ring is closed
 
 	stats struct {
 		enters, submitted, reaped, overflows, waits, parks, sqFull atomic.Uint64
@@ -124,6 +120,35 @@ type Ring struct {
 // is missing or refused, or the kernel lacks IORING_FEAT_NODROP (5.5) or
 // IORING_OP_SEND (5.6).
 func New(cfg Config) (*Ring, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	wantRestrict := !cfg.Unrestricted && !slices.Contains(cfg.DisableFeatures, FeatureRestrictions)
+	fd, p, restrict, err := setupFD(&cfg, wantRestrict)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{
+		fd: fd, features: p.Features, flags: p.Flags,
+		noRestrictions: wantRestrict && !restrict,
+		unpark:         make(chan struct{}, 1),
+		drained:        make(chan struct{}, 1),
+		reaperDone:     make(chan struct{}),
+		closeDone:      make(chan struct{}),
+	}
+	if err := r.mmap(p); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := r.init(&cfg, restrict); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// setDefaults fills in the sizes left zero and checks them.
+func (cfg *Config) setDefaults() error {
 	if cfg.Entries == 0 {
 		cfg.Entries = 256
 	}
@@ -131,68 +156,77 @@ func New(cfg Config) (*Ring, error) {
 		cfg.CQEntries = 4 * cfg.Entries
 	}
 	if cfg.CQEntries < cfg.Entries {
-		return nil, errorf("CQEntries %d < Entries %d", cfg.CQEntries, cfg.Entries)
+		return errorf("CQEntries %d < Entries %d", cfg.CQEntries, cfg.Entries)
 	}
-	restrict := !cfg.Unrestricted && !slices.Contains(cfg.DisableFeatures, FeatureRestrictions)
-	var p sys.IOURingParams
-	p.Flags = setupCQSize | setupClamp | setupSubmitAll
-	if !cfg.NoCoopTaskrun {
-		p.Flags |= setupCoopTaskrun | setupTaskrunFlag
+	return nil
+}
+
+// setupFD makes the ring with io_uring_setup, retrying with fewer flags on
+// older kernels. restricted reports whether it was created disabled, to be
+// restricted: false on 5.6–5.9 even when restrict asked for it.
+func setupFD(cfg *Config, restrict bool) (fd int, p *sys.IOURingParams, restricted bool, err error) {
+	p = setupParams(cfg, restrict, true)
+	fd, err = sysSetup(cfg.Entries, p)
+	if errors.Is(err, unix.EINVAL) {
+		// Kernels before 5.18/5.19 reject flags they do not know: retry
+		// without the optional ones.
+		p = setupParams(cfg, restrict, false)
+		fd, err = sysSetup(cfg.Entries, p)
+	}
+	if errors.Is(err, unix.EINVAL) && restrict {
+		// 5.6–5.9 have no R_DISABLED, hence no restrictions: an
+		// unrestricted ring beats no ring (the fallback is epoll).
+		restrict = false
+		p = setupParams(cfg, restrict, false)
+		fd, err = sysSetup(cfg.Entries, p)
+	}
+	if err != nil {
+		return -1, nil, false, setupError(err)
+	}
+	return fd, p, restrict, nil
+}
+
+// setupParams are the parameters of io_uring_setup: CQSIZE|CLAMP always,
+// SUBMIT_ALL and COOP_TASKRUN|TASKRUN_FLAG when optional, R_DISABLED for a
+// ring to be restricted.
+func setupParams(cfg *Config, restrict, optional bool) *sys.IOURingParams {
+	p := &sys.IOURingParams{Flags: setupCQSize | setupClamp, CQEntries: cfg.CQEntries}
+	if optional {
+		p.Flags |= setupSubmitAll
+		if !cfg.NoCoopTaskrun {
+			p.Flags |= setupCoopTaskrun | setupTaskrunFlag
+		}
 	}
 	if restrict {
 		p.Flags |= setupRDisabled
 	}
-	p.CQEntries = cfg.CQEntries
-	fd, err := sysSetup(cfg.Entries, &p)
-	if errors.Is(err, unix.EINVAL) {
-		// Kernels before 5.18/5.19 reject flags they do not know: retry
-		// without the optional ones.
-		p = sys.IOURingParams{Flags: setupCQSize | setupClamp, CQEntries: cfg.CQEntries}
-		if restrict {
-			p.Flags |= setupRDisabled
-		}
-		fd, err = sysSetup(cfg.Entries, &p)
-	}
-	noRestrictions := false
-	if errors.Is(err, unix.EINVAL) && restrict {
-		// 5.6–5.9 have no R_DISABLED, hence no restrictions: an
-		// unrestricted ring beats no ring (the fallback is epoll).
-		p = sys.IOURingParams{Flags: setupCQSize | setupClamp, CQEntries: cfg.CQEntries}
-		fd, err = sysSetup(cfg.Entries, &p)
-		restrict, noRestrictions = false, err == nil
-	}
-	if err != nil {
-		return nil, setupError(err)
-	}
-	r := &Ring{fd: fd, features: p.Features, flags: p.Flags, unpark: make(chan struct{}, 1), noRestrictions: noRestrictions}
-	if err := r.mmap(&p); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	if p.Features&FeatNoDrop == 0 {
-		r.Close()
-		return nil, &FeatureError{Name: "IORING_FEAT_NODROP", MinVersion: "5.5"}
+	return p
+}
+
+// init checks what the kernel must have, restricts and enables the ring
+// when restrict says so, and finds out what the kernel has: all before
+// anyone else can use the ring.
+func (r *Ring) init(cfg *Config, restrict bool) error {
+	if r.features&FeatNoDrop == 0 {
+		return &FeatureError{Name: "IORING_FEAT_NODROP", MinVersion: "5.5"}
 	}
 	r.loadProbe()
 	if !r.probe[OpSend] {
-		r.Close()
-		return nil, &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6"}
+		return &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6"}
 	}
 	if restrict {
 		if err := r.restrict(append(append([]uint8(nil), DefaultOps...), cfg.ExtraOps...)); err != nil {
-			r.Close()
-			return nil, err
+			return err
 		}
 		r.restricted = true
 	}
 	r.probeFeatures()
-	r.applyDisabled(&cfg)
+	r.applyDisabled(cfg)
 	if !r.probe[OpSend] {
-		r.Close()
-		return nil, &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6", Err: errDisabled}
+		return &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6", Err: errDisabled}
 	}
 	r.resetStats()
-	return r, nil
+	return nil
 }
 
 // sysSetup is io_uring_setup; tests replace it to play older kernels.
@@ -222,7 +256,20 @@ func setupError(err error) error {
 	return errorf("io_uring_setup: %w", err)
 }
 
+// mmap maps the SQ ring, the CQ ring and the SQE array and finds the
+// kernel's words in them.
 func (r *Ring) mmap(p *sys.IOURingParams) error {
+	if err := r.mapRegions(p); err != nil {
+		return err
+	}
+	r.layoutSQ(p)
+	r.layoutCQ(p)
+	return nil
+}
+
+// mapRegions makes the three mappings (two with IORING_FEAT_SINGLE_MMAP,
+// where the CQ shares the SQ's); on failure it undoes what it made.
+func (r *Ring) mapRegions(p *sys.IOURingParams) error {
 	sqSize := int(p.SQOffset.Array + p.SQEntries*4)
 	cqSize := int(p.CQOffset.Cqes + p.CQEntries*uint32(unsafe.Sizeof(CQE{})))
 	if p.Features&FeatSingleMmap != 0 {
@@ -246,29 +293,37 @@ func (r *Ring) mmap(p *sys.IOURingParams) error {
 		r.unmap()
 		return errorf("mmap sqes: %w", err)
 	}
-	u32 := func(mem []byte, off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&mem[off])) }
-	r.sqHead = u32(r.sqMem, p.SQOffset.Head)
-	r.sqTail = u32(r.sqMem, p.SQOffset.Tail)
-	r.sqFlags = u32(r.sqMem, p.SQOffset.Flags)
-	r.sqMask = *u32(r.sqMem, p.SQOffset.RingMask)
-	r.sqEntries = *u32(r.sqMem, p.SQOffset.RingEntries)
+	return nil
+}
+
+func u32At(mem []byte, off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&mem[off])) }
+
+// layoutSQ points the ring at the SQ's words and entries.
+func (r *Ring) layoutSQ(p *sys.IOURingParams) {
+	r.sqHead = u32At(r.sqMem, p.SQOffset.Head)
+	r.sqTail = u32At(r.sqMem, p.SQOffset.Tail)
+	r.sqFlags = u32At(r.sqMem, p.SQOffset.Flags)
+	r.sqMask = *u32At(r.sqMem, p.SQOffset.RingMask)
+	r.sqEntries = *u32At(r.sqMem, p.SQOffset.RingEntries)
 	// The index array maps SQ slots to SQEs one to one, once: SQEs are
 	// then addressed by tail & mask, as liburing does.
-	array := unsafe.Slice(u32(r.sqMem, p.SQOffset.Array), r.sqEntries)
+	array := unsafe.Slice(u32At(r.sqMem, p.SQOffset.Array), r.sqEntries)
 	for i := range array {
 		array[i] = uint32(i)
 	}
 	r.sqes = unsafe.Slice((*SQE)(unsafe.Pointer(&r.sqeMem[0])), r.sqEntries)
 	r.localTail = *r.sqTail
+}
 
-	r.cqHead = u32(r.cqMem, p.CQOffset.Head)
-	r.cqTail = u32(r.cqMem, p.CQOffset.Tail)
-	r.cqOverflow = u32(r.cqMem, p.CQOffset.Overflow)
-	r.cqMask = *u32(r.cqMem, p.CQOffset.RingMask)
-	r.cqEntries = *u32(r.cqMem, p.CQOffset.RingEntries)
+// layoutCQ points the ring at the CQ's words and entries.
+func (r *Ring) layoutCQ(p *sys.IOURingParams) {
+	r.cqHead = u32At(r.cqMem, p.CQOffset.Head)
+	r.cqTail = u32At(r.cqMem, p.CQOffset.Tail)
+	r.cqOverflow = u32At(r.cqMem, p.CQOffset.Overflow)
+	r.cqMask = *u32At(r.cqMem, p.CQOffset.RingMask)
+	r.cqEntries = *u32At(r.cqMem, p.CQOffset.RingEntries)
 	r.cqes = unsafe.Slice((*CQE)(unsafe.Pointer(&r.cqMem[p.CQOffset.Cqes])), r.cqEntries)
 	r.scratch = make([]CQE, min(r.cqEntries, 256))
-	return nil
 }
 
 func (r *Ring) unmap() {
@@ -331,22 +386,6 @@ func (r *Ring) restrict(ops []uint8) error {
 	}
 	return nil
 }
-
-// acquire marks a use of the ring's mappings and fd by a method that holds
-// neither the submission nor the completion lock (Submit, Ready, ...). It
-// fails once Close has set closed; Close waits for every use that
-// succeeded to release before it unmaps. Methods that hold sqMu or cqMu
-// check closed instead: Close sets it holding both.
-func (r *Ring) acquire() bool {
-	r.users.Add(1)
-	if r.closed.Load() {
-		r.users.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (r *Ring) release() { r.users.Add(-1) }
 
 // Supports reports whether the kernel supports opcode op
 // (IORING_REGISTER_PROBE, 5.6) and Config.DisableOps did not switch it off.

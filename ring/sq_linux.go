@@ -28,7 +28,7 @@ func (r *Ring) UnlockSQ() {
 }
 
 func (r *Ring) publishLocked() {
-	if r.closed.Load() {
+	if r.closed() {
 		return
 	}
 	if n := r.localTail - *r.sqTail; n != 0 {
@@ -47,7 +47,7 @@ func (r *Ring) GetSQE() (*SQE, error) {
 		// Reserve made the room: this cannot fail, and Close's cancel,
 		// which waits for the submission lock, covers the entry.
 		r.reserved--
-	} else if r.closing.Load() {
+	} else if r.closing() {
 		return nil, ErrClosed
 	}
 	return r.getSQE()
@@ -66,7 +66,7 @@ func (r *Ring) Reserve(n int) error {
 	if n <= 0 || uint32(n) > r.sqEntries {
 		return errorf("Reserve(%d): SQ has %d entries", n, r.sqEntries)
 	}
-	if r.closing.Load() {
+	if r.closing() {
 		return ErrClosed
 	}
 	if err := r.reserveLocked(uint32(n)); err != nil {
@@ -85,7 +85,7 @@ func (r *Ring) Reserve(n int) error {
 // when the kernel would not take entries, ErrCQELost; in every case no
 // entry was taken. An SQ of one entry cannot hold a pair.
 func (r *Ring) GetSQEPair() (*SQE, *SQE, error) {
-	if r.closing.Load() {
+	if r.closing() {
 		return nil, nil, ErrClosed
 	}
 	if r.sqEntries < 2 {
@@ -115,7 +115,7 @@ func (r *Ring) getSQE() (*SQE, error) {
 func (r *Ring) reserveLocked(n uint32) error {
 	var start time.Time
 	for wait := 10 * time.Microsecond; ; {
-		if r.closed.Load() {
+		if r.closed() {
 			return ErrClosed
 		}
 		head := atomic.LoadUint32(r.sqHead)
@@ -160,11 +160,7 @@ func (r *Ring) pending() uint32 {
 // ErrClosed.
 func (r *Ring) Submit() (int, error) {
 	n, err := r.submit()
-	if r.parked.Load() && r.inflight.Load() > 0 {
-		// Someone must hand over what this leaves in the CQ or the
-		// kernel: wake a reaper that sleeps in Go.
-		r.unparkReaper()
-	}
+	r.unparkForInflight()
 	return n, err
 }
 
@@ -283,7 +279,7 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 // sleep may miss it when an inline harvester (TryHarvest) consumes the
 // NOP first; Close allows for that by waking it again.
 func (r *Ring) Wake() error {
-	if r.closed.Load() {
+	if r.closed() {
 		return ErrClosed
 	}
 	if r.unparkReaper() {
