@@ -25,42 +25,57 @@ func (r *Ring) PeekBatch(dst []CQE) int {
 	}
 	n := 0
 	for n < len(dst) {
-		head := *r.cqHead
-		tail := atomic.LoadUint32(r.cqTail)
+		head, tail := *r.cqHead, atomic.LoadUint32(r.cqTail)
 		if head == tail {
-			if !r.needFlush() {
-				break
-			}
 			// Flush again as long as flushing brings CQEs: the
 			// overflow list may hold many CQ-fulls. One that brings
 			// none (task work of another thread) ends the batch.
-			r.flush()
-			if atomic.LoadUint32(r.cqTail) == tail {
+			if !r.refill(tail) {
 				break
 			}
 			continue
 		}
-		var reaped uint64
-		var done int64
-		for ; head != tail && n < len(dst); head++ {
-			c := &r.cqes[head&r.cqMask]
-			reaped++
-			if c.Flags()&CQEFMore == 0 {
-				done++
-			}
-			if ud := c.UserData(); ud >= ReservedUserData {
-				if ud == wakeUserData {
-					r.state.Or(stateWakeSeen)
-				}
-				continue
-			}
-			dst[n] = *c
-			n++
-		}
-		atomic.StoreUint32(r.cqHead, head)
-		r.stats.reaped.Add(reaped)
-		r.inflight.Add(-done)
+		n += r.consume(head, tail, dst[n:])
 	}
+	return n
+}
+
+// refill flushes overflowed CQEs and pending task work into an empty CQ
+// whose tail is tail, if the kernel says it has any, and reports whether
+// that brought CQEs.
+func (r *Ring) refill(tail uint32) bool {
+	if !r.needFlush() {
+		return false
+	}
+	r.flush()
+	return atomic.LoadUint32(r.cqTail) != tail
+}
+
+// consume copies the CQEs from head up to tail into dst, as many as fit,
+// advances the CQ head past them and returns how many it copied. Internal
+// CQEs are consumed but not copied; a Wake's sets wakeSeen.
+func (r *Ring) consume(head, tail uint32, dst []CQE) int {
+	n := 0
+	var reaped uint64
+	var done int64
+	for ; head != tail && n < len(dst); head++ {
+		c := &r.cqes[head&r.cqMask]
+		reaped++
+		if c.Flags()&CQEFMore == 0 {
+			done++
+		}
+		if ud := c.UserData(); ud >= ReservedUserData {
+			if ud == wakeUserData {
+				r.state.Or(stateWakeSeen)
+			}
+			continue
+		}
+		dst[n] = *c
+		n++
+	}
+	atomic.StoreUint32(r.cqHead, head)
+	r.stats.reaped.Add(reaped)
+	r.inflight.Add(-done)
 	return n
 }
 

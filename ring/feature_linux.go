@@ -39,38 +39,51 @@ func (r *Ring) Restricted() bool { return r.restricted }
 // kernel that parsed the request: present); any other outcome counts as
 // missing.
 func (r *Ring) probeFeatures() {
-	set := func(f Feature, ok bool) {
-		if ok {
-			r.has |= 1 << f
-		}
-	}
-	if r.features&FeatExtArg != 0 {
-		set(FeatureExtArg, true)
-	}
-	set(FeatureRestrictions, r.restricted || !r.noRestrictions && r.probeRestrictions())
+	r.setHas(FeatureExtArg, r.features&FeatExtArg != 0)
+	r.setHas(FeatureRestrictions, r.restricted || !r.noRestrictions && r.probeRestrictions())
 
 	// Completions of these probes may come as task work of the
 	// submitting thread (COOP_TASKRUN): wait for them on that thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if r.probe[OpAsyncCancel] {
-		// By fd on fd -1: a 5.19 kernel looks up the file (-EBADF); an
-		// older one refuses cancel_flags (-EINVAL).
-		res, ok := r.probeRequest(func(sqe *SQE) { PrepCancelFD(sqe, -1) })
-		set(FeatureCancelFD, ok && (res >= 0 || res == -int32(unix.EBADF) || res == -int32(unix.ENOENT)))
-		// ANY with nothing in flight cancels nothing: res 0.
-		res, ok = r.probeRequest(prepCancelAny)
-		set(FeatureCancelAny, ok && (res >= 0 || res == -int32(unix.ENOENT)))
+		r.setHas(FeatureCancelFD, r.probeCancelFD())
+		r.setHas(FeatureCancelAny, r.probeCancelAny())
 	}
 	if r.probe[OpRecv] {
-		set(FeaturePollFirst, r.probePollFirst())
+		r.setHas(FeaturePollFirst, r.probePollFirst())
 	}
 	if r.probe[OpSendZC] {
-		// On fd -1: 6.2 accepts the flag and fails the file lookup
-		// (-EBADF); 6.0 and 6.1 refuse the flag (-EINVAL).
-		res, ok := r.probeRequest(func(sqe *SQE) { PrepSendZC(sqe, -1, nil, 0, SendZCReportUsage) })
-		set(FeatureZCReportUsage, ok && res == -int32(unix.EBADF))
+		r.setHas(FeatureZCReportUsage, r.probeZCReportUsage())
 	}
+}
+
+func (r *Ring) setHas(f Feature, ok bool) {
+	if ok {
+		r.has |= 1 << f
+	}
+}
+
+// probeCancelFD cancels by fd on fd -1: a 5.19 kernel looks up the file
+// (-EBADF); an older one refuses cancel_flags (-EINVAL).
+func (r *Ring) probeCancelFD() bool {
+	res, ok := r.probeRequest(func(sqe *SQE) { PrepCancelFD(sqe, -1) })
+	return ok && (res >= 0 || res == -int32(unix.EBADF) || res == -int32(unix.ENOENT))
+}
+
+// probeCancelAny cancels ANY with nothing in flight, which cancels
+// nothing: res 0 (an older kernel refuses the flag with -EINVAL).
+func (r *Ring) probeCancelAny() bool {
+	res, ok := r.probeRequest(prepCancelAny)
+	return ok && (res >= 0 || res == -int32(unix.ENOENT))
+}
+
+// probeZCReportUsage sends zero-copy with REPORT_USAGE on fd -1: 6.2
+// accepts the flag and fails the file lookup (-EBADF); 6.0 and 6.1 refuse
+// the flag (-EINVAL).
+func (r *Ring) probeZCReportUsage() bool {
+	res, ok := r.probeRequest(func(sqe *SQE) { PrepSendZC(sqe, -1, nil, 0, SendZCReportUsage) })
+	return ok && res == -int32(unix.EBADF)
 }
 
 // probeRestrictions asks an enabled, unrestricted ring whether the kernel
@@ -110,41 +123,57 @@ func (r *Ring) probePollFirst() bool {
 // Every request a probe makes completes during submission or in task work
 // of this thread.
 func (r *Ring) probeRequest(prep func(*SQE)) (res int32, ok bool) {
-	r.LockSQ()
-	sqe, err := r.getSQE()
-	if err != nil {
-		r.UnlockSQ()
+	if !r.queueProbe(prep) {
 		return 0, false
 	}
-	prep(sqe)
-	sqe.SetUserData(probeUserData)
-	r.UnlockSQ()
-	first := true
-	for {
+	var rep probeReply
+	for !rep.final {
 		_, errno := r.enter(r.pending(), 1, enterGetEvents, nil, 0)
 		if errno != 0 && errno != unix.EINTR {
 			return 0, false
 		}
-		head, tail := *r.cqHead, atomic.LoadUint32(r.cqTail)
-		final := false
-		for ; head != tail; head++ {
-			c := &r.cqes[head&r.cqMask]
-			if c.UserData() != probeUserData {
-				continue
-			}
-			if first {
-				res, first = c.Result(), false
-			}
-			if c.Flags()&CQEFMore == 0 {
-				final = true
-				r.inflight.Add(-1)
-			}
+		r.reapProbe(&rep)
+	}
+	return rep.res, true
+}
+
+// queueProbe takes an SQE, lets prep fill it and publishes it, tagged
+// probeUserData.
+func (r *Ring) queueProbe(prep func(*SQE)) bool {
+	r.LockSQ()
+	defer r.UnlockSQ()
+	sqe, err := r.getSQE()
+	if err != nil {
+		return false
+	}
+	prep(sqe)
+	sqe.SetUserData(probeUserData)
+	return true
+}
+
+// probeReply is what the CQEs of a probe said so far.
+type probeReply struct {
+	res         int32 // the first CQE's result
+	seen, final bool  // a first CQE came; the final one did
+}
+
+// reapProbe consumes every CQE in the CQ and records the probe's in rep.
+func (r *Ring) reapProbe(rep *probeReply) {
+	head, tail := *r.cqHead, atomic.LoadUint32(r.cqTail)
+	for ; head != tail; head++ {
+		c := &r.cqes[head&r.cqMask]
+		if c.UserData() != probeUserData {
+			continue
 		}
-		atomic.StoreUint32(r.cqHead, head)
-		if final {
-			return res, true
+		if !rep.seen {
+			rep.res, rep.seen = c.Result(), true
+		}
+		if c.Flags()&CQEFMore == 0 {
+			rep.final = true
+			r.inflight.Add(-1)
 		}
 	}
+	atomic.StoreUint32(r.cqHead, head)
 }
 
 // applyDisabled switches off what Config.DisableFeatures and

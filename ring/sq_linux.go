@@ -113,8 +113,8 @@ func (r *Ring) getSQE() (*SQE, error) {
 }
 
 func (r *Ring) reserveLocked(n uint32) error {
-	var start time.Time
-	for wait := 10 * time.Microsecond; ; {
+	var b backoff
+	for {
 		if r.closed() {
 			return ErrClosed
 		}
@@ -129,23 +129,37 @@ func (r *Ring) reserveLocked(n uint32) error {
 		_, errno := r.enter(r.localTail-head, 0, 0, nil, 0)
 		switch errno {
 		case 0, unix.EINTR:
-			continue
 		case unix.EBUSY, unix.EAGAIN:
 			// The kernel wants its CQ drained first; the reaper does
 			// that on its own. Back off, but not forever.
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > sqFullBudget {
+			if !b.sleep() {
 				return ErrSQFull
 			}
-			time.Sleep(wait)
-			wait = min(2*wait, 5*time.Millisecond)
 		case unix.EBADR:
 			return ErrCQELost
 		default:
 			return errorf("io_uring_enter: %w", errno)
 		}
 	}
+}
+
+// backoff paces the retries of a GetSQE on a full SQ whose kernel answers
+// EBUSY or EAGAIN: 10µs, doubling up to 5ms, for at most sqFullBudget.
+type backoff struct {
+	start time.Time
+	wait  time.Duration
+}
+
+// sleep waits before the next retry; false means the budget is spent.
+func (b *backoff) sleep() bool {
+	if b.start.IsZero() {
+		b.start, b.wait = time.Now(), 10*time.Microsecond
+	} else if time.Since(b.start) > sqFullBudget {
+		return false
+	}
+	time.Sleep(b.wait)
+	b.wait = min(2*b.wait, 5*time.Millisecond)
+	return true
 }
 
 // pending is the number of published SQEs the kernel has not consumed.
@@ -192,16 +206,25 @@ func (r *Ring) submit() (int, error) {
 			return 0, nil
 		}
 		n, errno := r.enter(toSubmit, 0, 0, nil, 0)
-		switch errno {
-		case 0:
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EBADR:
-			return n, ErrCQELost
+		if retry, err := enterError(errno); !retry {
+			return n, err
 		}
-		return n, errno
 	}
+}
+
+// enterError is what Submit and SubmitAndWait make of io_uring_enter's
+// errno: EINTR is retried, EBADR is ErrCQELost, others are returned as
+// they are.
+func enterError(errno syscall.Errno) (retry bool, err error) {
+	switch errno {
+	case 0:
+		return false, nil
+	case unix.EINTR:
+		return true, nil
+	case unix.EBADR:
+		return false, ErrCQELost
+	}
+	return false, errno
 }
 
 // SubmitAndWait submits what is published and waits until at least
@@ -218,10 +241,8 @@ func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, er
 		}
 		w := waitArgs.Get().(*waitArg)
 		defer waitArgs.Put(w)
-		w.ts = unix.NsecToTimespec(int64(timeout))
-		w.arg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&w.ts)))}
+		argp, argsz = w.set(timeout)
 		flags |= enterExtArg
-		argp, argsz = unsafe.Pointer(&w.arg), unsafe.Sizeof(w.arg)
 	}
 	r.stats.waits.Add(1)
 	for {
@@ -233,15 +254,9 @@ func (r *Ring) SubmitAndWait(minComplete uint32, timeout time.Duration) (int, er
 		toSubmit := r.pending()
 		r.release()
 		n, errno := r.enter(toSubmit, minComplete, flags, argp, argsz)
-		switch errno {
-		case 0:
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EBADR:
-			return n, ErrCQELost
+		if retry, err := enterError(errno); !retry {
+			return n, err
 		}
-		return n, errno
 	}
 }
 
@@ -256,6 +271,14 @@ type waitArg struct {
 }
 
 var waitArgs = sync.Pool{New: func() any { return new(waitArg) }}
+
+// set makes w a wait of at most timeout and returns the argument and its
+// size for io_uring_enter with IORING_ENTER_EXT_ARG.
+func (w *waitArg) set(timeout time.Duration) (unsafe.Pointer, uintptr) {
+	w.ts = unix.NsecToTimespec(int64(timeout))
+	w.arg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&w.ts)))}
+	return unsafe.Pointer(&w.arg), unsafe.Sizeof(w.arg)
+}
 
 func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argsz uintptr) (int, syscall.Errno) {
 	r.stats.enters.Add(1)
