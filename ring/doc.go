@@ -60,38 +60,76 @@
 // The completion lock makes harvesting exclusive: its holder calls
 // PeekBatch, which copies CQEs out and advances the head at once, so the
 // kernel can reuse the slots. When the CQ is empty but the kernel has set
-// IORING_SQ_CQ_OVERFLOW (NODROP keeps overflowed CQEs in a kernel list),
-// PeekBatch flushes them into the CQ with io_uring_enter(GETEVENTS): no
-// completion is lost. A submitter may harvest inline with TryHarvest right
-// after Submit; the reaper harvests everything else. Each CQE is therefore
+// IORING_SQ_CQ_OVERFLOW (NODROP keeps overflowed CQEs in a kernel list) or
+// IORING_SQ_TASKRUN (task work that will post completions), PeekBatch
+// flushes them into the CQ with io_uring_enter(GETEVENTS): no completion
+// is lost. A submitter may harvest inline with TryHarvest right after
+// Submit; the reaper harvests everything else. Each CQE is therefore
 // handed to the Handler exactly once, by whichever side got the lock. The
 // one exception is the kernel's: when it cannot even allocate an overflow
 // entry it drops the CQE and says so with EBADR (ErrCQELost) and its
 // dropped counter (Dropped). Lost then stays true for the ring's life, so
 // that the engine can stop waiting for completions that will never come.
 //
-// # Lock order
+// # Ownership and lock order
 //
-// The completion lock (LockCQ) comes before the submission lock (LockSQ).
-// A Handler runs under the completion lock and may submit, so nobody may
-// wait for the completion lock while holding the submission lock: no
-// LockCQ, SubmitAndHarvest or PeekAndHandle between LockSQ and UnlockSQ
+// The SQ's tail and entries are ours and the submission lock's (LockSQ):
+// only its holder takes entries and moves the local tail; UnlockSQ stores
+// the tail the kernel reads. The SQ's head is the kernel's. The CQ's head
+// is ours and the completion lock's (LockCQ): only its holder peeks and
+// moves it; the CQ's tail is the kernel's. The rings' remaining readers
+// (Submit, SubmitAndWait, Ready, Pending, Dropped) hold neither lock: they
+// register as users of the mappings for the moment they read them, and
+// Close waits for them before it unmaps.
+//
+// The completion lock comes before the submission lock. A Handler runs
+// under the completion lock and may submit, so nobody may wait for the
+// completion lock while holding the submission lock: no LockCQ,
+// SubmitAndHarvest or PeekAndHandle between LockSQ and UnlockSQ
 // (TryHarvest only tries the lock, so it is safe). Close takes both, in
-// this order, after the reaper has left. Close and StartReaper take no
-// lock of their own: they meet in the ring's state word (state_linux.go).
+// this order, after the reaper has left. There is no third lock: Close,
+// StartReaper, the reaper's parking and the users of the mappings meet in
+// one atomic state word.
 //
-// # The reaper
+// # The reaper: parking and waking
 //
-// StartReaper runs one goroutine per ring that harvests in batches, calls
-// Handler.AfterHarvest outside the lock, and then submits what is queued
-// and waits for the next completion in a single io_uring_enter. Wake posts
-// a NOP that makes it return. Close stops new submissions, cancels what is
-// in flight (IORING_ASYNC_CANCEL_ANY), lets the reaper deliver every
-// remaining CQE, waits for it to exit, and only then unmaps the rings and
-// closes the fd, so the kernel never writes to memory that was freed.
+// StartReaper runs one goroutine per ring. Each round it harvests in
+// batches under the completion lock, calls Handler.AfterHarvest outside
+// it, and then sleeps until there is more to do. With requests in flight
+// or SQEs published it sleeps in the kernel: one io_uring_enter submits
+// what is queued and waits for the next completion. With nothing in the
+// kernel it parks in Go instead, so that sends completing inline
+// (harvested by their submitters) never wake it. Wakers take it out of
+// either sleep: Submit, SubmitAndHarvest and PeekAndHandle unpark it when
+// they leave requests in flight; Wake unparks it, or when it is not
+// parked posts a NOP whose CQE makes io_uring_enter return (and is never
+// handed to the Handler). An inline harvester that consumes that CQE
+// passes the Wake on, since the reaper may have been about to sleep
+// waiting for it. Parking and unparking meet in a flag of the state word
+// that exactly one side clears, so a wake-up is never lost and never sent
+// twice.
+//
+// # Closing
+//
+// Close walks the ring through the phases of its state word: open →
+// closing → sealed → closed, or through abandoned before closed when its
+// drain budget runs out. Closing: GetSQE (beyond what a Reserve still
+// covers), GetSQEPair, Reserve and StartReaper return ErrClosed. Sealed:
+// Close took the submission lock, so every caller's SQE is published and
+// counted in Inflight; if anything is in flight it submits
+// IORING_ASYNC_CANCEL_ANY.
+// The reaper then delivers every remaining CQE and leaves once Inflight is
+// zero (abandoned: at once), and Close, which wakes it until it has left,
+// goes on only then. Closed: holding both locks, Close waits for the
+// users of the mappings to release them, unmaps the rings and closes the
+// fd, so the kernel never writes to memory that was freed and nobody
+// reads memory that was unmapped; from then on Submit, SubmitAndWait and
+// Wake return ErrClosed and Ready, PeekBatch and TryHarvest find nothing.
+// Without a reaper Close harvests and discards the remaining CQEs itself.
 // Without FeatureCancelAny (before 5.19) Close cancels nothing: what does
 // not finish within its drain budget is abandoned, and closing the fd
-// makes the kernel cancel it without a CQE anyone sees.
+// makes the kernel cancel it without a CQE anyone sees. A second Close
+// waits for the first and returns nil.
 //
 // user_data values from ReservedUserData up are the ring's own and are
 // never handed to the Handler.

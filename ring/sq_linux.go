@@ -297,10 +297,12 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 	return int(n), errno
 }
 
-// Wake makes a reaper blocked in io_uring_enter return, by posting a NOP
-// whose CQE is never handed to the handler. A reaper that is about to
-// sleep may miss it when an inline harvester (TryHarvest) consumes the
-// NOP first; Close allows for that by waking it again.
+// Wake makes the reaper run a round: a reaper parked in Go is unparked
+// without a system call; otherwise Wake posts a NOP whose CQE makes
+// io_uring_enter return and is never handed to the handler. An inline
+// harvester (TryHarvest, SubmitAndHarvest) that consumes the NOP first
+// passes the Wake on, since the reaper may have been about to sleep; Close
+// wakes it again too. After Close it returns ErrClosed.
 func (r *Ring) Wake() error {
 	if r.closed() {
 		return ErrClosed
