@@ -117,21 +117,22 @@ func runCmd(name string, args []string, defaults loadgen.Config, sig <-chan os.S
 // line on stderr that says why it is not 0.
 func exitStatus(name string, rep *loadgen.Report, stderr io.Writer) int {
 	refused := rep.ErrorsByKind["ConnectionRefused"]
+	// The most specific reason first.
 	switch {
+	case rep.ErrorsByKind["EchoMismatch"] > 0:
+		fmt.Fprintf(stderr, "%s: %d echoes differed from what was sent\n", name, rep.ErrorsByKind["EchoMismatch"])
+		return 1
+	case rep.Sink != nil && rep.Sink.VerifyErrors() > 0:
+		fmt.Fprintf(stderr, "%s: the sink found %d bad messages\n", name, rep.Sink.VerifyErrors())
+		return 1
+	case refused > 0:
+		fmt.Fprintf(stderr, "%s: the target refused %d sends (ConnectionRefused): nothing listens there\n", name, refused)
+		return 1
 	case rep.Messages == 0 && !rep.Interrupted:
 		fmt.Fprintf(stderr, "%s: no message was delivered\n", name)
 		return 1
 	case rep.ConnsFailed == rep.Conns:
 		fmt.Fprintf(stderr, "%s: every connection failed\n", name)
-		return 1
-	case refused > 0:
-		fmt.Fprintf(stderr, "%s: the target refused %d sends (ConnectionRefused): nothing listens there\n", name, refused)
-		return 1
-	case rep.Sink != nil && rep.Sink.VerifyErrors() > 0:
-		fmt.Fprintf(stderr, "%s: the sink found %d bad messages\n", name, rep.Sink.VerifyErrors())
-		return 1
-	case rep.ErrorsByKind["EchoMismatch"] > 0:
-		fmt.Fprintf(stderr, "%s: %d echoes differed from what was sent\n", name, rep.ErrorsByKind["EchoMismatch"])
 		return 1
 	case len(rep.Failed) > 0:
 		for _, f := range rep.Failed {
