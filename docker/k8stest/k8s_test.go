@@ -181,16 +181,23 @@ func TestLoadJob(t *testing.T) {
 		t.Errorf("-shards %s: want completions = %d", shards, n)
 	}
 
-	// Parse with the CLI's own parser.
-	cfg, err := loadgen.ParseRunFlags(args, loadgen.DefaultConfig())
-	if err != nil {
-		t.Fatalf("uringsend run %s: %v", strings.Join(args, " "), err)
+	// Parse with the CLI's own parser, as each pod does: Kubernetes sets
+	// JOB_COMPLETION_INDEX (0 … N−1) in every pod of an Indexed Job, and
+	// the CLI refuses -shards without it.
+	var cfg loadgen.Config
+	for i := n - 1; i >= 0; i-- {
+		t.Setenv(loadgen.ShardIndexEnv, strconv.Itoa(i))
+		c, err := loadgen.ParseRunFlags(args, loadgen.DefaultConfig())
+		if err != nil {
+			t.Fatalf("pod %d: %s=%d uringsend run %s: %v", i, loadgen.ShardIndexEnv, i, strings.Join(args, " "), err)
+		}
+		if c.Shards != n || c.ShardIndex != i {
+			t.Errorf("pod %d: Config.Shards, ShardIndex = %d, %d: want %d, %d", i, c.Shards, c.ShardIndex, n, i)
+		}
+		cfg = c
 	}
 	t.Logf("uringsend run %s\n  -> target %v, rate %v, duration %v, conns %d, size %v, shards %d, metrics %q",
 		strings.Join(args, " "), cfg.Target, cfg.Rate, cfg.Duration, cfg.Conns, cfg.Size, cfg.Shards, cfg.MetricsAddr)
-	if cfg.Shards != n {
-		t.Errorf("Config.Shards = %d, want completions = %d", cfg.Shards, n)
-	}
 
 	// The target is the sink Service, by its cluster DNS name and port.
 	if cfg.Target.Network != "tcp" {
