@@ -98,6 +98,15 @@ func (m *Metrics) NewLatencyBatch(sync bool) *LatencyBatch {
 	return b
 }
 
+// Latencies is NewLatencyBatch(sync) as the two functions an engine calls:
+// observe (one send's duration in nanoseconds) and flush. Their types are
+// Go's own, so socket.Observer can ask for them without importing this
+// package.
+func (m *Metrics) Latencies(sync bool) (observe func(ns int64), flush func()) {
+	b := m.NewLatencyBatch(sync)
+	return b.Observe, b.Flush
+}
+
 // Observe records one send's duration in nanoseconds.
 func (b *LatencyBatch) Observe(ns int64) {
 	if b == nil {

@@ -57,7 +57,12 @@ func ReaperBatchBuckets() []float64 { return prometheus.ExponentialBuckets(1, 2,
 
 // RingStats is a snapshot of one ring's cumulative counters, as returned by
 // a source registered with AddRingSource. Every field only ever grows.
-type RingStats struct {
+//
+// It is an alias of an unnamed struct type, as is socket.RingStats: the
+// two are one type, so *Metrics is a socket.Observer without this package
+// and socket importing each other (a program that sends without metrics
+// links no Prometheus code).
+type RingStats = struct {
 	Enters    uint64 // io_uring_enter system calls
 	Submitted uint64 // SQEs consumed by the kernel
 	Reaped    uint64 // CQEs harvested
@@ -65,7 +70,8 @@ type RingStats struct {
 	SQFull    uint64 // times a submitter found the SQ full
 }
 
-func (s *RingStats) add(o RingStats) {
+// addStats adds o to s.
+func addStats(s *RingStats, o RingStats) {
 	s.Enters += o.Enters
 	s.Submitted += o.Submitted
 	s.Reaped += o.Reaped
@@ -74,7 +80,7 @@ func (s *RingStats) add(o RingStats) {
 }
 
 // atLeast returns s with each field raised to at least o's.
-func (s RingStats) atLeast(o RingStats) RingStats {
+func atLeast(s, o RingStats) RingStats {
 	return RingStats{
 		Enters:    max(s.Enters, o.Enters),
 		Submitted: max(s.Submitted, o.Submitted),
@@ -372,13 +378,13 @@ func (r *ringCollector) add(f func() RingStats) func() {
 			return
 		}
 		delete(r.sources, id)
-		r.base.add(s.read())
+		addStats(&r.base, s.read())
 	}
 }
 
 // read calls the source and returns its values, never less than before.
 func (s *ringSource) read() RingStats {
-	s.last = s.f().atLeast(s.last)
+	s.last = atLeast(s.f(), s.last)
 	return s.last
 }
 
@@ -398,9 +404,9 @@ func (r *ringCollector) Collect(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
 	sum := r.base
 	for _, s := range r.sources {
-		sum.add(s.read())
+		addStats(&sum, s.read())
 	}
-	sum = sum.atLeast(r.last)
+	sum = atLeast(sum, r.last)
 	r.last = sum
 	r.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(r.enters, prometheus.CounterValue, float64(sum.Enters))

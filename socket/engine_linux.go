@@ -12,7 +12,6 @@ import (
 	"unsafe"
 
 	"github.com/uringsend/uringsend/internal/op"
-	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
@@ -33,9 +32,10 @@ type EngineConfig struct {
 	// Ring is passed to ring.New for each ring, after Entries and
 	// CQEntries are filled in; for experiments.
 	Ring ring.Config
-	// Metrics receives what the engine observes; nil means none, at the
-	// cost of one nil check per send.
-	Metrics *metrics.Metrics
+	// Metrics receives what the engine observes (a *metrics.Metrics, or
+	// any Observer); nil means none, at the cost of one nil check per
+	// send.
+	Metrics Observer
 	// ZeroCopy selects IORING_OP_SEND_ZC for wires of at least
 	// ZeroCopyThreshold bytes on TCP sockets: ZeroCopyAuto (""), the
 	// default, uses it towards non-loopback peers and stops on a socket
@@ -58,7 +58,7 @@ type Engine struct {
 	rings    []*uring
 	disp     *dispatcher // raises Completed for sockets on the epoll path
 	next     atomic.Uint32
-	m        *metrics.Metrics
+	m        Observer
 	t0       time.Time // origin of Op.Start, for latencies
 
 	zcMode      string
@@ -74,7 +74,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Rings <= 0 {
 		cfg.Rings = 1
 	}
-	e := &Engine{socks: make(map[*Socket]struct{}), m: cfg.Metrics, t0: time.Now(),
+	e := &Engine{socks: make(map[*Socket]struct{}), m: observer(cfg.Metrics), t0: time.Now(),
 		zcMode: cfg.ZeroCopy, zcThreshold: cfg.ZeroCopyThreshold}
 	switch e.zcMode {
 	case "":
@@ -90,7 +90,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.zcThreshold = 16 << 10
 	}
 	defer func() {
-		if e.backend != "" {
+		if e.backend != "" && e.m != nil {
 			e.m.SetEngineInfo(e.backend, kernelRelease())
 		}
 	}()
@@ -123,7 +123,7 @@ func (e *Engine) startRings(cfg EngineConfig) error {
 	rc := cfg.Ring
 	rc.Entries, rc.CQEntries = cfg.Entries, cfg.CQEntries
 	for i := 0; i < cfg.Rings; i++ {
-		u, err := newURing(e, rc, cfg.Metrics)
+		u, err := newURing(e, rc, e.m)
 		if err != nil {
 			for _, u := range e.rings {
 				u.close()
@@ -307,7 +307,7 @@ func (r *raiseQueue) needsWake() bool {
 
 // raiseAll raises everything queued, in order, including what Completed
 // handlers queue meanwhile. Only the ring's reaper calls it.
-func (r *raiseQueue) raiseAll(eng *Engine, lb *metrics.LatencyBatch) {
+func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 	r.raising.Store(true)
 	for {
 		r.mu.Lock()
@@ -347,11 +347,17 @@ func (e *Engine) observe(a *sendop.Args, sync bool) {
 	e.m.InflightAdd(-1)
 }
 
+// latencyBatch is a reaper's Observer.Latencies; empty without one.
+type latencyBatch struct {
+	observe func(ns int64)
+	flush   func()
+}
+
 // raiseAll raises Completed for every op of q, in order. Metrics first
 // (so a handler sees its own send counted): the clock is read once and
 // successes counted once for the whole batch; lb, when not nil, gathers
 // the latencies (it belongs to the calling reaper).
-func (e *Engine) raiseAll(q *op.Queue, lb *metrics.LatencyBatch) {
+func (e *Engine) raiseAll(q *op.Queue, lb latencyBatch) {
 	if e.m != nil {
 		now := e.now()
 		n, ok, bytes := 0, 0, 0
@@ -359,8 +365,8 @@ func (e *Engine) raiseAll(q *op.Queue, lb *metrics.LatencyBatch) {
 			if o.Recv {
 				continue // not a send
 			}
-			if lb != nil {
-				lb.Observe(now - o.Start)
+			if lb.observe != nil {
+				lb.observe(now - o.Start)
 			} else {
 				e.m.ObserveLatency(false, float64(now-o.Start)/1e9)
 			}
@@ -373,7 +379,9 @@ func (e *Engine) raiseAll(q *op.Queue, lb *metrics.LatencyBatch) {
 			}
 			n++
 		}
-		lb.Flush()
+		if lb.flush != nil {
+			lb.flush()
+		}
 		e.m.AddSends(false, sendop.Success.String(), ok, bytes)
 		e.m.InflightAdd(-n)
 	}

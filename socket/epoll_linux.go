@@ -43,9 +43,9 @@ func (d *dispatcher) loop(e *Engine) {
 	for {
 		select {
 		case <-d.wake:
-			d.q.raiseAll(e, nil)
+			d.q.raiseAll(e, latencyBatch{})
 		case <-d.stop:
-			d.q.raiseAll(e, nil)
+			d.q.raiseAll(e, latencyBatch{})
 			return
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 
-	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 )
@@ -20,7 +19,7 @@ type EngineConfig struct {
 	Entries           uint32
 	CQEntries         uint32
 	Ring              ring.Config
-	Metrics           *metrics.Metrics
+	Metrics           Observer
 	ZeroCopy          string
 	ZeroCopyThreshold int
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/uringsend/uringsend/internal/op"
-	"github.com/uringsend/uringsend/metrics"
 	"github.com/uringsend/uringsend/ring"
 	"golang.org/x/sys/unix"
 )
@@ -30,15 +29,15 @@ type uring struct {
 	flushMu  sync.Mutex
 	flushQ   []*Socket // batching sockets whose queue waits for a wire
 	flushSp  []*Socket
-	sweep    sweeper               // pin caches of idle sockets: sweep_linux.go
-	idle     atomic.Bool           // the reaper is done with AfterHarvest and will wait
-	stale    atomic.Uint64         // CQEs whose user_data matched no live send (must stay 0)
-	reaperG  atomic.Uint64         // the reaper's goroutine id, once it has harvested
-	unmetric func()                // removes the ring's metrics source
-	zcNotifs atomic.Uint64         // zero-copy notifications seen
-	zcMsg    bool                  // the kernel has SENDMSG_ZC (6.1), not only SEND_ZC
-	zcFlags  uint16                // ioprio of a zero-copy send: REPORT_USAGE where known (6.2)
-	lat      *metrics.LatencyBatch // the reaper's; nil without metrics
+	sweep    sweeper       // pin caches of idle sockets: sweep_linux.go
+	idle     atomic.Bool   // the reaper is done with AfterHarvest and will wait
+	stale    atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
+	reaperG  atomic.Uint64 // the reaper's goroutine id, once it has harvested
+	unmetric func()        // removes the ring's metrics source
+	zcNotifs atomic.Uint64 // zero-copy notifications seen
+	zcMsg    bool          // the kernel has SENDMSG_ZC (6.1), not only SEND_ZC
+	zcFlags  uint16        // ioprio of a zero-copy send: REPORT_USAGE where known (6.2)
+	lat      latencyBatch  // the reaper's; empty without an Observer
 }
 
 // user_data: gen<<32 | socket index. gen keeps below tmoBit, which tags
@@ -50,7 +49,7 @@ const (
 	rxBit   = 1 << 31 // a receive's CQE (recv_linux.go), not a send's
 )
 
-func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) {
+func newURing(eng *Engine, cfg ring.Config, m Observer) (*uring, error) {
 	r, err := ring.New(cfg)
 	if err != nil {
 		return nil, err
@@ -67,12 +66,12 @@ func newURing(eng *Engine, cfg ring.Config, m *metrics.Metrics) (*uring, error) 
 		u.zcFlags = ring.SendZCReportUsage // auto mode learns when the kernel copied
 	}
 	var onBatch func(int)
-	u.lat = m.NewLatencyBatch(false)
 	if m != nil {
+		u.lat.observe, u.lat.flush = m.Latencies(false)
 		onBatch = m.ObserveReaperBatch
-		u.unmetric = m.AddRingSource(func() metrics.RingStats {
+		u.unmetric = m.AddRingSource(func() RingStats {
 			st := r.Stats()
-			return metrics.RingStats{Enters: st.Enters, Submitted: st.Submitted, Reaped: st.Reaped, Overflows: st.Overflows, SQFull: st.SQFull}
+			return RingStats{Enters: st.Enters, Submitted: st.Submitted, Reaped: st.Reaped, Overflows: st.Overflows, SQFull: st.SQFull}
 		})
 	}
 	if _, err := r.StartReaper(u, 0, onBatch); err != nil {
@@ -348,7 +347,9 @@ func retriable(res int32) bool {
 // with the uringsend_debug tag, panics.
 func (u *uring) staleCQE(c *ring.CQE) {
 	u.stale.Add(1)
-	u.eng.m.AddStaleCompletion()
+	if u.eng.m != nil {
+		u.eng.m.AddStaleCompletion()
+	}
 	if debugChecks {
 		panic(fmt.Sprintf("socket: CQE matches no request: user_data %#x res %d flags %#x", c.UserData(), c.Result(), c.Flags()))
 	}
