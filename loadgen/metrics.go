@@ -5,6 +5,8 @@ import (
 	"net"
 	"syscall"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uringsend/uringsend/metrics"
@@ -21,7 +23,12 @@ const (
 	nameAborted  = "uringsend_loadgen_aborted_sends_total"
 	nameInflight = "uringsend_loadgen_inflight_sends"
 	nameConns    = "uringsend_loadgen_connections"
+	nameLatency  = "uringsend_loadgen_latency_seconds"
 )
+
+// latencyBuckets are the upper bounds of uringsend_loadgen_latency_seconds:
+// those of the engine's uringsend_send_duration_seconds, 1 µs to 10 s.
+var latencyBuckets = metrics.SendDurationBuckets()
 
 // runCollector reads the run's counters when Prometheus collects: the
 // send path pays nothing for it.
@@ -29,6 +36,7 @@ type runCollector struct {
 	r                                                *runner
 	messages, bytes, errors, sync, aborted, inflight *prometheus.Desc
 	conns                                            *prometheus.Desc
+	latency                                          *prometheus.Desc
 }
 
 func newRunCollector(r *runner) *runCollector {
@@ -41,11 +49,14 @@ func newRunCollector(r *runner) *runCollector {
 		aborted:  prometheus.NewDesc(nameAborted, "Sends aborted by the run's own shutdown.", nil, nil),
 		inflight: prometheus.NewDesc(nameInflight, "Sends accepted by SendAsync and not yet completed.", nil, nil),
 		conns:    prometheus.NewDesc(nameConns, "Connections of the run, by state.", []string{"state"}, nil),
+		latency: prometheus.NewDesc(nameLatency, "Latency of the run's successful messages as its report gives it: "+
+			"send completion (run) or round trip (rr), from the due time in the open loop (corrected for coordinated omission); "+
+			"after -omit, updated every -interval.", nil, nil),
 	}
 }
 
 func (c *runCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.messages, c.bytes, c.errors, c.sync, c.aborted, c.inflight, c.conns} {
+	for _, d := range []*prometheus.Desc{c.messages, c.bytes, c.errors, c.sync, c.aborted, c.inflight, c.conns, c.latency} {
 		ch <- d
 	}
 }
@@ -63,6 +74,22 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 	failed := float64(c.r.failed.Load())
 	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(len(c.r.conns))-failed, "open")
 	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, failed, "failed")
+	var count uint64
+	var sum float64
+	buckets := make(map[float64]uint64, len(latencyBuckets))
+	c.r.st.readTotal(func(h *hdr.Histogram) {
+		count, sum = uint64(h.TotalCount()), h.Mean()*float64(h.TotalCount())/1e9
+		bars := h.Distribution()
+		i := 0
+		var cum uint64
+		for _, ub := range latencyBuckets {
+			for ; i < len(bars) && float64(bars[i].To)/1e9 <= ub; i++ {
+				cum += uint64(bars[i].Count)
+			}
+			buckets[ub] = cum
+		}
+	})
+	ch <- prometheus.MustNewConstHistogram(c.latency, count, sum, buckets)
 }
 
 // metricsServer serves the run's registry.

@@ -425,7 +425,8 @@ func TestRunMetrics(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	for _, want := range []string{nameMessages, nameBytes, nameSync, nameInflight, `uringsend_loadgen_connections{state="open"} 3`, "go_goroutines", "process_open_fds"} {
+	for _, want := range []string{nameMessages, nameBytes, nameSync, nameInflight, `uringsend_loadgen_connections{state="open"} 3`, "go_goroutines", "process_open_fds",
+		nameLatency + `_bucket{le="1e-06"}`, "uringsend_ring_enter_calls_total"} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -446,9 +447,58 @@ func TestRunCollectorLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
-	if n := testutil.CollectAndCount(newRunCollector(r)); n != 8 {
-		t.Errorf("%d metrics, want 8", n)
+	if n := testutil.CollectAndCount(newRunCollector(r)); n != 9 {
+		t.Errorf("%d metrics, want 9", n)
 	}
+}
+
+// The latency the report gives is exported as a histogram, bucket for
+// bucket.
+func TestRunCollectorLatency(t *testing.T) {
+	r := &runner{st: newStats(1), conns: make([]*conn, 1)}
+	// 3 at 2 µs, 2 at 300 µs, 1 at 2 s: merged into the total by collect.
+	for _, ns := range []int64{2000, 2000, 2000, 300000, 300000, 2e9} {
+		r.st.shard(0).record(0, 64, ns, false, false, false)
+	}
+	r.st.collect()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newRunCollector(r))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != nameLatency {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 6 {
+			t.Errorf("count %d, want 6", h.GetSampleCount())
+		}
+		for _, b := range h.GetBucket() {
+			ub, n := b.GetUpperBound(), b.GetCumulativeCount()
+			want := uint64(0)
+			switch {
+			case ub >= 2:
+				want = 6
+			case ub >= 300e-6*1.001:
+				want = 5
+			case ub >= 2e-6*1.001:
+				want = 3
+			}
+			if ub > 300e-6*0.999 && ub < 300e-6*1.001 || ub > 2e-6*0.999 && ub < 2e-6*1.001 {
+				continue // too close to call at HdrHistogram's precision
+			}
+			if n != want {
+				t.Errorf("bucket le=%g: %d, want %d", ub, n, want)
+			}
+		}
+		if s := h.GetSampleSum(); s < 2.0006*0.999 || s > 2.0006*1.001 {
+			t.Errorf("sum %g, want 2.0006", s)
+		}
+		return
+	}
+	t.Fatalf("no %s", nameLatency)
 }
 
 // The steady state allocates nothing per message: beyond what a run
