@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +49,17 @@ type Options struct {
 }
 
 // SendDurationBuckets are the classic buckets of
-// uringsend_send_duration_seconds: 22 exponential buckets from 1 µs to 10 s.
-func SendDurationBuckets() []float64 { return prometheus.ExponentialBucketsRange(1e-6, 10, 22) }
+// uringsend_send_duration_seconds (and uringsend_loadgen_latency_seconds):
+// 22 exponential buckets from 1 µs to 10 s, three per decade, each rounded
+// to three significant digits so that it prints as written (le="2.15e-06",
+// not le="2.1544346900318843e-06").
+func SendDurationBuckets() []float64 {
+	b := prometheus.ExponentialBucketsRange(1e-6, 10, 22)
+	for i, v := range b {
+		b[i], _ = strconv.ParseFloat(strconv.FormatFloat(v, 'g', 3, 64), 64)
+	}
+	return b
+}
 
 // ReaperBatchBuckets are the buckets of uringsend_reaper_batch_size:
 // 1, 2, 4, ..., 1024 CQEs.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -536,5 +537,24 @@ uringsend_stale_completions_total 2
 `
 	if err := testutil.CollectAndCompare(m, strings.NewReader(want), NameStaleCompletions); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Bucket bounds print as short numbers in the exposition: three
+// significant digits at most, increasing, from 1 µs to 10 s.
+func TestSendDurationBucketsClean(t *testing.T) {
+	b := SendDurationBuckets()
+	if len(b) != 22 || b[0] != 1e-6 || b[len(b)-1] != 10 {
+		t.Fatalf("buckets %v: want 22 from 1e-06 to 10", b)
+	}
+	for i, v := range b {
+		s := strconv.FormatFloat(v, 'g', -1, 64)
+		digits := strings.TrimLeft(strings.SplitN(strings.ReplaceAll(s, ".", ""), "e", 2)[0], "0")
+		if len(digits) > 3 {
+			t.Errorf("bound %d prints as %s", i, s)
+		}
+		if i > 0 && v <= b[i-1] {
+			t.Errorf("bound %d (%v) not above %v", i, v, b[i-1])
+		}
 	}
 }
