@@ -8,21 +8,30 @@ import "fmt"
 // reaper goroutine is "the reaper"; a goroutine that makes the reaper
 // run again (Submit, Wake, an inline harvest, Close) is "a waker".
 //
+//	bits 0–2    phase
+//	bit 3       reaper
+//	bit 4       parked
+//	bit 5       wakeSeen
+//	bit 6       closeWait
+//	bits 32–63  users
+//
+// The phases, moved only by the closer:
+//
 //	       Close            Close, holding sqMu         Close, holding cqMu and sqMu
 //	open ─────────▶ closing ───────────────────▶ sealed ─────────────────────────────▶ closed
 //	                                               │                                   ▲
 //	                                               └─ drain budget spent ─▶ abandoned ─┘
 //
-//	open     GetSQE, GetSQEPair, Reserve and StartReaper work.
-//	closing  Close has begun: they return ErrClosed (GetSQE still hands out
-//	         what a Reserve covers). The reaper no longer parks.
-//	sealed   Close held the submission lock: every caller's SQE is
-//	         published and counted in Inflight, and none can follow. The
-//	         reaper leaves once Inflight is zero.
+//	open       GetSQE, GetSQEPair, Reserve and StartReaper work.
+//	closing    Close has begun: they return ErrClosed (GetSQE still hands
+//	           out what a Reserve covers). The reaper no longer parks.
+//	sealed     Close held the submission lock: every caller's SQE is
+//	           published and counted in Inflight, and none can follow.
+//	           The reaper leaves once Inflight is zero.
 //	abandoned  Close's drain budget ran out: the reaper leaves at once;
-//	         what is still in flight is left to the kernel.
-//	closed   The rings are (about to be) unmapped and the fd closed:
-//	         acquire fails, and the methods that hold a lock see closed.
+//	           what is still in flight is left to the kernel.
+//	closed     The rings are (about to be) unmapped and the fd closed:
+//	           acquire fails, and the methods that hold a lock see closed.
 //
 // The flags, each set and cleared by an atomic or/and whose old value
 // tells the caller whether it was the one that changed it:
@@ -38,6 +47,14 @@ import "fmt"
 //	           to sleep in io_uring_enter waiting for that very CQE.
 //	closeWait  the closer waits on r.drained for the users to go; the
 //	           release that brings them to zero and clears it sends.
+//
+// Parking, the one handshake with two sides (park and unparkReaper):
+//
+//	reaper  idle ─▶ set parked ─▶ still idle ─────────────────────────▶ wait on unpark ─▶ round
+//	                                   └─ busy: clear parked ─┬─ cleared ─────────────────▶ round
+//	                                                          └─ a waker cleared it first ─▶ wait on unpark
+//	waker   clear parked ─┬─ cleared ─▶ send on unpark
+//	                      └─ was not set: nothing to do (the reaper is up)
 //
 // Wake-ups, each a channel that exactly one side sends on or closes:
 //
