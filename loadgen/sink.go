@@ -19,7 +19,8 @@ import (
 // Sink receives what runs send: it accepts any number of connections (or
 // reads datagrams), counts bytes and messages, and with Verify checks
 // every message's checksum and its stream's sequence. It reads with
-// Go's net package, independently of the engine it measures.
+// Go's net package, independently of the engine it measures; with Echo
+// it writes what it reads back.
 type Sink struct {
 	cfg   SinkConfig
 	addr  Target
