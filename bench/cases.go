@@ -29,6 +29,7 @@ func allCases(o options) []caseDef {
 		{"L2", "proxy under connection churn (redis GET -k 0)", l2},
 		{"L3", "proxy accept storm", l3},
 		{"cli", "the uringsend CLI vs iperf3", cliCase},
+		{"peers", "the uringsend CLI's defaults and rr vs sockperf and iperf3", peersCase},
 		{"iceber", "iceber/iouring-go's own API", icebergCase},
 	}
 }

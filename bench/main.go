@@ -153,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "timed rounds per arm (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one round")
 	fs.DurationVar(&o.verifyDur, "verify-duration", 0, "length of each arm's SHA-256 verification round (default duration/4)")
-	cases := fs.String("cases", "all", "comma-separated cases: P1..P7, cli, iceber, or all")
+	cases := fs.String("cases", "all", "comma-separated cases: P1..P7, cli, peers, iceber, or all")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON on stdout (progress goes nowhere unless -v)")
 	fs.BoolVar(&o.quick, "quick", false, "3 rounds of 250 ms, CLI runs of 1 s: about 30 s in all")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
