@@ -12,11 +12,12 @@ declare -A pkg_of=(
 	[prometheus]=prometheus
 	[socat]=socat
 	[iperf3]=iperf3
+	[sockperf]=sockperf
 	[redis-server]=redis-server
 	[redis-cli]=redis-tools
 	[ip]=iproute2
 )
-order=(promtool prometheus socat iperf3 redis-server redis-cli ip)
+order=(promtool prometheus socat iperf3 sockperf redis-server redis-cli ip)
 
 missing_bins=()
 missing_pkgs=()
