@@ -1,13 +1,17 @@
-// Package loadgen is the load generator behind "uringsend run" and
-// "uringsend sink": flag values and a validated Config, the run loop, the
-// sink, and the report.
+// Package loadgen is the load generator behind "uringsend run", "rr" and
+// "sink": flag values and a validated Config, the run loop, the
+// request–response loop, the sink (and its echo and control exchange),
+// and the report.
 //
 // # The run loop
 //
 // Each connection owns Config.Inflight slots, one preallocated
 // sendop.Args per send it may have in flight, each with its own Completed
 // handler; the message buffers are allocated once. In steady state a
-// message costs no allocation in this package.
+// message costs no allocation in this package. Without a set Inflight,
+// the closed loop keeps Config.Window bytes in flight per connection
+// (256 KiB: 1024 sends of 64 B, 2 of 128 KiB), enough to fill one
+// connection without tuning.
 //
 // Closed loop (no Rate): a connection's goroutine sends every slot; when
 // SendAsync returns pending == false the result is recorded at once and
@@ -31,14 +35,34 @@
 // digits), sharded with the counters by connection; the status line
 // collects them every Interval.
 //
+// # Request–response
+//
+// With Config.RR ("uringsend rr") a connection has one request in flight:
+// it posts a ReceiveAsync for Size bytes, then sends the message; the
+// request ends when the send has completed and the whole echo has come
+// back, compared byte for byte with what was sent. Whichever of the two
+// completions comes last records the round trip and starts the next
+// request (closed loop) or frees the connection for its pacer (open
+// loop). See rr.go.
+//
+// # Cost
+//
+// The report gives the process's user and system CPU time (getrusage)
+// from the start of sending (or the end of Omit) to the end of the
+// drain, per message and per GB, and on io_uring the engine's
+// io_uring_enter calls and the SQEs they submitted, read from the ring
+// counters the engine exports to the run's private Prometheus registry.
+//
 // # Stopping
 //
 // When the duration has passed, the messages have been sent, every
 // connection has failed, or a first signal arrives, no send starts any
-// more; Run waits for the sends in flight (at most DrainTimeout), closes
-// the connections — which completes what is left with OperationAborted,
-// counted as aborted, not as errors — and reports. A second signal makes
-// Run return ErrInterrupted at once.
+// more; Run waits for the sends in flight (at most DrainTimeout), reads
+// TCP_INFO of the connections, closes them — which completes what is
+// left with OperationAborted, counted as aborted, not as errors — and
+// reports. Sends that complete after sending stopped count as messages
+// but not in the latency histogram. A second signal makes Run return
+// ErrInterrupted at once.
 //
 // A connection whose send fails on a stream transport has lost bytes: it
 // is marked failed, closed, counted and named in the report, and the run

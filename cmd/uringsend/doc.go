@@ -1,10 +1,11 @@
 // Command uringsend is the load generator of the uringsend engine: it
-// sends through Socket.SendAsync and reports throughput, latency and how
-// many sends completed synchronously.
+// sends through Socket.SendAsync and reports throughput, latency, how
+// many sends completed synchronously and what it all cost.
 //
 //	uringsend                     a 10 s demo against an embedded sink
 //	uringsend run [flags]         send to a target (or an embedded sink)
-//	uringsend sink -listen URL    receive, count and verify
+//	uringsend rr [flags]          request–response against an echo peer
+//	uringsend sink -listen URL    receive, count and verify (-echo: for rr)
 //	uringsend version
 //
 // # Demo
@@ -22,48 +23,108 @@
 //
 //	uringsend run -target tcp://10.0.0.2:9000 -conns 16 -size 1KiB
 //	uringsend run -target udp://127.0.0.1:9000 -rate 50k/s -duration 30s
+//	uringsend run -target tcp://10.0.0.2:9000 -size 128KiB -rate 10Gbit/s -omit 2s -json-stream
 //	uringsend run -target unix:///run/sink.sock -mode bufferlist -segments 8 -size 128KiB
-//	uringsend run -target tcp://127.0.0.1:9000 -messages 1M -verify -json
+//	uringsend run -target tcp://127.0.0.1:9000 -messages 1M -verify -sink-report -json
 //
 // -target is tcp://host:port, udp://host:port or unix:///path; empty, an
-// embedded sink. -conns connections (8) each keep up to -inflight sends
-// in flight (8): the closed loop, where every completion sends again. With
-// -rate (50k/s, 1M/s, 100/ms) the loop is open: messages are due at fixed
-// times and latency counts from the due time, so stalls are not hidden
-// (coordinated omission, corrected as wrk2 does). -size is 64, 1KiB,
-// 128KiB...; -mode buffer sends one buffer (SetBuffer), bufferlist
-// -segments buffers (SetBufferList). The run ends after -duration (10s)
-// or -messages, or at the first Ctrl-C, which drains what is in flight
-// and prints the partial report; a second Ctrl-C exits at once. -verify
-// stamps a sequence number and a checksum into every message for a sink
-// with -verify. -backend auto|io_uring|epoll picks the engine backend;
-// -zerocopy auto|on|off sets the engine's SEND_ZC mode (auto: wires of
-// 16 KiB and more, non-loopback peers); -batching auto|on|off coalesces
-// queued sends (auto: on when -inflight > 1 in the closed loop);
-// -metrics-addr host:port serves metrics; -interval sets the status
-// period (0: none).
+// embedded sink. -conns connections (8) each keep a -window of bytes in
+// flight (256KiB): -window/-size sends, 2 to 1024 — 1024 sends of 64 B, 2
+// of 128 KiB — the closed loop, where every completion sends again;
+// -inflight N pins the number of sends instead. With -rate (50k/s, 1M/s,
+// 100/ms, or a bit rate: 10Gbit/s) the loop is open: messages are due at
+// fixed times and latency counts from the due time, so stalls are not
+// hidden (coordinated omission, corrected as wrk2 does; 64 in flight per
+// connection at most). -size is 64, 1KiB, 128KiB...; -mode buffer sends
+// one buffer (SetBuffer), bufferlist -segments buffers (SetBufferList).
+// The run ends after -duration (10s) or -messages, or at the first
+// Ctrl-C, which says "draining (Ctrl-C again to quit)", waits up to
+// -drain-timeout (5s) for what is in flight and prints the partial
+// report; a second Ctrl-C exits at once. Sends that complete after
+// sending stopped count as messages but stay out of the latency
+// percentiles (drain_messages). -omit D leaves the first D out of counts,
+// rates, latencies and cost (warm-up). -verify stamps a sequence number
+// and a checksum into every message for a sink with -verify.
+//
+// The latency of run is send-completion latency: from SendAsync (or the
+// due time) to the send's completion, i.e. until the kernel took the
+// bytes, not until the peer had them; rr measures round trips.
+//
+// Connections: -dial-timeout (5s) bounds an attempt, -dial-retries (3)
+// retries a failed one with backoff (10 ms doubling to 1 s); a run goes
+// on with the connections it made and fails only if it made none.
+// -connect-rate paces dialing (1k/s). Socket options, set before
+// connecting: -bind (source address; repeat for several, taken in turn),
+// -sndbuf, -nodelay (true; -nodelay=false turns Nagle on), -congestion
+// (TCP_CONGESTION), -fq-rate (SO_MAX_PACING_RATE, e.g. 1Gbit/s), -tos.
+// Engine: -backend auto|io_uring|epoll, -rings, -sq-entries,
+// -zc-threshold, -zerocopy auto|on|off (auto: wires of -zc-threshold,
+// 16 KiB, and more, non-loopback peers), -batching auto|on|off
+// (coalesce queued sends; auto: on when more than one send is in flight
+// in the closed loop). -metrics-addr host:port serves metrics, among
+// them uringsend_loadgen_latency_seconds, the report's latency as a
+// histogram; -interval sets the status period (0: none). -shards N with
+// -shard-index (or $JOB_COMPLETION_INDEX) splits -rate and -messages
+// over N generators.
 //
 // On a terminal the status line is redrawn in place; otherwise one line
 // per interval goes to stderr. The report goes to stdout: text, or with
 // -json one JSON object with messages, bytes (of sends that completed
 // with Success), errors, errors_by_kind, duration_seconds,
 // messages_per_second, bits_per_second, sync_ratio, backend,
-// latency_seconds {p50, p90, p99, p999, max} and the run's settings.
+// latency_seconds {p50, p90, p99, p999, max} and latency_kind
+// (send_completion or round_trip), cost {user_seconds, system_seconds,
+// cpu_seconds_per_message, cpu_seconds_per_gb,
+// io_uring_enter_per_message, sqes_per_enter, ...}, tcp_info
+// {retransmits, rtt_mean_seconds, cwnd_min, cwnd_max,
+// delivery_rate_bits_per_second, ...}, dial_attempts, dial_errors,
+// connect_latency_seconds, omitted_messages, drain_messages, sink,
+// thresholds_failed and the run's settings. With -json-stream stdout is
+// NDJSON: one object per interval ("type": "interval", with that
+// interval's rates, percentiles and TCP_INFO), then the report on one
+// line.
+//
+// -sink-report asks a "uringsend sink" target, after the run, what it
+// received from the run's connections (bytes, messages, the -verify
+// verdict) and puts it in the report's sink (as iperf3's
+// --get-server-output); a target that is no uringsend sink leaves
+// sink_error set. The embedded sink always reports.
+//
+// # rr
+//
+//	uringsend sink -listen tcp://127.0.0.1:9000 -echo &
+//	uringsend rr -target tcp://127.0.0.1:9000 -size 64 -duration 10s
+//	uringsend rr -target tcp://127.0.0.1:9000 -conns 50 -rate 100k/s -max-p99 1ms
+//
+// rr is request–response (neper's tcp_rr): each connection posts a
+// receive (ReceiveAsync), sends a message and waits until the same number
+// of bytes has come back, compares every byte with what it sent, and
+// only then sends the next; one request is in flight per connection. It
+// takes run's flags; -rate makes it open loop. Its peer is any echo
+// server: "uringsend sink -echo", socat's PIPE. Without -target it uses
+// an embedded echo sink. An echo that differs from what was sent is an
+// EchoMismatch error and fails the run; a peer that closes is an
+// EndOfStream error.
 //
 // # sink
 //
 //	uringsend sink -listen tcp://0.0.0.0:9000
 //	uringsend sink -listen udp://127.0.0.1:9000 -verify -json
+//	uringsend sink -listen tcp://127.0.0.1:9000 -echo
 //
 // The sink accepts any number of connections (for UDP, datagrams from any
 // peer), prints the receive rate every -interval on stderr and, on SIGINT
-// or SIGTERM, waits up to 2 s for senders to finish and prints a summary.
-// Its first line on stderr says where it listens ("listening on
-// tcp://127.0.0.1:40123" for port 0).
+// or SIGTERM, waits up to 2 s for senders to finish and prints a summary
+// with its cost (read calls, CPU seconds). Its first line on stderr says
+// where it listens ("listening on tcp://127.0.0.1:40123" for port 0).
+// -echo writes what arrives back to its sender (tcp and unix).
 //
 // # Exit status
 //
-// 0 success; 1 the run or sink failed (unreachable target, no message
-// delivered, every connection failed, verification errors); 2 bad usage;
-// 130 interrupted twice.
+// 0 success; 1 the run or sink failed (no connection could be made, no
+// message delivered, every connection failed, the target refused the
+// sends — ConnectionRefused —, an echo differed, verification errors); 2
+// bad usage (the message names the flag); 3 a threshold was broken
+// (-max-p99 D: the p99 latency was above D; -max-errors N: more than N
+// errors); 130 interrupted twice.
 package main
