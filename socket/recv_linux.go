@@ -196,9 +196,7 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	o := s.rx.q.Pop()
 	s.rx.wire = false
 	s.rx.buf = nil
-	if s.rx.closing && res == -int32(syscall.EINTR) {
-		res = -int32(syscall.ECANCELED) // Close's cancel interrupted it in a worker
-	}
+	res = finalResult(res, s.rx.closing, false)
 	if s.rx.closing {
 		aborted.Concat(&s.rx.q)
 	} else if next := s.rx.q.Head(); next != nil {
@@ -294,7 +292,6 @@ func (u *uring) onRecv(c *ring.CQE) {
 			u.rxLaunch(s)
 			return
 		}
-		res = -int32(syscall.ECANCELED)
 	}
 	if s.rxSettle(res) {
 		u.rxLaunch(s)

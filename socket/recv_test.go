@@ -544,9 +544,12 @@ func TestReceiveAsyncHashManyReceives(t *testing.T) {
 		}
 		payload, want := randomPayload(1, size)
 		werr := make(chan error, 1)
-		go func() { werr <- writeRandomChunks(p, payload, 2) }()
 		c := newRxChain(s, 3, 20000)
+		// The first receive finds the socket empty and waits: the chain
+		// has an asynchronous completion however the writer and the
+		// reader are then scheduled.
 		c.loop()
+		go func() { werr <- writeRandomChunks(p, payload, 2) }()
 		select {
 		case err := <-c.done:
 			if err != nil {

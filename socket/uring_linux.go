@@ -265,7 +265,7 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 				continue
 			}
 			if retriable(s.w.sendRes) && !s.w.tmoFired {
-				u.retry(s)
+				u.retry(s, s.w.sendRes)
 				continue
 			}
 			if u.onResult(s, s.w.sendRes, s.w.tmoFired) {
@@ -289,7 +289,7 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			continue
 		}
 		if retriable(res) {
-			u.retry(s)
+			u.retry(s, res)
 			continue
 		}
 		if res == -int32(syscall.EOPNOTSUPP) && s.w.zcWire {
@@ -312,33 +312,15 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 // SQE asks for poll first (IORING_RECVSEND_POLL_FIRST), so it waits for
 // the socket to take data. A closing socket's wire is not resubmitted: it
 // completes as cancelled.
-func (u *uring) retry(s *Socket) {
+func (u *uring) retry(s *Socket, res int32) {
 	if s.closed.Load() {
-		if u.onResult(s, -int32(syscall.ECANCELED), false) {
+		if u.onResult(s, finalResult(res, true, false), false) {
 			u.launch(s)
 		}
 		return
 	}
 	s.w.pollFirst = true
 	u.launch(s)
-}
-
-// retriable reports a result that sent or received nothing and that the
-// engine submits again (unless the socket is closing, see retry):
-//   - EAGAIN: io_uring returns it for an O_NONBLOCK socket (every Go
-//     socket) when it punted the request to its workers instead of arming
-//     poll;
-//   - ECANCELED or EINTR that nobody asked for: the engine cancels only
-//     closing sockets' requests, but when the thread that submitted a
-//     request exits, the kernel ends it — a poll-armed one with ECANCELED
-//     when its poll fires (its task work runs for a dead task), one that a
-//     worker of that thread's io-wq is running with EINTR. Any goroutine's
-//     io_uring_enter submits every published SQE, and Go ends a thread
-//     when a goroutine that locked it returns, so that would otherwise cut
-//     a hole in another socket's stream. Such a request did nothing: a
-//     send or receive that made progress reports its bytes instead.
-func retriable(res int32) bool {
-	return res == -int32(syscall.EAGAIN) || res == -int32(syscall.ECANCELED) || res == -int32(syscall.EINTR)
 }
 
 // staleCQE records a CQE whose user_data matches no live request: a

@@ -128,14 +128,7 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	s.w.wire = 0
 	segs := s.w.gso.segs
 	s.w.gso.segs = 0
-	if timedOut && res == -int32(syscall.ECANCELED) {
-		res = -int32(syscall.ETIMEDOUT)
-	}
-	if s.closing && res == -int32(syscall.EINTR) {
-		// Close's cancel interrupted the send in an io-wq worker: it
-		// was aborted, like one the cancel found waiting.
-		res = -int32(syscall.ECANCELED)
-	}
+	res = finalResult(res, s.closing, timedOut)
 	if segs > 0 && res < 0 && s.gsoRefused(syscall.Errno(-res), segs, s.w.gso.size) {
 		// Nothing was sent: the same sends stay at the front of the queue
 		// for the next wire.
