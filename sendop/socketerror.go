@@ -64,105 +64,66 @@ const (
 	NoData                     SocketError = 11004 // the name has no data of the requested type
 )
 
+// socketErrorNames are .NET's names of the values above.
+var socketErrorNames = map[SocketError]string{
+	Success:                    "Success",
+	SocketErrorGeneric:         "SocketError",
+	IOPending:                  "IOPending",
+	OperationAborted:           "OperationAborted",
+	Interrupted:                "Interrupted",
+	AccessDenied:               "AccessDenied",
+	Fault:                      "Fault",
+	InvalidArgument:            "InvalidArgument",
+	TooManyOpenSockets:         "TooManyOpenSockets",
+	WouldBlock:                 "WouldBlock",
+	InProgress:                 "InProgress",
+	AlreadyInProgress:          "AlreadyInProgress",
+	NotSocket:                  "NotSocket",
+	DestinationAddressRequired: "DestinationAddressRequired",
+	MessageSize:                "MessageSize",
+	ProtocolType:               "ProtocolType",
+	ProtocolOption:             "ProtocolOption",
+	ProtocolNotSupported:       "ProtocolNotSupported",
+	SocketNotSupported:         "SocketNotSupported",
+	OperationNotSupported:      "OperationNotSupported",
+	ProtocolFamilyNotSupported: "ProtocolFamilyNotSupported",
+	AddressFamilyNotSupported:  "AddressFamilyNotSupported",
+	AddressAlreadyInUse:        "AddressAlreadyInUse",
+	AddressNotAvailable:        "AddressNotAvailable",
+	NetworkDown:                "NetworkDown",
+	NetworkUnreachable:         "NetworkUnreachable",
+	NetworkReset:               "NetworkReset",
+	ConnectionAborted:          "ConnectionAborted",
+	ConnectionReset:            "ConnectionReset",
+	NoBufferSpaceAvailable:     "NoBufferSpaceAvailable",
+	IsConnected:                "IsConnected",
+	NotConnected:               "NotConnected",
+	Shutdown:                   "Shutdown",
+	TimedOut:                   "TimedOut",
+	ConnectionRefused:          "ConnectionRefused",
+	HostDown:                   "HostDown",
+	HostUnreachable:            "HostUnreachable",
+	ProcessLimit:               "ProcessLimit",
+	SystemNotReady:             "SystemNotReady",
+	VersionNotSupported:        "VersionNotSupported",
+	NotInitialized:             "NotInitialized",
+	Disconnecting:              "Disconnecting",
+	TypeNotFound:               "TypeNotFound",
+	HostNotFound:               "HostNotFound",
+	TryAgain:                   "TryAgain",
+	NoRecovery:                 "NoRecovery",
+	NoData:                     "NoData",
+}
+
 // String returns the .NET name of s ("MessageSize", "SocketError" for
 // SocketErrorGeneric), or "SocketError(n)" for a value .NET does not define.
 // It allocates only for undefined values.
 func (s SocketError) String() string {
-	switch s {
-	case Success:
+	if s == Success { // every successful send's metrics label: no lookup
 		return "Success"
-	case SocketErrorGeneric:
-		return "SocketError"
-	case IOPending:
-		return "IOPending"
-	case OperationAborted:
-		return "OperationAborted"
-	case Interrupted:
-		return "Interrupted"
-	case AccessDenied:
-		return "AccessDenied"
-	case Fault:
-		return "Fault"
-	case InvalidArgument:
-		return "InvalidArgument"
-	case TooManyOpenSockets:
-		return "TooManyOpenSockets"
-	case WouldBlock:
-		return "WouldBlock"
-	case InProgress:
-		return "InProgress"
-	case AlreadyInProgress:
-		return "AlreadyInProgress"
-	case NotSocket:
-		return "NotSocket"
-	case DestinationAddressRequired:
-		return "DestinationAddressRequired"
-	case MessageSize:
-		return "MessageSize"
-	case ProtocolType:
-		return "ProtocolType"
-	case ProtocolOption:
-		return "ProtocolOption"
-	case ProtocolNotSupported:
-		return "ProtocolNotSupported"
-	case SocketNotSupported:
-		return "SocketNotSupported"
-	case OperationNotSupported:
-		return "OperationNotSupported"
-	case ProtocolFamilyNotSupported:
-		return "ProtocolFamilyNotSupported"
-	case AddressFamilyNotSupported:
-		return "AddressFamilyNotSupported"
-	case AddressAlreadyInUse:
-		return "AddressAlreadyInUse"
-	case AddressNotAvailable:
-		return "AddressNotAvailable"
-	case NetworkDown:
-		return "NetworkDown"
-	case NetworkUnreachable:
-		return "NetworkUnreachable"
-	case NetworkReset:
-		return "NetworkReset"
-	case ConnectionAborted:
-		return "ConnectionAborted"
-	case ConnectionReset:
-		return "ConnectionReset"
-	case NoBufferSpaceAvailable:
-		return "NoBufferSpaceAvailable"
-	case IsConnected:
-		return "IsConnected"
-	case NotConnected:
-		return "NotConnected"
-	case Shutdown:
-		return "Shutdown"
-	case TimedOut:
-		return "TimedOut"
-	case ConnectionRefused:
-		return "ConnectionRefused"
-	case HostDown:
-		return "HostDown"
-	case HostUnreachable:
-		return "HostUnreachable"
-	case ProcessLimit:
-		return "ProcessLimit"
-	case SystemNotReady:
-		return "SystemNotReady"
-	case VersionNotSupported:
-		return "VersionNotSupported"
-	case NotInitialized:
-		return "NotInitialized"
-	case Disconnecting:
-		return "Disconnecting"
-	case TypeNotFound:
-		return "TypeNotFound"
-	case HostNotFound:
-		return "HostNotFound"
-	case TryAgain:
-		return "TryAgain"
-	case NoRecovery:
-		return "NoRecovery"
-	case NoData:
-		return "NoData"
+	}
+	if name, ok := socketErrorNames[s]; ok {
+		return name
 	}
 	return "SocketError(" + strconv.Itoa(int(s)) + ")"
 }
