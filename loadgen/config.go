@@ -124,6 +124,12 @@ type Config struct {
 	// ConnectRate bounds how many connections are established per
 	// second (0: as fast as they go, 32 at a time).
 	ConnectRate Rate
+	// ConnLifetime, if set, replaces each connection after about that
+	// long (one position every ConnLifetime/Conns): the new connection is
+	// dialed, the old one sends no more and is closed once its sends in
+	// flight are done. For connection-churn tests; the connect latency of
+	// every dial is in the report.
+	ConnLifetime time.Duration
 	// Socket options, set on every connection before it connects: source
 	// addresses (Bind, comma-separated; connections take them in turn),
 	// SO_SNDBUF (0: the kernel's), Nagle (TCP_NODELAY off; Go turns it
@@ -302,6 +308,8 @@ func (c *Config) Validate() error {
 		return configErrorf("-max-p99 %v: negative", c.MaxP99)
 	case c.DialRetries < 0 || c.DialRetries > 100:
 		return configErrorf("-dial-retries %d: want 0 to 100", c.DialRetries)
+	case c.ConnLifetime < 0 || (c.ConnLifetime > 0 && c.ConnLifetime < 10*time.Millisecond):
+		return configErrorf("-conn-lifetime %v: at least 10ms", c.ConnLifetime)
 	case c.ConnectRate < 0:
 		return configErrorf("-connect-rate %v: negative", c.ConnectRate)
 	case c.SndBuf < 0 || c.SndBuf > 1<<30:
@@ -463,6 +471,7 @@ func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.IntVar(&c.TOS, "tos", c.TOS, "IP_TOS / IPV6_TCLASS byte, e.g. 0x10 (default: not set)")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", c.DialTimeout, "bound of each connection attempt")
 	fs.IntVar(&c.DialRetries, "dial-retries", c.DialRetries, "attempts after a failed dial, with backoff; the run fails only if no connection is made")
+	fs.DurationVar(&c.ConnLifetime, "conn-lifetime", c.ConnLifetime, "replace each connection after this long (connection churn; default: never)")
 	fs.Var(&c.ConnectRate, "connect-rate", "connections established per second, e.g. 1k/s (default: 32 at a time, unpaced)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "after sending stops (end or first Ctrl-C), how long to wait for sends in flight")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on host:port (empty: off)")

@@ -72,7 +72,7 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.aborted, prometheus.CounterValue, float64(snap.aborted))
 	ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(max(c.r.inflight.Load(), 0)))
 	failed := float64(c.r.failed.Load())
-	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(len(c.r.conns))-failed, "open")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(len(c.r.pos))-failed, "open")
 	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, failed, "failed")
 	var count uint64
 	var sum float64

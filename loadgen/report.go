@@ -76,8 +76,12 @@ type Report struct {
 	TCPInfo *TCPInfo `json:"tcp_info"`
 	// Dialing: attempts (retries included), failed attempts, and the
 	// connect latency of the successful ones.
-	DialAttempts   int64   `json:"dial_attempts"`
-	DialErrors     int64   `json:"dial_errors"`
+	DialAttempts int64 `json:"dial_attempts"`
+	DialErrors   int64 `json:"dial_errors"`
+	// -conn-lifetime: connections replaced by new ones, and replacements
+	// that failed to connect (the old connection went on).
+	ConnsReplaced  int64   `json:"connections_replaced"`
+	ReplaceErrors  int64   `json:"replace_errors"`
 	ConnectLatency Latency `json:"connect_latency_seconds"`
 	// Failed lists the thresholds (-max-p99, -max-errors) the run broke;
 	// the command then exits with ExitThreshold.
@@ -120,7 +124,7 @@ func (r *runner) report(snap *snapshot, backend string, fallback error, sent, dr
 		Mode:            string(cfg.Mode),
 		Segments:        cfg.Segments,
 		Size:            int64(cfg.Size),
-		Conns:           len(r.conns),
+		Conns:           len(r.pos),
 		Inflight:        cfg.Inflight,
 		Rate:            float64(cfg.Rate),
 		Verify:          cfg.Verify,
@@ -136,6 +140,8 @@ func (r *runner) report(snap *snapshot, backend string, fallback error, sent, dr
 		SendSeconds:     (sent - r.omitAt).Seconds(),
 		DialAttempts:    r.dialAttempts.Load(),
 		DialErrors:      r.dialErrors.Load(),
+		ConnsReplaced:   r.replaced.Load(),
+		ReplaceErrors:   r.replaceErrors.Load(),
 		Failed:          []string{},
 	}
 	r.st.readTotal(func(h *hdr.Histogram) { rep.Latency = latencyOf(h) })
@@ -280,8 +286,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.DialAttempts > 0 {
 		cl := r.ConnectLatency
-		fmt.Fprintf(&b, "  connect:     p50 %s  p99 %s  max %s; %d attempts, %d failed\n",
+		fmt.Fprintf(&b, "  connect:     p50 %s  p99 %s  max %s; %d attempts, %d failed",
 			latency(cl.P50*1e9), latency(cl.P99*1e9), latency(cl.Max*1e9), r.DialAttempts, r.DialErrors)
+		if r.ConnsReplaced > 0 || r.ReplaceErrors > 0 {
+			fmt.Fprintf(&b, "; %s connections replaced (-conn-lifetime), %d replacements failed", grouped(uint64(r.ConnsReplaced)), r.ReplaceErrors)
+		}
+		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "  errors:      %s", grouped(r.Errors))
 	if len(r.ErrorsByKind) > 0 {

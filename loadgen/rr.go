@@ -49,7 +49,7 @@ func (c *conn) rrDrive(limit int) int {
 		if !c.admit() {
 			return parked
 		}
-		r.inflight.Add(1)
+		c.count()
 		if !c.rrLaunch(r.now()) {
 			return pending
 		}
@@ -158,7 +158,7 @@ func (c *conn) rrReceivedInline() bool {
 // aborted reports whether se is the run's own shutdown aborting an
 // operation.
 func (c *conn) aborted(se sendop.SocketError) bool {
-	return se == sendop.OperationAborted && (c.r.stopping.Load() || c.dead.Load())
+	return se == sendop.OperationAborted && (c.r.stopping.Load() || c.dead.Load() || c.retiring.Load())
 }
 
 // rrPart counts one part of the request done; true if it was the last,
@@ -170,7 +170,7 @@ func (c *conn) rrPart() bool {
 	r := c.r
 	lat := r.now() - c.slots[0].start
 	c.shard.record(sendop.Success, len(c.rbuf), lat, c.txSync, false, r.stopping.Load())
-	r.done()
+	c.done()
 	return true
 }
 
@@ -182,7 +182,7 @@ func (c *conn) rrFail(se sendop.SocketError, counted bool) bool {
 		return false
 	}
 	c.shard.record(se, 0, 0, false, !counted, false)
-	c.r.done()
+	c.done()
 	return false
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -51,12 +52,19 @@ const sinkGrace = 2 * time.Second
 
 // runner is one run: the engine, the connections and what they record.
 type runner struct {
-	cfg   Config
-	eng   *socket.Engine
-	reg   *prometheus.Registry
-	conns []*conn
-	st    *stats
-	epoch time.Time // monotonic origin of every timestamp
+	cfg Config
+	eng *socket.Engine
+	reg *prometheus.Registry
+	// pos holds the run's connections, one per position; -conn-lifetime
+	// replaces a position's connection with a new one. retired are the
+	// connections replaced, kept to be closed and reported.
+	pos                     []atomic.Pointer[conn]
+	retiredMu               sync.Mutex
+	retired                 []*conn
+	retiredTCP              TCPInfo
+	replaced, replaceErrors atomic.Int64
+	st                      *stats
+	epoch                   time.Time // monotonic origin of every timestamp
 
 	stopping atomic.Bool   // no new sends
 	stopCh   chan struct{} // closed with stopping
@@ -105,6 +113,12 @@ type conn struct {
 	deadCh   chan struct{}
 	deadOnce sync.Once
 	closed   sync.Once
+	// -conn-lifetime: a retiring connection starts no more sends; its
+	// goroutine leaves when retireCh closes; busy counts its sends (rr:
+	// requests) in flight, so that it is closed once they are done.
+	retiring atomic.Bool
+	retireCh chan struct{}
+	busy     atomic.Int64
 
 	stream64 uint64 // Verify: stream id
 	seq      uint64 // Verify: next sequence number; only the sending goroutine touches it
@@ -248,10 +262,14 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 			go p.run()
 		}
 	} else {
-		for _, c := range r.conns {
+		for _, c := range r.current() {
 			r.wg.Add(1)
 			go c.loop()
 		}
+	}
+	if cfg.ConnLifetime > 0 {
+		r.wg.Add(1)
+		go r.churn()
 	}
 
 	var tick, end, omit <-chan time.Time
@@ -317,7 +335,7 @@ run:
 	}
 	drained := time.Since(r.epoch)
 	cost1 := r.readCost(true)
-	tcp := r.tcpInfo()
+	tcp := r.tcpInfo(true)
 	locals := r.localAddrs()
 	sinkRep := finish() // aborts what the drain left behind
 	out.clear()
@@ -396,74 +414,169 @@ dialing:
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			d := net.Dialer{Timeout: cfg.DialTimeout, Control: ctl}
-			if len(binds) > 0 {
-				d.LocalAddr = localAddr(cfg.Target.Network, binds[i%len(binds)])
+			c, err := r.dialConn(i, binds, ctl, stop)
+			if err == nil {
+				conns[i] = c
+				return
 			}
-			backoff := 10 * time.Millisecond
-			for attempt := 0; ; attempt++ {
-				t0 := time.Now()
-				r.dialAttempts.Add(1)
-				nc, err := d.Dial(cfg.Target.Network, cfg.Target.Address)
-				if err == nil {
-					r.recordConnect(time.Since(t0))
-					if cfg.Nagle {
-						if tc, ok := nc.(*net.TCPConn); ok {
-							err = tc.SetNoDelay(false)
-						}
-					}
-				}
-				if err == nil {
-					var c *conn
-					if c, err = r.newConn(i, nc); err == nil {
-						conns[i] = c
-						return
-					}
-					nc.Close()
-				}
-				r.dialErrors.Add(1)
-				var soe *sockoptError
-				if attempt >= cfg.DialRetries || errors.As(err, &soe) || isClosed(stop) {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					r.dialFailed.Add(1)
-					if errors.As(err, &soe) {
-						stopDial() // the same for every connection
-					}
-					return
-				}
-				select {
-				case <-time.After(backoff):
-				case <-stop:
-				}
-				backoff = min(2*backoff, time.Second)
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			r.dialFailed.Add(1)
+			var soe *sockoptError
+			if errors.As(err, &soe) {
+				stopDial() // the same for every connection
 			}
 		}()
 	}
 	wg.Wait()
+	n := 0
 	for _, c := range conns {
 		if c != nil {
-			r.conns = append(r.conns, c)
+			n++
+		}
+	}
+	r.pos = make([]atomic.Pointer[conn], n)
+	n = 0
+	for _, c := range conns {
+		if c != nil {
+			c.id = n
+			r.pos[n].Store(c)
+			n++
 		}
 	}
 	if isClosed(stop) && first == nil {
 		first = errors.New("interrupted while connecting")
 	}
 	switch {
-	case len(r.conns) == 0 && first != nil:
+	case len(r.pos) == 0 && first != nil:
 		return &DialError{Target: cfg.Target, Err: first}
-	case len(r.conns) == 0:
+	case len(r.pos) == 0:
 		return &DialError{Target: cfg.Target, Err: errors.New("no connection")}
 	case isClosed(stop):
 		return &DialError{Target: cfg.Target, Err: first}
 	}
 	if n := r.dialFailed.Load(); n > 0 {
-		out.notef("uringsend: %d of %d connections could not be established (%v); going on with %d", n, cfg.Conns, first, len(r.conns))
+		out.notef("uringsend: %d of %d connections could not be established (%v); going on with %d", n, cfg.Conns, first, len(r.pos))
 	}
 	return nil
+}
+
+// dialConn establishes connection i, trying up to 1+DialRetries times
+// with backoff (a socket option the kernel refuses is not retried), and
+// wraps it for the run.
+func (r *runner) dialConn(i int, binds []string, ctl func(string, string, syscall.RawConn) error, stop chan struct{}) (*conn, error) {
+	cfg := &r.cfg
+	d := net.Dialer{Timeout: cfg.DialTimeout, Control: ctl}
+	if len(binds) > 0 {
+		d.LocalAddr = localAddr(cfg.Target.Network, binds[i%len(binds)])
+	}
+	backoff := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		t0 := time.Now()
+		r.dialAttempts.Add(1)
+		nc, err := d.Dial(cfg.Target.Network, cfg.Target.Address)
+		if err == nil {
+			r.recordConnect(time.Since(t0))
+			if cfg.Nagle {
+				if tc, ok := nc.(*net.TCPConn); ok {
+					err = tc.SetNoDelay(false)
+				}
+			}
+		}
+		if err == nil {
+			var c *conn
+			if c, err = r.newConn(i, nc); err == nil {
+				return c, nil
+			}
+			nc.Close()
+		}
+		r.dialErrors.Add(1)
+		var soe *sockoptError
+		if attempt >= cfg.DialRetries || errors.As(err, &soe) || isClosed(stop) {
+			return nil, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-stop:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// churn is the -conn-lifetime goroutine: every ConnLifetime/N it
+// replaces the connection at the next position with a new one, so that
+// each lives about ConnLifetime. The new connection is dialed first; the
+// old one then starts no more sends and is closed once those in flight
+// are done (see retire). A failed dial keeps the old connection.
+func (r *runner) churn() {
+	defer r.wg.Done()
+	cfg := &r.cfg
+	n := len(r.pos)
+	t := time.NewTicker(max(cfg.ConnLifetime/time.Duration(n), time.Millisecond))
+	defer t.Stop()
+	binds, ctl := cfg.Bind.List(), cfg.control()
+	for i := 0; ; i = (i + 1) % n {
+		select {
+		case <-t.C:
+		case <-r.stopCh:
+			return
+		}
+		old := r.pos[i].Load()
+		if old.dead.Load() {
+			continue
+		}
+		c, err := r.dialConn(i, binds, ctl, r.stopCh)
+		if err != nil {
+			r.replaceErrors.Add(1)
+			continue
+		}
+		c.id = old.id
+		old.retiring.Store(true)
+		close(old.retireCh)
+		r.pos[i].Store(c)
+		r.replaced.Add(1)
+		r.retiredMu.Lock()
+		r.retired = append(r.retired, old)
+		r.retiredMu.Unlock()
+		if cfg.Rate == 0 {
+			r.wg.Add(1)
+			go c.loop()
+		}
+		go old.retire()
+	}
+}
+
+// retire closes a replaced connection once the sends it had in flight
+// are done (at most DrainTimeout; the rest are aborted), after reading
+// its TCP_INFO.
+func (c *conn) retire() {
+	r := c.r
+	deadline := time.Now().Add(r.cfg.DrainTimeout)
+	for c.busy.Load() > 0 && time.Now().Before(deadline) && !c.dead.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if sc, ok := c.nc.(*net.TCPConn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			if i := tcpInfo(rc); i != nil {
+				r.retiredMu.Lock()
+				r.retiredTCP.add(i)
+				r.retiredMu.Unlock()
+			}
+		}
+	}
+	c.close()
+}
+
+// current returns the connections of the run's positions now.
+func (r *runner) current() []*conn {
+	cs := make([]*conn, len(r.pos))
+	for i := range r.pos {
+		cs[i] = r.pos[i].Load()
+	}
+	return cs
 }
 
 // recordConnect records how long one successful dial took.
@@ -494,17 +607,27 @@ func isClosed(ch chan struct{}) bool {
 // localAddrs returns the local addresses of the run's connections, for
 // the sink to know them by.
 func (r *runner) localAddrs() []string {
-	a := make([]string, 0, len(r.conns))
-	for _, c := range r.conns {
+	r.retiredMu.Lock()
+	cs := append(r.current(), r.retired...)
+	r.retiredMu.Unlock()
+	a := make([]string, 0, len(cs))
+	for _, c := range cs {
 		a = append(a, c.nc.LocalAddr().String())
 	}
 	return a
 }
 
-// tcpInfo reads TCP_INFO of every TCP connection still open; nil if none.
-func (r *runner) tcpInfo() *TCPInfo {
+// tcpInfo reads TCP_INFO of every TCP connection still open (with
+// retired, also what the replaced ones said when they were closed); nil
+// if none.
+func (r *runner) tcpInfo(retired bool) *TCPInfo {
 	var t TCPInfo
-	for _, c := range r.conns {
+	if retired {
+		r.retiredMu.Lock()
+		t = r.retiredTCP
+		r.retiredMu.Unlock()
+	}
+	for _, c := range r.current() {
 		sc, ok := c.nc.(*net.TCPConn)
 		if !ok {
 			return nil
@@ -534,15 +657,16 @@ func (r *runner) newConn(id int, nc net.Conn) (*conn, error) {
 	}
 	cfg := &r.cfg
 	c := &conn{
-		r:      r,
-		id:     id,
-		s:      s,
-		nc:     nc,
-		stream: cfg.Target.Stream(),
-		shard:  r.st.shard(id),
-		slots:  make([]slot, cfg.Inflight),
-		ready:  make(chan *slot, cfg.Inflight),
-		deadCh: make(chan struct{}),
+		r:        r,
+		id:       id,
+		s:        s,
+		nc:       nc,
+		stream:   cfg.Target.Stream(),
+		shard:    r.st.shard(id),
+		slots:    make([]slot, cfg.Inflight),
+		ready:    make(chan *slot, cfg.Inflight),
+		deadCh:   make(chan struct{}),
+		retireCh: make(chan struct{}),
 	}
 	if cfg.Verify {
 		var b [8]byte
@@ -585,17 +709,17 @@ const pacersPerRate = 100e3
 func (r *runner) pacers() []*pacer {
 	cfg := &r.cfg
 	n := int(math.Ceil(float64(cfg.Rate) / pacersPerRate))
-	n = max(1, min(n, runtime.GOMAXPROCS(0), len(r.conns)))
+	n = max(1, min(n, runtime.GOMAXPROCS(0), len(r.pos)))
 	ps := make([]*pacer, n)
 	for i := range ps {
 		ps[i] = &pacer{r: r}
 	}
-	for i, c := range r.conns {
-		ps[i%n].conns = append(ps[i%n].conns, c)
+	for i := range r.pos {
+		ps[i%n].conns = append(ps[i%n].conns, i)
 	}
 	for i, p := range ps {
 		// This pacer's share of the rate, staggered against the others.
-		p.period = 1e9 * float64(len(r.conns)) / (float64(cfg.Rate) * float64(len(p.conns)))
+		p.period = 1e9 * float64(len(r.pos)) / (float64(cfg.Rate) * float64(len(p.conns)))
 		p.base = int64(p.period * float64(i) / float64(n))
 	}
 	return ps
@@ -660,7 +784,10 @@ func (r *runner) drain(sig <-chan os.Signal) bool {
 // connection may be running too.
 func (r *runner) closeAll() {
 	var wg sync.WaitGroup
-	for _, c := range r.conns {
+	r.retiredMu.Lock()
+	cs := append(r.current(), r.retired...)
+	r.retiredMu.Unlock()
+	for _, c := range cs {
 		if c != nil {
 			wg.Add(1)
 			go func() {
@@ -674,11 +801,24 @@ func (r *runner) closeAll() {
 	r.wg.Wait()
 }
 
+// count counts a send (or rr request) of c as in flight, in the run's
+// count and in c's own.
+func (c *conn) count() {
+	c.busy.Add(1)
+	c.r.inflight.Add(1)
+}
+
+// done retires a send counted by count.
+func (c *conn) done() {
+	c.busy.Add(-1)
+	c.r.done()
+}
+
 // admit reports whether c may start another send, taking one of the
 // run's messages if they are counted.
 func (c *conn) admit() bool {
 	r := c.r
-	if r.stopping.Load() || c.dead.Load() {
+	if r.stopping.Load() || c.dead.Load() || c.retiring.Load() {
 		return false
 	}
 	if r.limit > 0 {
@@ -716,16 +856,16 @@ func (c *conn) drive(sl *slot, limit int, now int64, counted bool) int {
 	for i := 0; ; i++ {
 		if limit > 0 && i == limit {
 			if counted {
-				r.done()
+				c.done()
 			}
-			if c.dead.Load() || r.stopping.Load() {
+			if c.dead.Load() || c.retiring.Load() || r.stopping.Load() {
 				return parked
 			}
 			return handoff
 		}
 		if !c.admit() {
 			if counted {
-				r.done()
+				c.done()
 			}
 			return parked
 		}
@@ -733,7 +873,7 @@ func (c *conn) drive(sl *slot, limit int, now int64, counted bool) int {
 			now = r.now()
 		}
 		if !counted {
-			r.inflight.Add(1)
+			c.count()
 			counted = true
 		}
 		if c.start(sl, now) {
@@ -771,7 +911,7 @@ func (c *conn) finish(sl *slot, sync bool) (now int64) {
 	now = r.now()
 	lat := now - sl.start
 	se := sl.args.SocketError()
-	aborted := se == sendop.OperationAborted && (r.stopping.Load() || c.dead.Load())
+	aborted := se == sendop.OperationAborted && (r.stopping.Load() || c.dead.Load() || c.retiring.Load())
 	c.shard.record(se, sl.args.BytesTransferred(), lat, sync, aborted, r.stopping.Load())
 	if se != sendop.Success && !aborted && c.stream {
 		// A stream that failed a send has lost bytes: it is done.
@@ -796,10 +936,10 @@ func (sl *slot) completedClosed(*sendop.Args) {
 func (sl *slot) completedHandBack(*sendop.Args) {
 	c := sl.c
 	c.finish(sl, false)
-	if !c.dead.Load() && !c.r.stopping.Load() {
+	if !c.dead.Load() && !c.retiring.Load() && !c.r.stopping.Load() {
 		c.ready <- sl
 	}
-	c.r.done()
+	c.done()
 }
 
 // completedOpen is the open loop's Completed: the slot is free again.
@@ -807,7 +947,7 @@ func (sl *slot) completedOpen(*sendop.Args) {
 	c := sl.c
 	c.finish(sl, false)
 	c.ready <- sl
-	c.r.done()
+	c.done()
 }
 
 // loop is a closed-loop connection's goroutine: it sends what the ready
@@ -825,6 +965,8 @@ func (c *conn) loop() {
 			c.drive(sl, 0, 0, false)
 		case <-c.r.stopCh:
 			return
+		case <-c.retireCh:
+			return
 		case <-c.deadCh:
 			c.close()
 			return
@@ -839,7 +981,7 @@ func (c *conn) loop() {
 // where one per connection would queue for the CPUs.
 type pacer struct {
 	r      *runner
-	conns  []*conn
+	conns  []int // positions in r.pos
 	base   int64
 	period float64
 }
@@ -854,7 +996,7 @@ func (p *pacer) run() {
 	punctualThread()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	live := append([]*conn(nil), p.conns...)
+	live := append([]int(nil), p.conns...)
 	for k := 0; len(live) > 0; k++ {
 		due := p.base + int64(float64(k)*p.period)
 		// Long waits on a runtime timer, which can be stopped; the rest
@@ -871,15 +1013,24 @@ func (p *pacer) run() {
 			shortSleep(d)
 		}
 		i := k % len(live)
-		c := live[i]
+		c := r.pos[live[i]].Load()
 		var sl *slot
 		select {
 		case sl = <-c.ready:
 		case <-r.stopCh:
 			return
 		case <-c.deadCh:
+		case <-c.retireCh:
 		}
 		if sl == nil || !c.admit() {
+			if c.retiring.Load() && !c.dead.Load() && !r.stopping.Load() {
+				// Replaced (-conn-lifetime): message k goes on the new one.
+				if sl != nil {
+					c.ready <- sl
+				}
+				k--
+				continue
+			}
 			if !c.dead.Load() {
 				return // stopping
 			}
@@ -890,7 +1041,7 @@ func (p *pacer) run() {
 			live = append(live[:i], live[i+1:]...)
 			continue
 		}
-		r.inflight.Add(1)
+		c.count()
 		if r.cfg.RR {
 			if c.rrLaunch(due) {
 				c.ready <- sl
@@ -898,7 +1049,7 @@ func (p *pacer) run() {
 			continue
 		}
 		if !c.start(sl, due) {
-			r.done()
+			c.done()
 			if !c.dead.Load() {
 				c.ready <- sl
 			}
@@ -917,7 +1068,7 @@ func (c *conn) kill(err error) {
 		}
 		r.mu.Unlock()
 		close(c.deadCh)
-		if int(r.failed.Add(1)) == len(r.conns) {
+		if int(r.failed.Add(1)) == len(r.pos) {
 			r.stop() // nothing left to send on
 		}
 	})
@@ -940,8 +1091,8 @@ func (r *runner) zeroCopyReason() string {
 		threshold = 16 << 10
 	}
 	loopback := cfg.Target.Network == "unix"
-	if len(r.conns) > 0 {
-		if a, ok := r.conns[0].nc.RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+	if len(r.pos) > 0 {
+		if a, ok := r.pos[0].Load().nc.RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
 			loopback = true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -437,7 +438,7 @@ func TestRunMetrics(t *testing.T) {
 }
 
 func TestRunCollectorLint(t *testing.T) {
-	r := &runner{st: newStats(2), conns: make([]*conn, 2)}
+	r := &runner{st: newStats(2), pos: make([]atomic.Pointer[conn], 2)}
 	r.st.shard(0).record(0, 64, 1000, true, false, false)
 	r.st.shard(1).record(10054, 0, 0, false, false, false)
 	problems, err := testutil.CollectAndLint(newRunCollector(r))
@@ -455,7 +456,7 @@ func TestRunCollectorLint(t *testing.T) {
 // The latency the report gives is exported as a histogram, bucket for
 // bucket.
 func TestRunCollectorLatency(t *testing.T) {
-	r := &runner{st: newStats(1), conns: make([]*conn, 1)}
+	r := &runner{st: newStats(1), pos: make([]atomic.Pointer[conn], 1)}
 	// 3 at 2 µs, 2 at 300 µs, 1 at 2 s: merged into the total by collect.
 	for _, ns := range []int64{2000, 2000, 2000, 300000, 300000, 2e9} {
 		r.st.shard(0).record(0, 64, ns, false, false, false)

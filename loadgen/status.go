@@ -80,7 +80,7 @@ func (r *runner) statusLine(at, dt time.Duration, now, prev *snapshot) string {
 	if done := (now.messages + now.errors) - (prev.messages + prev.errors); done > 0 {
 		fmt.Fprintf(&b, "  sync %.0f%%", 100*float64(now.sync-prev.sync)/float64(done))
 	}
-	fmt.Fprintf(&b, "  errors %d  conns %d/%d", now.errors, len(r.conns)-int(r.failed.Load()), len(r.conns))
+	fmt.Fprintf(&b, "  errors %d  conns %d/%d", now.errors, len(r.pos)-int(r.failed.Load()), len(r.pos))
 	return b.String()
 }
 

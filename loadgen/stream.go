@@ -36,8 +36,8 @@ func (r *runner) writeInterval(w io.Writer, at, dt time.Duration, now, prev *sna
 		Bytes:           d.bytes,
 		Errors:          d.errors,
 		Latency:         latencyOf(r.st.interval),
-		ConnectionsOpen: len(r.conns) - int(r.failed.Load()),
-		TCPInfo:         r.tcpInfo(),
+		ConnectionsOpen: len(r.pos) - int(r.failed.Load()),
+		TCPInfo:         r.tcpInfo(false),
 	}
 	if s := dt.Seconds(); s > 0 {
 		ir.MessagesPerSecond = float64(d.messages) / s

@@ -53,7 +53,11 @@
 // Connections: -dial-timeout (5s) bounds an attempt, -dial-retries (3)
 // retries a failed one with backoff (10 ms doubling to 1 s); a run goes
 // on with the connections it made and fails only if it made none.
-// -connect-rate paces dialing (1k/s). Socket options, set before
+// -connect-rate paces dialing (1k/s). -conn-lifetime D replaces each
+// connection after about D (one every D/-conns): the new one is dialed,
+// the old one sends no more and is closed once its sends are done
+// (connection churn; connections_replaced in the report, each dial's
+// latency in connect_latency_seconds). Socket options, set before
 // connecting: -bind (source address; repeat for several, taken in turn),
 // -sndbuf, -nodelay (true; -nodelay=false turns Nagle on), -congestion
 // (TCP_CONGESTION), -fq-rate (SO_MAX_PACING_RATE, e.g. 1Gbit/s), -tos.

@@ -41,6 +41,8 @@ type fullReport struct {
 	Latency         map[string]float64 `json:"latency_seconds"`
 	Failed          []string           `json:"thresholds_failed"`
 	DialAttempts    int64              `json:"dial_attempts"`
+	ConnsReplaced   int64              `json:"connections_replaced"`
+	ReplaceErrors   int64              `json:"replace_errors"`
 	DialErrors      int64              `json:"dial_errors"`
 	ConnectLatency  map[string]float64 `json:"connect_latency_seconds"`
 	SinkError       string             `json:"sink_error"`
@@ -157,6 +159,7 @@ func TestE2ERefusedFlags(t *testing.T) {
 		{[]string{"run", "-rate", "10Qbit/s"}, "-rate"},
 		{[]string{"run", "-sq-entries", "1"}, "-sq-entries"},
 		{[]string{"run", "-max-p99", "-1s"}, "-max-p99"},
+		{[]string{"run", "-conn-lifetime", "1ms"}, "-conn-lifetime"},
 		{[]string{"rr", "-inflight", "2"}, "-inflight"},
 		{[]string{"rr", "-target", "udp://127.0.0.1:9"}, "-target"},
 		{[]string{"sink", "-listen", "udp://127.0.0.1:0", "-echo"}, "-echo"},
@@ -171,7 +174,7 @@ func TestE2ERefusedFlags(t *testing.T) {
 	res := runBin(t, bin, "run", "-h")
 	for _, f := range []string{"-window", "-omit", "-json-stream", "-max-p99", "-max-errors", "-dial-retries", "-connect-rate",
 		"-bind", "-sndbuf", "-nodelay", "-congestion", "-fq-rate", "-tos", "-rings", "-sq-entries", "-zc-threshold",
-		"-drain-timeout", "-dial-timeout", "-sink-report"} {
+		"-drain-timeout", "-dial-timeout", "-sink-report", "-conn-lifetime"} {
 		if !strings.Contains(res.stdout, "\n  "+f+" ") && !strings.Contains(res.stdout, "\n  "+f+"\n") {
 			t.Errorf("run -h lacks %s", f)
 		}
@@ -500,5 +503,36 @@ func TestE2EDrainMessage(t *testing.T) {
 	}
 	if rep := decode[fullReport](t, stdout.String()); rep.Messages == 0 || rep.Latency["max"] <= 0 {
 		t.Errorf("report: %s", stdout.String())
+	}
+}
+
+// -conn-lifetime replaces connections while the run goes on: every
+// message of every connection, old and new, arrives verified, and each
+// replacement is one more dial and one more connection at the sink.
+func TestE2EConnLifetime(t *testing.T) {
+	bin := build(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"closed", []string{"run", "-verify"}},
+		{"open", []string{"run", "-verify", "-rate", "20k/s"}},
+		{"rr", []string{"rr"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runBin(t, bin, append(tc.args, "-conns", "2", "-conn-lifetime", "100ms", "-duration", "1s", "-json", "-interval", "0")...)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stderr)
+			}
+			rep := decode[fullReport](t, res.stdout)
+			s := rep.Sink
+			if rep.ConnsReplaced < 5 || rep.ReplaceErrors != 0 || rep.Errors != 0 || rep.DialAttempts != 2+rep.ConnsReplaced ||
+				s == nil || s.Conns != uint64(2+rep.ConnsReplaced) || s.Bytes != rep.Bytes {
+				t.Errorf("report: %s", res.stdout)
+			}
+			if tc.args[0] == "run" && (s.Verified != rep.Messages || s.Corrupt+s.Lost != 0) {
+				t.Errorf("sink verified %d of %d messages, %d corrupt, %d lost", s.Verified, rep.Messages, s.Corrupt, s.Lost)
+			}
+		})
 	}
 }

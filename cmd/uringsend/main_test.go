@@ -271,9 +271,9 @@ func TestE2EJSONSchema(t *testing.T) {
 	}
 	want := []string{
 		"aborted", "backend", "batching", "bits_per_second", "bytes", "command", "connect_latency_seconds", "connection_errors",
-		"connections", "connections_failed", "connections_requested", "cost", "dial_attempts", "dial_errors", "drain_messages",
+		"connections", "connections_failed", "connections_replaced", "connections_requested", "cost", "dial_attempts", "dial_errors", "drain_messages",
 		"duration_seconds", "errors", "errors_by_kind", "fallback", "inflight", "interrupted", "latency_kind", "latency_seconds",
-		"messages", "messages_per_second", "metrics_url", "mode", "omit_seconds", "omitted_bytes", "omitted_messages", "rate",
+		"messages", "messages_per_second", "metrics_url", "mode", "omit_seconds", "omitted_bytes", "omitted_messages", "rate", "replace_errors",
 		"segments", "send_seconds", "sink", "size_bytes", "sync_completions", "sync_ratio", "target", "tcp_info",
 		"thresholds_failed", "verify", "window_bytes", "zerocopy", "zerocopy_reason", "zerocopy_used",
 	}
