@@ -275,8 +275,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			b.WriteString(" (the embedded sink's included)")
 		}
 		b.WriteString("\n")
-		if c.Enters > 0 {
+		switch {
+		case c.Enters > 0:
 			fmt.Fprintf(&b, "  syscalls:    %.4f io_uring_enter per message, %.1f SQEs per enter\n", c.EntersPerMessage, c.SQEsPerEnter)
+		case r.Backend == "epoll":
+			b.WriteString("  syscalls:    not counted on epoll (the engine does not count its sendmsg calls)\n")
 		}
 	}
 	if t := r.TCPInfo; t != nil {

@@ -183,3 +183,49 @@ func TestEnumValues(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBitRate(t *testing.T) {
+	for in, want := range map[string]BitRate{
+		"10Gbit/s": 10e9, "500Mbit/s": 500e6, "1.5Gbit/s": 1.5e9, "64kbit/s": 64e3, "1Gbps": 1e9, "1e9": 1e9, "2Tbit/s": 2e12, "0": 0,
+	} {
+		got, err := ParseBitRate(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBitRate(%q) = %v, %v; want %v", in, float64(got), err, float64(want))
+		}
+		if back, err := ParseBitRate(got.String()); err != nil || back != got {
+			t.Errorf("BitRate %v: String %q parses to %v, %v", float64(got), got.String(), float64(back), err)
+		}
+	}
+	for _, in := range []string{"", "fast", "-1Gbit/s", "10Qbit/s", "Gbit/s", "1e16"} {
+		if got, err := ParseBitRate(in); err == nil {
+			t.Errorf("ParseBitRate(%q) = %v, want an error", in, float64(got))
+		}
+	}
+	// -rate takes either: a bit rate becomes messages of -size per second.
+	c, err := ParseRunFlags([]string{"-rate", "10Mbit/s", "-size", "125"}, DefaultConfig())
+	if err != nil || c.Rate != 10000 || c.RateBits != 10e6 {
+		t.Errorf("-rate 10Mbit/s -size 125: rate %v, bits %v, %v", float64(c.Rate), float64(c.RateBits), err)
+	}
+	c, err = ParseRunFlags([]string{"-rate", "10Mbit/s", "-rate", "5k/s"}, DefaultConfig())
+	if err != nil || c.Rate != 5000 || c.RateBits != 0 {
+		t.Errorf("the last -rate wins: rate %v, bits %v, %v", float64(c.Rate), float64(c.RateBits), err)
+	}
+}
+
+func TestAddrs(t *testing.T) {
+	var a Addrs
+	for _, s := range []string{"127.0.0.1", "::1,10.0.0.1"} {
+		if err := a.Set(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.List(); len(got) != 3 || got[0] != "127.0.0.1" || got[1] != "::1" || got[2] != "10.0.0.1" {
+		t.Errorf("List = %q", got)
+	}
+	if err := a.Set("1.2.3.4,"); err == nil {
+		t.Error("an empty address: no error")
+	}
+	if Addrs("").List() != nil {
+		t.Error("the zero Addrs is not empty")
+	}
+}
