@@ -409,7 +409,8 @@ func TestE2EDemo(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	for _, want := range []string{"(embedded sink)", "messages:", "bytes:", "sync:", "latency:     send completion p50", "p99.9", "errors:      0",
-		"(matches)", "× up to 1024 in flight (a 256KiB window)", "cpu:", "io_uring_enter per message", "tcp_info:", "connect:"} {
+		"(matches)", "× up to 1024 in flight (a 256KiB window)", "cpu:", "io_uring_enter per message", "tcp_info:", "connect:",
+		"zero-copy auto requested, not used (a loopback peer"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("report lacks %q:\n%s", want, res.stdout)
 		}
