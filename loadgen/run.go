@@ -63,6 +63,7 @@ type runner struct {
 	retired                 []*conn
 	retiredTCP              TCPInfo
 	replaced, replaceErrors atomic.Int64
+	retiring                sync.WaitGroup // retire goroutines
 	st                      *stats
 	epoch                   time.Time // monotonic origin of every timestamp
 
@@ -545,6 +546,7 @@ func (r *runner) churn() {
 			r.wg.Add(1)
 			go c.loop()
 		}
+		r.retiring.Add(1)
 		go old.retire()
 	}
 }
@@ -554,6 +556,7 @@ func (r *runner) churn() {
 // its TCP_INFO.
 func (c *conn) retire() {
 	r := c.r
+	defer r.retiring.Done()
 	deadline := time.Now().Add(r.cfg.DrainTimeout)
 	for c.busy.Load() > 0 && time.Now().Before(deadline) && !c.dead.Load() {
 		time.Sleep(time.Millisecond)
@@ -799,6 +802,7 @@ func (r *runner) closeAll() {
 	wg.Wait()
 	r.eng.Close()
 	r.wg.Wait()
+	r.retiring.Wait()
 }
 
 // count counts a send (or rr request) of c as in flight, in the run's

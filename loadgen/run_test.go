@@ -566,3 +566,37 @@ func TestServeMetricsBusyPort(t *testing.T) {
 		t.Errorf("serving on the busy %s: %v, want EADDRINUSE", busy, err)
 	}
 }
+
+// rr and -conn-lifetime in the package, on both backends: exact counts
+// against the embedded (echo) sink, every goroutine gone afterwards
+// (goleak in TestMain).
+func TestRunRRAndChurn(t *testing.T) {
+	for _, b := range []Backend{BackendIOURing, BackendEpoll} {
+		for _, tc := range []struct {
+			name string
+			mod  func(*Config)
+		}{
+			{"rr", func(c *Config) { c.RR = true; c.Messages = 3000; c.Duration = 0; c.Size = 1000 }},
+			{"rr-open", func(c *Config) { c.RR = true; c.Rate = 5000 }},
+			{"rr-churn", func(c *Config) { c.RR = true; c.ConnLifetime = 50 * time.Millisecond }},
+			{"closed-churn-verify", func(c *Config) { c.Verify = true; c.ConnLifetime = 50 * time.Millisecond }},
+			{"open-churn", func(c *Config) { c.Rate = 20000; c.ConnLifetime = 50 * time.Millisecond }},
+		} {
+			t.Run(string(b)+"/"+tc.name, func(t *testing.T) {
+				cfg := quick(tc.mod)
+				cfg.Backend = b
+				rep := mustRun(t, cfg)
+				checkClean(t, rep)
+				if cfg.RR && (rep.Command != "rr" || rep.LatencyKind != "round_trip" || rep.Inflight != 1 || !rep.Sink.Echo) {
+					t.Errorf("rr report: %+v", rep)
+				}
+				if cfg.Messages > 0 && rep.Messages != uint64(cfg.Messages) {
+					t.Errorf("%d messages, want %d", rep.Messages, cfg.Messages)
+				}
+				if cfg.ConnLifetime > 0 && (rep.ConnsReplaced == 0 || rep.Sink.Conns != uint64(int64(cfg.Conns)+rep.ConnsReplaced)) {
+					t.Errorf("%d replaced, the sink saw %d connections", rep.ConnsReplaced, rep.Sink.Conns)
+				}
+			})
+		}
+	}
+}
