@@ -229,7 +229,7 @@ func TestE2ERRSocat(t *testing.T) {
 			rep := decode[fullReport](t, res.stdout)
 			if rep.Command != "rr" || rep.LatencyKind != "round_trip" || rep.Messages != tc.n || rep.Bytes != tc.n*tc.size || rep.Errors != 0 ||
 				rep.Inflight != 1 || rep.Latency["p50"] <= 0 {
-				t.Errorf("report: %s", res.stdout)
+				t.Errorf("report: %s\nstderr:\n%s", res.stdout, res.stderr)
 			}
 		})
 	}
