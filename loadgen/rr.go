@@ -38,18 +38,34 @@ func (c *conn) rrInit() {
 }
 
 // rrDrive starts requests on c while they complete inline, at most limit
-// (0: no limit). It returns handoff when the limit was reached, parked
-// when the run or the connection is over, pending otherwise.
-func (c *conn) rrDrive(limit int) int {
+// (0: no limit). counted says the caller holds a count in r.inflight (of
+// the request that just ended): the next request takes it over, so that
+// the count does not fall to zero between two requests of a closed loop
+// — Run's drain would take that for the end. It returns handoff when the
+// limit was reached, parked when the run or the connection is over,
+// pending otherwise; the count is held only by a pending request.
+func (c *conn) rrDrive(limit int, counted bool) int {
 	r := c.r
 	for i := 0; ; i++ {
 		if limit > 0 && i == limit {
+			if counted {
+				c.done()
+			}
+			if c.dead.Load() || c.retiring.Load() || r.stopping.Load() {
+				return parked
+			}
 			return handoff
 		}
 		if !c.admit() {
+			if counted {
+				c.done()
+			}
 			return parked
 		}
-		c.count()
+		if !counted {
+			c.count()
+			counted = true
+		}
 		if !c.rrLaunch(r.now()) {
 			return pending
 		}
@@ -58,7 +74,8 @@ func (c *conn) rrDrive(limit int) int {
 
 // rrLaunch starts one request due at "due"; the caller has admitted it and
 // counted it in r.inflight. It returns true if the request is already
-// over (recorded, uncounted): the caller may start the next.
+// over (recorded, still counted): the caller starts the next or uncounts
+// it. If it fails, the count is released.
 func (c *conn) rrLaunch(due int64) bool {
 	sl := &c.slots[0]
 	sl.start = due
@@ -162,7 +179,8 @@ func (c *conn) aborted(se sendop.SocketError) bool {
 }
 
 // rrPart counts one part of the request done; true if it was the last,
-// in which case the request has been recorded and uncounted.
+// in which case the request has been recorded — and is still counted in
+// r.inflight, for the next request to take over (rrNext).
 func (c *conn) rrPart() bool {
 	if c.parts.Add(-1) != 0 {
 		return false
@@ -170,7 +188,6 @@ func (c *conn) rrPart() bool {
 	r := c.r
 	lat := r.now() - c.slots[0].start
 	c.shard.record(sendop.Success, len(c.rbuf), lat, c.txSync, false, r.stopping.Load())
-	c.done()
 	return true
 }
 
@@ -186,16 +203,17 @@ func (c *conn) rrFail(se sendop.SocketError, counted bool) bool {
 	return false
 }
 
-// rrNext follows a request that ended on the engine's goroutine: the
-// closed loop starts the next (a bounded number inline), the open loop
-// frees the connection for its pacer.
+// rrNext follows a request that ended (still counted) on the engine's
+// goroutine: the closed loop starts the next (a bounded number inline),
+// the open loop frees the connection for its pacer.
 func (c *conn) rrNext() {
 	sl := &c.slots[0]
 	if c.r.cfg.Rate > 0 {
 		c.ready <- sl
+		c.done()
 		return
 	}
-	if c.rrDrive(maxInlineResends) == handoff {
+	if c.rrDrive(maxInlineResends, true) == handoff {
 		c.ready <- sl
 	}
 }

@@ -963,7 +963,7 @@ func (c *conn) loop() {
 		select {
 		case sl := <-c.ready:
 			if c.r.cfg.RR {
-				c.rrDrive(0)
+				c.rrDrive(0, false)
 				continue
 			}
 			c.drive(sl, 0, 0, false)
@@ -1049,6 +1049,7 @@ func (p *pacer) run() {
 		if r.cfg.RR {
 			if c.rrLaunch(due) {
 				c.ready <- sl
+				c.done()
 			}
 			continue
 		}
