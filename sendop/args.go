@@ -73,14 +73,19 @@ func (e *Args) BytesTransferred() int { return e.op.Transferred() }
 // SocketError is the result of the last send.
 func (e *Args) SocketError() SocketError { return SocketErrorOf(e.op.Errno()) }
 
-// Err returns nil when the last send succeeded, else an *Error wrapping
-// the errno, so errors.Is(e.Err(), syscall.EMSGSIZE) works.
+// Err returns nil when the last send (or receive) succeeded, else an
+// *Error wrapping the errno, so errors.Is(e.Err(), syscall.EMSGSIZE)
+// works.
 func (e *Args) Err() error {
 	errno := e.op.Errno()
 	if errno == 0 {
 		return nil
 	}
-	return &Error{Code: SocketErrorOf(errno), Errno: errno}
+	op := "send"
+	if e.op.Recv {
+		op = "receive"
+	}
+	return &Error{Op: op, Code: SocketErrorOf(errno), Errno: errno}
 }
 
 // IOVMax is the most iovecs one sendmsg takes (Linux UIO_MAXIOV). Stream

@@ -25,15 +25,17 @@ var (
 	ErrBadFlags = op.ErrBadFlags
 )
 
-// Error is the result of a send that did not succeed: the SocketError and
-// the errno behind it. errors.Is(err, syscall.EPIPE) works through Unwrap.
+// Error is the result of a send or receive that did not succeed: which
+// it was, the SocketError and the errno behind it. errors.Is(err,
+// syscall.EPIPE) works through Unwrap.
 type Error struct {
+	Op    string // "send" or "receive"
 	Code  SocketError
 	Errno syscall.Errno
 }
 
 func (e *Error) Error() string {
-	return "send: " + e.Code.String() + " (" + e.Errno.Error() + ")"
+	return e.Op + ": " + e.Code.String() + " (" + e.Errno.Error() + ")"
 }
 
 // Unwrap returns the errno.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/uringsend/uringsend/sendop"
+	"golang.org/x/sys/unix"
 )
 
 // ErrClosed is also net.ErrClosed to errors.Is, on both backends, for
@@ -39,5 +40,71 @@ func closedErrors(t *testing.T, eng *Engine) {
 		if !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
 			t.Errorf("%s after Close: %v; want ErrClosed, which is net.ErrClosed", name, err)
 		}
+	}
+}
+
+// Write's errors say where, as net.Conn's do: a *net.OpError with the
+// operation, the network and both addresses, through which errors.Is and
+// errors.As reach ErrClosed, net.ErrClosed, the *sendop.Error and its
+// errno. FromFD's socket names its addresses from the kernel.
+func TestWriteErrorSaysWhere(t *testing.T) {
+	for _, be := range []string{BackendIOURing, BackendEpoll} {
+		t.Run(be, func(t *testing.T) {
+			eng := newEngine(t, EngineConfig{Backend: be})
+			s, p := dialPeer(t, eng)
+			local, remote := p.RemoteAddr().String(), p.LocalAddr().String()
+
+			// A peer that resets: the write fails with the errno.
+			p.(*net.TCPConn).SetLinger(0)
+			p.Close()
+			var err error
+			for range 1000 { // the RST arrives after a write or two
+				if _, err = s.Write(make([]byte, 1<<16)); err != nil {
+					break
+				}
+			}
+			var oe *net.OpError
+			var se *sendop.Error
+			if !errors.As(err, &oe) || !errors.As(err, &se) {
+				t.Fatalf("Write to a reset peer: %v (%T); want a *net.OpError around a *sendop.Error", err, err)
+			}
+			if oe.Op != "write" || oe.Net != "tcp" || oe.Source.String() != local || oe.Addr.String() != remote {
+				t.Errorf("OpError %q %q %v → %v; want write tcp %s → %s", oe.Op, oe.Net, oe.Source, oe.Addr, local, remote)
+			}
+			if se.Op != "send" || !errors.Is(err, se.Errno) || (se.Code != sendop.ConnectionReset && se.Code != sendop.Shutdown) {
+				t.Errorf("sendop.Error %+v; want a send's ConnectionReset or Shutdown", se)
+			}
+
+			// Closed: ErrClosed, which is net.ErrClosed, inside.
+			s.Close()
+			_, err = s.Write([]byte("x"))
+			if !errors.As(err, &oe) || oe.Op != "write" || !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Write after Close: %v; want a write OpError around ErrClosed", err)
+			}
+
+			// FromFD: the addresses come from the kernel.
+			_, p2 := dialPeer(t, eng)
+			f, err := p2.(*net.TCPConn).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fd, err := unix.Dup(int(f.Fd()))
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sf, err := FromFD(fd, WithEngine(eng))
+			if err != nil {
+				unix.Close(fd)
+				t.Fatal(err)
+			}
+			defer sf.Close()
+			sf.CloseWrite()
+			_, err = sf.Write([]byte("x"))
+			if !errors.As(err, &oe) || !errors.Is(err, ErrWriteShutdown) || oe.Net != "tcp" ||
+				oe.Source == nil || oe.Source.String() != p2.LocalAddr().String() || oe.Addr == nil || oe.Addr.String() != p2.RemoteAddr().String() {
+				t.Errorf("FromFD Write after CloseWrite: %v; want a write OpError from %v to %v around ErrWriteShutdown", err, p2.LocalAddr(), p2.RemoteAddr())
+			}
+		})
 	}
 }

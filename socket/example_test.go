@@ -10,10 +10,33 @@ import (
 	"github.com/uringsend/uringsend/socket"
 )
 
+// peer stands in for the other end of the examples' connections: it
+// accepts one connection on loopback and hands over everything it
+// receives, once the sender has closed its side.
+func peer() (addr string, received <-chan string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		defer l.Close()
+		c, err := l.Accept()
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, _ := io.ReadAll(c) // until the FIN
+		c.Close()
+		got <- string(b)
+	}()
+	return l.Addr().String(), got
+}
+
 // The .NET-style loop: hand an Args to SendAsync; when it returns false
 // the result is ready now, otherwise Completed reports it later.
 func ExampleSocket_SendAsync() {
-	s, err := socket.Dial("tcp", "127.0.0.1:9000")
+	addr, received := peer()
+	s, err := socket.Dial("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -34,81 +57,92 @@ func ExampleSocket_SendAsync() {
 	if err != nil {
 		log.Fatal(err) // nothing was sent
 	}
-	if !pending {
+	if pending {
+		<-done
+	} else {
 		report(e) // completed synchronously: Completed is not raised
-		return
 	}
-	<-done
+	s.CloseWrite()
+	fmt.Println(<-received)
+	// Output:
+	// 5 Success
+	// hello
 }
 
 // Keep a socket busy from Completed: each completion sends the next
-// message with the same Args.
+// message with the same Args. An error from SendAsync means nothing was
+// sent and nothing will be raised: the loop ends there too.
 func ExampleSocket_SendAsync_resend() {
-	eng, err := socket.NewEngine(socket.EngineConfig{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer eng.Close()
-	s, err := socket.Dial("tcp", "127.0.0.1:9000", socket.WithEngine(eng))
-	if err != nil {
-		log.Fatal(err)
-	}
-	msgs := [][]byte{[]byte("one"), []byte("two"), []byte("three")}
-	done := make(chan struct{})
-	next := func(e *sendop.Args) {
-		for len(msgs) > 0 && e.SocketError() == sendop.Success {
-			e.SetBuffer(msgs[0])
-			msgs = msgs[1:]
-			if pending, err := s.SendAsync(e); err != nil || pending {
-				return // Completed calls next again
-			}
-		}
-		close(done)
-	}
-	e := &sendop.Args{Completed: next}
-	next(e)
-	<-done
-	s.Close()
-}
-
-// A BufferList goes out as one gathered sendmsg.
-func ExampleSocket_SendAsync_bufferList() {
-	s, err := socket.Dial("unix", "/run/example.sock")
+	addr, received := peer()
+	s, err := socket.Dial("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	var e sendop.Args
-	e.SetBufferList([][]byte{[]byte("header\n"), []byte("body\n")})
-	if pending, err := s.SendAsync(&e); err == nil && !pending {
-		fmt.Println(e.BytesTransferred())
+	msgs := [][]byte{[]byte("one "), []byte("two "), []byte("three")}
+	done := make(chan error, 1)
+	next := func(e *sendop.Args) { // a result is in e
+		for len(msgs) > 0 && e.Err() == nil {
+			e.SetBuffer(msgs[0])
+			msgs = msgs[1:]
+			pending, err := s.SendAsync(e)
+			if err != nil {
+				done <- err
+				return
+			}
+			if pending {
+				return // Completed calls next again
+			}
+		}
+		done <- e.Err()
 	}
+	e := &sendop.Args{Completed: next}
+	next(e)
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	s.CloseWrite()
+	fmt.Println(<-received)
+	// Output: one two three
+}
+
+// A BufferList goes out as one gathered sendmsg.
+func ExampleSocket_SendAsync_bufferList() {
+	addr, received := peer()
+	s, err := socket.Dial("tcp", addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	e := sendop.Args{Completed: func(*sendop.Args) { close(done) }}
+	e.SetBufferList([][]byte{[]byte("header\n"), []byte("body\n")})
+	pending, err := s.SendAsync(&e)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if pending {
+		<-done
+	}
+	fmt.Println(e.BytesTransferred(), e.SocketError())
+	s.CloseWrite()
+	fmt.Print(<-received)
+	// Output:
+	// 12 Success
+	// header
+	// body
 }
 
 // Deliver the last sends, then end the stream: Close alone would abort
 // what is still queued; CloseWrite lets it go out, then sends FIN.
 func ExampleSocket_CloseWrite() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan string)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			log.Fatal(err)
-		}
-		b, _ := io.ReadAll(c) // until the FIN
-		c.Close()
-		got <- string(b)
-	}()
+	addr, received := peer()
 	eng, err := socket.NewEngine(socket.EngineConfig{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer eng.Close()
-	s, err := socket.Dial("tcp", l.Addr().String(), socket.WithEngine(eng), socket.WithBatching())
+	s, err := socket.Dial("tcp", addr, socket.WithEngine(eng), socket.WithBatching())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -123,6 +157,6 @@ func ExampleSocket_CloseWrite() {
 	if err := s.CloseWrite(); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(<-got)
+	fmt.Println(<-received)
 	// Output: one two three
 }

@@ -66,34 +66,38 @@ type Socket struct {
 	swept bool
 
 	opts options // as given; kept here so that applying them allocates nothing
+
+	laddr, raddr net.Addr // from the net.Conn, for opError; nil for FromFD
 }
 
 // sockInfo is what registration needs to know of a descriptor. What the
 // caller knows already (from a net.Conn's type and addresses) costs no
 // syscall; the rest is asked of the kernel.
 type sockInfo struct {
-	typ       int        // SO_TYPE; -1: ask the kernel
-	connected bool       // a peer is known to be there
-	peerKnown bool       // peer is the peer's address (invalid for AF_UNIX)
-	peer      netip.Addr // the peer's IP
+	typ          int        // SO_TYPE; -1: ask the kernel
+	connected    bool       // a peer is known to be there
+	peerKnown    bool       // peer is the peer's address (invalid for AF_UNIX)
+	peer         netip.Addr // the peer's IP
+	laddr, raddr net.Addr   // for errors (opError); nil: asked of the kernel then
 }
 
 // infoOf is what c's Go type says of its descriptor: a *net.TCPConn or
 // *net.UDPConn with a remote address is connected to it.
 func infoOf(c net.Conn) sockInfo {
+	info := sockInfo{typ: -1, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
 	switch c := c.(type) {
 	case *net.TCPConn:
+		info.typ = unix.SOCK_STREAM
 		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && a != nil {
-			return sockInfo{typ: unix.SOCK_STREAM, connected: true, peerKnown: true, peer: a.AddrPort().Addr()}
+			info.connected, info.peerKnown, info.peer = true, true, a.AddrPort().Addr()
 		}
-		return sockInfo{typ: unix.SOCK_STREAM}
 	case *net.UDPConn:
+		info.typ = unix.SOCK_DGRAM
 		if a, ok := c.RemoteAddr().(*net.UDPAddr); ok && a != nil {
-			return sockInfo{typ: unix.SOCK_DGRAM, connected: true, peerKnown: true, peer: a.AddrPort().Addr()}
+			info.connected, info.peerKnown, info.peer = true, true, a.AddrPort().Addr()
 		}
-		return sockInfo{typ: unix.SOCK_DGRAM}
 	}
-	return sockInfo{typ: -1}
+	return info
 }
 
 // newSocket makes a Socket of the descriptor behind rc (nil for FromFD's
@@ -130,6 +134,7 @@ func newSocket(fd int, info sockInfo, rc syscall.RawConn, closer io.Closer, owne
 	}
 	typ := info.typ
 	s.eng, s.fd, s.stream = o.eng, fd, typ == unix.SOCK_STREAM
+	s.laddr, s.raddr = info.laddr, info.raddr
 	if owned {
 		s.owner = closer
 	}

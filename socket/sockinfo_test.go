@@ -56,7 +56,12 @@ func TestInfoOf(t *testing.T) {
 		{"udp unconnected", ul, sockInfo{typ: unix.SOCK_DGRAM}},
 		{"unix", uxc, sockInfo{typ: -1}},
 	} {
-		if got := infoOf(tc.c); got != tc.want {
+		got := infoOf(tc.c)
+		if got.laddr != tc.c.LocalAddr() || got.raddr != tc.c.RemoteAddr() {
+			t.Errorf("%s: infoOf addresses %v %v, want the conn's %v %v", tc.name, got.laddr, got.raddr, tc.c.LocalAddr(), tc.c.RemoteAddr())
+		}
+		got.laddr, got.raddr = nil, nil
+		if got != tc.want {
 			t.Errorf("%s: infoOf = %+v, want %+v", tc.name, got, tc.want)
 		}
 	}

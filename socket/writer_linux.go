@@ -44,7 +44,7 @@ func writeCompleted(e *sendop.Args) {
 
 // finish reports a callback write and recycles its request.
 func (r *writeReq) finish() {
-	n, err := r.e.BytesTransferred(), r.e.Err()
+	n, err := r.e.BytesTransferred(), r.s.opError("write", r.e.Err())
 	cb, s := r.cb, r.s
 	s.releaseBytes(r.n)
 	r.cb, r.s = nil, nil
@@ -57,11 +57,15 @@ func (r *writeReq) finish() {
 // or with the error that stopped it (and the bytes sent before). It is
 // safe for concurrent use; concurrent writes never interleave. It makes
 // Socket an io.Writer: an empty p returns 0, nil (on a datagram socket it
-// sends an empty datagram, as net.UDPConn does).
+// sends an empty datagram, as net.UDPConn does). Its errors, WriteAsync's
+// and ReadFrom's are *net.OpError, as net.Conn's are (Op "write" or
+// "readfrom", the network, both addresses), wrapping ErrClosed, a
+// *sendop.Error or another error of SendAsync: errors.Is and errors.As
+// see through them.
 func (s *Socket) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		if s.stream {
-			return 0, s.emptyWrite()
+			return 0, s.opError("write", s.emptyWrite())
 		}
 		p = []byte{} // an empty datagram, as net.UDPConn sends (nil is no buffer to SendAsync)
 	}
@@ -72,7 +76,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 	if err != nil {
 		r.e.SetBuffer(nil)
 		writeReqs.Put(r)
-		return 0, err
+		return 0, s.opError("write", err)
 	}
 	if pending {
 		<-r.done
@@ -80,7 +84,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 	n, err := r.e.BytesTransferred(), r.e.Err()
 	r.e.SetBuffer(nil)
 	writeReqs.Put(r)
-	return n, err
+	return n, s.opError("write", err)
 }
 
 // WriteAsync starts sending p and returns; done is called exactly once
@@ -94,7 +98,7 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 	if len(p) == 0 {
 		if s.stream {
 			if err := s.emptyWrite(); err != nil {
-				return err
+				return s.opError("write", err)
 			}
 			done(0, nil)
 			return nil
@@ -102,7 +106,7 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 		p = []byte{}
 	}
 	if err := s.acquireBytes(len(p)); err != nil {
-		return err
+		return s.opError("write", err)
 	}
 	r := writeReqs.Get().(*writeReq)
 	r.e.SetBuffer(p)
@@ -114,7 +118,7 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 		r.cb, r.s = nil, nil
 		r.e.SetBuffer(nil)
 		writeReqs.Put(r)
-		return err
+		return s.opError("write", err)
 	}
 	if !pending {
 		r.finish()
@@ -141,7 +145,7 @@ func (s *Socket) ReadFrom(r io.Reader) (int64, error) {
 	// Not reached with a send in flight (a Read that panicked): the state
 	// is then dropped, not handed to another ReadFrom.
 	readFromStates.Put(st)
-	return n, err
+	return n, s.opError("readfrom", err)
 }
 
 const readFromChunk = 64 << 10
