@@ -465,7 +465,7 @@ func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.Var(&c.ZCThreshold, "zc-threshold", "smallest send that goes out with SEND_ZC (default 16KiB)")
 	fs.Var(&c.Bind, "bind", "source IP address; repeat (or comma-separate) for several, taken in turn")
 	fs.Var(&c.SndBuf, "sndbuf", "SO_SNDBUF of each connection (default: the kernel's)")
-	fs.Var(nagleFlag{c}, "nodelay", "TCP_NODELAY (-nodelay=false: Nagle's algorithm)")
+	fs.Var(nagleFlag{c}, "nodelay", "TCP_NODELAY, on by default as Go sets it (-nodelay=false: Nagle's algorithm)")
 	fs.StringVar(&c.Congestion, "congestion", c.Congestion, "TCP_CONGESTION, e.g. cubic, bbr, reno (default: the system's)")
 	fs.Var(&c.FQRate, "fq-rate", "SO_MAX_PACING_RATE per connection, e.g. 1Gbit/s (default: none)")
 	fs.IntVar(&c.TOS, "tos", c.TOS, "IP_TOS / IPV6_TCLASS byte, e.g. 0x10 (default: not set)")
