@@ -1,48 +1,73 @@
 package metrics_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"log"
-	"sync/atomic"
-	"time"
+	"net"
+	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uringsend/uringsend/metrics"
+	"github.com/uringsend/uringsend/socket"
 )
 
-// An engine is given the Metrics; the program owns the registry and serves
-// it.
+// An engine is given the Metrics; the program owns the registry and
+// serves it. Here one 5-byte write goes to a loopback peer, and the
+// scrape shows it.
 func Example() {
 	reg := prometheus.NewRegistry() // the program's own, never the default
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector())
 	m, err := metrics.New(reg, metrics.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
+	eng, err := socket.NewEngine(socket.EngineConfig{Metrics: m})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
 
-	// What an engine does: report its backend once, register each ring's
-	// counters (kept in the engine's own atomics, read only on scrapes) ...
-	m.SetEngineInfo("io_uring", "6.8.0")
-	var enters, submitted, reaped atomic.Uint64
-	remove := m.AddRingSource(func() metrics.RingStats {
-		return metrics.RingStats{Enters: enters.Load(), Submitted: submitted.Load(), Reaped: reaped.Load()}
-	})
-	defer remove() // when the ring closes; its counts stay in the totals
-
-	// ... and on the send path, atomics only.
-	start := time.Now()
-	m.InflightAdd(1)
-	enters.Add(1)
-	submitted.Add(1)
-	reaped.Add(1)
-	m.ObserveReaperBatch(1)
-	m.InflightAdd(-1)
-	m.ObserveSend(false, "Success", 1500, time.Since(start).Seconds())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	s, err := socket.Dial("tcp", l.Addr().String(), socket.WithEngine(eng))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := s.Write([]byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+	s.Close()
 
 	srv, err := metrics.Serve("127.0.0.1:0", reg) // "" means 127.0.0.1:9464
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer srv.Close()
-	log.Printf("metrics at %s", srv.URL())
+	resp, err := http.Get(srv.URL())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, metrics.NameSentBytes+" ") || strings.HasPrefix(line, metrics.NameInflightSends+" ") {
+			fmt.Println(line)
+		}
+	}
+	// Output:
+	// uringsend_inflight_sends 0
+	// uringsend_sent_bytes_total 5
 }

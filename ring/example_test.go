@@ -27,12 +27,25 @@ func (printer) HandleCQEs(cqes []ring.CQE) {
 
 func (printer) AfterHarvest() {}
 
-// Send a message on a socket through the ring and pick up its completion
-// inline, right after the io_uring_enter that submitted it.
+// Send a message on a socket through the ring, wait for its completion
+// and hand it to a Handler. Without io_uring (an old kernel, a seccomp
+// profile, kernel.io_uring_disabled) a program falls back to write(2).
 func Example() {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	msg := []byte("hello") // must stay reachable until its CQE
+
 	r, err := ring.New(ring.Config{})
 	if errors.Is(err, ring.ErrNotSupported) {
-		log.Printf("no io_uring here, use write(2): %v", err)
+		n, err := unix.Write(fds[0], msg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("op 1 sent %d bytes\n", n)
 		return
 	}
 	if err != nil {
@@ -40,14 +53,6 @@ func Example() {
 	}
 	defer r.Close()
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-
-	msg := []byte("hello") // must stay reachable until its CQE
 	r.LockSQ()
 	sqe, err := r.GetSQE()
 	if err != nil {
@@ -58,12 +63,13 @@ func Example() {
 	sqe.SetUserData(1)
 	r.UnlockSQ() // publishes the SQE
 
-	if _, err := r.Submit(); err != nil {
+	// Submit and wait for one completion in one io_uring_enter; a program
+	// with a reaper (StartReaper) lets it deliver completions instead.
+	if _, err := r.SubmitAndWait(1, 0); err != nil {
 		log.Fatal(err)
 	}
-	// A send on an idle socket usually completes inside Submit; a reaper
-	// (StartReaper) would deliver it otherwise.
-	if n, ok := r.TryHarvest(printer{}); ok && n == 0 {
-		fmt.Println("still in flight")
+	if n, ok := r.TryHarvest(printer{}); !ok || n != 1 {
+		log.Fatalf("harvested %d completions", n)
 	}
+	// Output: op 1 sent 5 bytes
 }
