@@ -132,7 +132,7 @@ func (s *Socket) startClose() (done chan struct{}, first bool) {
 	s.cl.sendHeld = sendBusy
 	s.cl.holds.Store(1 + b2i(sendBusy))
 	s.mu.Unlock()
-	if s.maxInflight > 0 { // WriteAsync waiters see the close
+	if s.opts.maxInflight > 0 { // WriteAsync waiters see the close
 		s.bpMu.Lock()
 		s.bpCond.Broadcast()
 		s.bpMu.Unlock()
@@ -248,11 +248,7 @@ func (s *Socket) abortQueued() {
 	s.unraised.Add(int64(reserved))
 	idle := s.sendIdleLocked()
 	s.mu.Unlock()
-	for o := aborted.Pop(); o != nil; o = aborted.Pop() {
-		if o.Complete(syscall.ECANCELED) {
-			raise.Push(o)
-		}
-	}
+	completeAll(&raise, &aborted, syscall.ECANCELED)
 	s.handOver(&raise, reserved)
 	if idle {
 		s.releaseClose()

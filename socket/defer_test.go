@@ -93,7 +93,7 @@ func TestSendFromHandlerDeferredToReaper(t *testing.T) {
 		}
 	}
 	a.mu.Lock()
-	a.batch = true // a's sends always complete on the reaper
+	a.opts.batch = true // a's sends always complete on the reaper
 	a.mu.Unlock()
 	if _, err := a.SendAsync(&ea); err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestDeferredSendThenCloseCompletesOnce(t *testing.T) {
 		a.SendAsync(e)
 	}
 	a.mu.Lock()
-	a.batch = true
+	a.opts.batch = true
 	a.mu.Unlock()
 	if _, err := a.SendAsync(&ea); err != nil {
 		t.Fatal(err)

@@ -111,19 +111,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	switch {
-	case e.BufferList() != nil:
-		err = ErrReceiveBufferList
-	case len(e.Buffer()) == 0:
-		err = ErrEmptyBuffer
-	case e.Flags&^recvFlags != 0:
-		err = sendop.ErrBadFlags
-	case s.closed.Load():
-		err = ErrClosed
-	default:
-		err = s.checkConnected()
-	}
-	if err != nil {
+	if err := s.receivable(e); err != nil {
 		o.Abandon()
 		return false, err
 	}
@@ -138,35 +126,18 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		o.Abandon()
 		return false, ErrClosed
 	}
+	s.rx.q.Push(o)
 	if s.rx.wire {
-		s.rx.q.Push(o)
 		o.MarkQueued()
 		s.rx.mu.Unlock()
 		return true, nil
 	}
-	s.rx.q.Push(o)
 	s.rx.wire = true
 	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
-	if s.rx.reading {
-		// epoll: the reader goroutine has not left yet; it sees the
-		// new wire and takes it (an inline attempt now would race it).
+	if s.rx.reading || s.u != nil && s.u.raise.raising.Load() {
 		o.MarkQueued()
 		s.rx.mu.Unlock()
-		return true, nil
-	}
-	if s.u != nil && s.u.raise.raising.Load() {
-		// Inside a raise (usually from a handler): publish only, and
-		// let the reaper's next io_uring_enter submit it with
-		// everything else the handlers started. If the reaper stopped
-		// raising meanwhile it may already be past that enter: then
-		// submit here.
-		o.MarkQueued()
-		s.rx.mu.Unlock()
-		u := s.u
-		u.rxLaunch(s)
-		if !u.raise.raising.Load() {
-			u.r.Submit()
-		}
+		s.rxHandOff()
 		return true, nil
 	}
 	o.MarkInline()
@@ -181,6 +152,41 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		s.epollRecvStart()
 	}
 	return o.Decide(), nil
+}
+
+// receivable checks what ReceiveAsync takes beyond what any Args must
+// hold: one non-empty Buffer, receive flags, an open connected socket.
+func (s *Socket) receivable(e *sendop.Args) error {
+	switch {
+	case e.BufferList() != nil:
+		return ErrReceiveBufferList
+	case len(e.Buffer()) == 0:
+		return ErrEmptyBuffer
+	case e.Flags&^recvFlags != 0:
+		return sendop.ErrBadFlags
+	case s.closed.Load():
+		return ErrClosed
+	}
+	return s.checkConnected()
+}
+
+// rxHandOff puts a new rx wire in flight without waiting for it, when
+// ReceiveAsync must not try it inline:
+//   - epoll: the reader goroutine has not left yet; it sees the new wire
+//     and takes it (an inline attempt now would race it);
+//   - io_uring, inside a raise (usually from a handler): the wire is only
+//     published, and the reaper's next io_uring_enter submits it with
+//     everything else the handlers started. If the reaper stopped raising
+//     meanwhile it may already be past that enter: then submit here.
+func (s *Socket) rxHandOff() {
+	u := s.u
+	if u == nil {
+		return
+	}
+	u.rxLaunch(s)
+	if !u.raise.raising.Load() {
+		u.r.Submit()
+	}
 }
 
 // rxSettle hands the wire's result (bytes, 0 at end of stream, or -errno)
@@ -221,11 +227,7 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	if o.Complete(errno) {
 		raise.Push(o)
 	}
-	for a := aborted.Pop(); a != nil; a = aborted.Pop() {
-		if a.Complete(syscall.ECANCELED) {
-			raise.Push(a)
-		}
-	}
+	completeAll(&raise, &aborted, syscall.ECANCELED)
 	s.handOver(&raise, reserved) // receives are marked Recv: no send metrics
 	if idle {
 		s.releaseClose()

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/uringsend/uringsend/internal/op"
 	"github.com/uringsend/uringsend/sendop"
@@ -39,14 +38,11 @@ type Socket struct {
 	// shutPending: CloseWrite waits for the queue to drain
 	shutPending bool
 	writing     bool // epoll: the writer goroutine owns the head
-	batch       bool // WithBatching: never inline; queue and coalesce
 	// epoll: s.writeOnce and s.writeLoop, made once, by the first writer
 	// (go s.writeLoop() would allocate each time)
 	writeFn func(fd uintptr) bool
 	loopFn  func()
 
-	maxInflight   int           // WithMaxInflightBytes
-	writeTimeout  time.Duration // WithWriteTimeout
 	bpMu          sync.Mutex
 	bpCond        sync.Cond
 	inflightBytes int
@@ -105,45 +101,35 @@ func infoOf(c net.Conn) sockInfo {
 // descriptor (closer, or the fd itself); otherwise the caller keeps it. A
 // failure leaves the descriptor as it was: open, with its owner.
 func newSocket(fd int, info sockInfo, rc syscall.RawConn, closer io.Closer, owned bool, opts []Option) (*Socket, error) {
-	s := &Socket{rc: rc}
-	o := &s.opts
+	s := &Socket{rc: rc, fd: fd, laddr: info.laddr, raddr: info.raddr}
 	for _, opt := range opts {
-		opt(o)
+		opt(&s.opts)
 	}
-	if o.eng == nil {
+	if s.opts.eng == nil {
 		e, err := DefaultEngine()
 		if err != nil {
 			return nil, err
 		}
-		o.eng = e
+		s.opts.eng = e
 	}
 	if rc != nil {
 		if err := rc.Control(func(f uintptr) { s.fd = int(f) }); err != nil {
 			return nil, err
 		}
-		fd = s.fd
 	}
 	if info.typ < 0 {
 		var err error
-		if info.typ, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
-			if errors.Is(err, unix.ENOTSOCK) {
-				return nil, ErrNotSocket
-			}
-			return nil, fmt.Errorf("socket: fd %d: %w", fd, err)
+		if info.typ, err = sockType(s.fd); err != nil {
+			return nil, err
 		}
 	}
-	typ := info.typ
-	s.eng, s.fd, s.stream = o.eng, fd, typ == unix.SOCK_STREAM
-	s.laddr, s.raddr = info.laddr, info.raddr
+	s.eng, s.stream = s.opts.eng, info.typ == unix.SOCK_STREAM
 	if owned {
 		s.owner = closer
 	}
-	s.batch = o.batch
-	s.maxInflight = o.maxInflight
-	s.writeTimeout = o.writeTimeout
 	s.bpCond.L = &s.bpMu
 	s.conned.Store(info.connected)
-	if err := o.eng.add(s, info); err != nil {
+	if err := s.eng.add(s, info); err != nil {
 		return nil, err
 	}
 	if s.u == nil && (rc == nil || !owned) {
@@ -151,12 +137,25 @@ func newSocket(fd int, info sockInfo, rc syscall.RawConn, closer io.Closer, owne
 		// with deadlines: it needs a file of its own. FromFD's fd becomes
 		// one; FromConn's connection is left alone — its deadlines are
 		// the caller's — and the Socket works on a duplicate.
-		if err := s.ownFile(fd, owned); err != nil {
+		if err := s.ownFile(s.fd, owned); err != nil {
 			s.eng.remove(s)
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// sockType is fd's SO_TYPE; ErrNotSocket for a descriptor that is no
+// socket.
+func sockType(fd int) (int, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	switch {
+	case errors.Is(err, unix.ENOTSOCK):
+		return 0, ErrNotSocket
+	case err != nil:
+		return 0, fmt.Errorf("socket: fd %d: %w", fd, err)
+	}
+	return typ, nil
 }
 
 // ownFile gives an epoll-backed Socket an *os.File of its own for fd (or,
@@ -250,12 +249,9 @@ func FromFD(fd int, opts ...Option) (*Socket, error) {
 	if fd < 0 {
 		return nil, fmt.Errorf("socket: FromFD(%d): %w", fd, unix.EBADF)
 	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err := sockType(fd)
 	if err != nil {
-		if errors.Is(err, unix.ENOTSOCK) {
-			return nil, ErrNotSocket
-		}
-		return nil, fmt.Errorf("socket: FromFD(%d): %w", fd, err)
+		return nil, err
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, err
@@ -306,36 +302,19 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if s.closed.Load() {
-		o.Abandon()
-		return false, ErrClosed
-	}
-	if err := s.checkConnected(); err != nil {
+	if err := s.sendable(); err != nil {
 		o.Abandon()
 		return false, err
 	}
 	s.mu.Lock()
-	if s.closing || s.wrShut {
-		err := ErrClosed
-		if !s.closing {
-			err = ErrWriteShutdown
-		}
+	if err := s.sendShutLocked(); err != nil {
 		s.mu.Unlock()
 		o.Abandon()
 		return false, err
 	}
 	idle := s.q.Len() == 0 && !s.writing
-	if s.u != nil {
-		o.Begin(s.stream, &s.pins) // settle trims the cache when the queue drains
-	} else {
-		// The epoll backend's system calls read the buffers before they
-		// return: nothing to pin.
-		o.Begin(s.stream, nil)
-	}
-	o.Socket = s
-	s.eng.accepted(o)
+	s.queueLocked(o)
 	if !idle {
-		s.q.Push(o)
 		o.MarkQueued()
 		s.mu.Unlock()
 		return true, nil
@@ -344,15 +323,13 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	// handler) waits for the reaper's next io_uring_enter, which submits
 	// it with everything else the handlers started, instead of entering
 	// the kernel on its own.
-	if s.u != nil && (s.batch || s.u.raise.raising.Load()) {
-		s.q.Push(o)
+	if s.u != nil && (s.opts.batch || s.u.raise.raising.Load()) {
 		o.MarkQueued()
 		s.flush = true
 		s.mu.Unlock()
 		s.u.scheduleFlush(s)
 		return true, nil
 	}
-	s.q.Push(o)
 	o.MarkInline()
 	s.w.wire = 1
 	s.mu.Unlock()
@@ -366,4 +343,40 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.eng.observe(e, true)
 	return false, nil
+}
+
+// queueLocked begins o, a send SendAsync has taken, and puts it at the
+// back of the queue, with s.mu held. On io_uring its memory is pinned
+// through the socket's cache (settle trims it when the queue drains); the
+// epoll backend's system calls read the buffers before they return.
+func (s *Socket) queueLocked(o *op.Op) {
+	var pc *op.PinCache
+	if s.u != nil {
+		pc = &s.pins
+	}
+	o.Begin(s.stream, pc)
+	o.Socket = s
+	s.eng.accepted(o)
+	s.q.Push(o)
+}
+
+// sendable checks, before SendAsync takes a send, that the socket is open
+// and connected.
+func (s *Socket) sendable() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.checkConnected()
+}
+
+// sendShutLocked is the error of a send on a socket whose send side is
+// closing (ErrClosed) or shut down (ErrWriteShutdown), with s.mu held.
+func (s *Socket) sendShutLocked() error {
+	switch {
+	case s.closing:
+		return ErrClosed
+	case s.wrShut:
+		return ErrWriteShutdown
+	}
+	return nil
 }

@@ -137,70 +137,94 @@ func (u *uring) launch(s *Socket) {
 
 // prep publishes the SQE(s) of s's wire and returns its user_data.
 func (u *uring) prep(s *Socket) (ud uint64, err error) {
-	o := s.q.Head() // stable: only the wire's owner pops
-	bytes := s.w.bytes
-	timeout, timed := time.Duration(0), false
-	if s.w.wire == 1 {
-		if errno := o.Check(); errno != 0 {
-			return 0, errno
-		}
-		bytes = o.Remaining()
-		// The Timeout bounds the whole send: a piece after the first
-		// (a long BufferList, a continuation, a retry) gets what is left.
-		if timeout, timed = o.TimeLeft(); timed && timeout <= 0 {
-			return 0, syscall.ETIMEDOUT
-		}
+	kind, timeout, err := u.kindOf(s)
+	if err != nil {
+		return 0, err
 	}
 	gen := u.nextGen()
 	s.w.gen.Store(gen)
 	ud = uint64(gen)<<32 | uint64(s.w.idx)
-	// SENDMSG_ZC came a release after SEND_ZC (6.1, 6.0).
-	zc := s.w.zc && bytes >= u.eng.zcThreshold && !timed && (u.zcMsg || s.w.wire == 1 && o.IsBuffer())
+	s.w.kind, s.w.expect, s.w.res, s.w.tmoFired = kind, 1, 0, false
 	u.r.LockSQ()
 	defer u.r.UnlockSQ()
-	if timed {
-		// The send and its LINK_TIMEOUT go in one submission: the
-		// timeout starts when the send starts and cancels it.
-		sqe, tmo, err := u.r.GetSQEPair()
-		if err != nil {
-			return 0, err
-		}
-		s.w.zcWire = false
-		o.Prep(sqe, s.fd)
-		u.pollFirst(s, sqe, 0)
-		sqe.SetFlags(ring.SQEIOLink)
-		sqe.SetUserData(ud)
-		s.w.ts = unix.NsecToTimespec(int64(timeout))
-		s.w.waitSend, s.w.waitTmo, s.w.tmoFired = true, true, false
-		ring.PrepLinkTimeout(tmo, &s.w.ts)
-		tmo.SetUserData(ud | tmoBit<<32)
-		return ud, nil
+	if kind == kindTimed {
+		return ud, u.prepTimed(s, ud, timeout)
 	}
 	sqe, err := u.r.GetSQE()
 	if err != nil {
 		return 0, err
 	}
-	s.w.zcWire = zc
-	switch {
-	case s.w.wire == 1 && zc:
-		o.PrepZC(sqe, s.fd, u.zcFlags)
-	case s.w.wire == 1:
+	o := s.q.Head() // stable: only the wire's owner pops
+	var prio uint16
+	switch kind {
+	case kindSend:
 		o.Prep(sqe, s.fd)
-	case zc:
-		ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, op.StreamFlags, u.zcFlags)
-	case s.w.gso.segs > 0:
-		// A GSO wire: MSG_WAITALL means nothing to a datagram.
-		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, unix.MSG_NOSIGNAL)
-	default:
+	case kindSendZC:
+		o.PrepZC(sqe, s.fd, u.zcFlags)
+		prio = u.zcFlags
+	case kindBatch:
 		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, op.StreamFlags)
+	case kindBatchZC:
+		ring.PrepSendmsgZC(sqe, s.fd, &s.w.msg, op.StreamFlags, u.zcFlags)
+		prio = u.zcFlags
+	case kindGSO: // MSG_WAITALL means nothing to a datagram
+		ring.PrepSendmsg(sqe, s.fd, &s.w.msg, unix.MSG_NOSIGNAL)
 	}
-	if zc {
-		u.pollFirst(s, sqe, u.zcFlags)
-	} else {
-		u.pollFirst(s, sqe, 0)
-	}
+	u.pollFirst(s, sqe, prio)
 	sqe.SetUserData(ud)
 	return ud, nil
+}
+
+// kindOf decides how s's wire goes out, and for a send with a Timeout
+// what is left of it: the Timeout bounds the whole send, so a piece after
+// the first (a long BufferList, a continuation, a retry) gets the rest.
+func (u *uring) kindOf(s *Socket) (kind wireKind, timeout time.Duration, err error) {
+	if s.w.wire > 1 {
+		switch {
+		case s.w.gso.segs > 0:
+			return kindGSO, 0, nil
+		case u.zcMsg && u.zeroCopy(s, s.w.bytes): // SENDMSG_ZC came a release after SEND_ZC (6.1, 6.0)
+			return kindBatchZC, 0, nil
+		}
+		return kindBatch, 0, nil
+	}
+	o := s.q.Head()
+	if errno := o.Check(); errno != 0 {
+		return 0, 0, errno
+	}
+	if timeout, timed := o.TimeLeft(); timed {
+		if timeout <= 0 {
+			return 0, 0, syscall.ETIMEDOUT
+		}
+		return kindTimed, timeout, nil // never zero-copy
+	}
+	if (u.zcMsg || o.IsBuffer()) && u.zeroCopy(s, o.Remaining()) {
+		return kindSendZC, 0, nil
+	}
+	return kindSend, 0, nil
+}
+
+// zeroCopy reports whether a wire of that many bytes on s goes zero-copy.
+func (u *uring) zeroCopy(s *Socket, bytes int) bool {
+	return s.w.zc && bytes >= u.eng.zcThreshold
+}
+
+// prepTimed publishes a send and its LINK_TIMEOUT in one submission: the
+// timeout starts when the send starts and cancels it. Two CQEs are due.
+func (u *uring) prepTimed(s *Socket, ud uint64, timeout time.Duration) error {
+	sqe, tmo, err := u.r.GetSQEPair()
+	if err != nil {
+		return err
+	}
+	s.q.Head().Prep(sqe, s.fd)
+	u.pollFirst(s, sqe, 0)
+	sqe.SetFlags(ring.SQEIOLink)
+	sqe.SetUserData(ud)
+	s.w.ts = unix.NsecToTimespec(int64(timeout))
+	ring.PrepLinkTimeout(tmo, &s.w.ts)
+	tmo.SetUserData(ud | tmoBit<<32)
+	s.w.expect = 2
+	return nil
 }
 
 // pollFirst adds IORING_RECVSEND_POLL_FIRST to a resubmitted wire's SQE
@@ -251,56 +275,55 @@ func (u *uring) HandleCQEs(cqes []ring.CQE) {
 			u.staleCQE(c)
 			continue
 		}
-		res := c.Result()
-		if s.w.waitTmo || s.w.waitSend {
-			// A send with a linked timeout: settle when both CQEs are in.
-			if c.UserData()>>32&tmoBit != 0 {
-				s.w.waitTmo = false
-				s.w.tmoFired = res == -int32(syscall.ETIME)
-			} else {
-				s.w.waitSend = false
-				s.w.sendRes = res
-			}
-			if s.w.waitTmo || s.w.waitSend {
-				continue
-			}
-			if retriable(s.w.sendRes) && !s.w.tmoFired {
-				u.retry(s, s.w.sendRes)
-				continue
-			}
-			if u.onResult(s, s.w.sendRes, s.w.tmoFired) {
-				u.launch(s)
-			}
-			continue
+		if u.absorb(s, c) {
+			u.finish(s)
 		}
-		switch flags := c.Flags(); {
-		case flags&ring.CQEFNotif != 0:
-			// A zero-copy send's notification: the kernel is done with
-			// the buffers, so the wire's sends may complete now. If the
-			// kernel had to copy after all, zero-copy only costs here.
-			u.zcNotifs.Add(1)
-			if uint32(res)&ring.NotifUsageZCCopied != 0 && u.eng.zcMode == ZeroCopyAuto {
-				s.w.zc = false
-			}
-			res = s.w.zcRes
-		case flags&ring.CQEFMore != 0:
-			// A zero-copy send's result: hold it until the notification.
-			s.w.zcRes = res
-			continue
-		}
-		if retriable(res) {
-			u.retry(s, res)
-			continue
-		}
-		if res == -int32(syscall.EOPNOTSUPP) && s.w.zcWire {
-			// The socket refuses zero-copy (6.18 does for accepted
-			// TCP sockets: no SOCK_SUPPORT_ZC): nothing was sent; the
-			// same wire goes again as a copy, and so does every later one.
+	}
+}
+
+// absorb records one of the CQEs of s's wire and reports whether it was
+// the last one the wire expects: the send's result (followed, when the
+// kernel says so, by a zero-copy notification), a notification, or the
+// result of a LINK_TIMEOUT.
+func (u *uring) absorb(s *Socket, c *ring.CQE) (last bool) {
+	res := c.Result()
+	switch flags := c.Flags(); {
+	case c.UserData()>>32&tmoBit != 0:
+		s.w.tmoFired = res == -int32(syscall.ETIME)
+	case flags&ring.CQEFNotif != 0:
+		// The kernel is done with the buffers, so the wire's sends may
+		// complete now. If it had to copy after all, zero-copy only
+		// costs: auto mode stops using it on this socket.
+		u.zcNotifs.Add(1)
+		if uint32(res)&ring.NotifUsageZCCopied != 0 && u.eng.zcMode == ZeroCopyAuto {
 			s.w.zc = false
-			u.launch(s)
-			continue
 		}
-		if u.onResult(s, res, false) {
+	default:
+		s.w.res = res
+		if flags&ring.CQEFMore != 0 {
+			s.w.expect++ // a zero-copy send's notification follows
+		}
+	}
+	s.w.expect--
+	return s.w.expect == 0
+}
+
+// finish acts on a wire whose CQEs are all in: it retries one that did
+// nothing (retriable), sends again by copy one the socket refused to send
+// zero-copy, and settles every other.
+func (u *uring) finish(s *Socket) {
+	res, timedOut := s.w.res, s.w.tmoFired
+	switch {
+	case retriable(res) && !timedOut:
+		u.retry(s, res)
+	case res == -int32(syscall.EOPNOTSUPP) && s.w.kind.zc():
+		// The socket refuses zero-copy (6.18 does for accepted TCP
+		// sockets: no SOCK_SUPPORT_ZC): nothing was sent; the same wire
+		// goes again as a copy, and so does every later one.
+		s.w.zc = false
+		u.launch(s)
+	default:
+		if u.onResult(s, res, timedOut) {
 			u.launch(s)
 		}
 	}

@@ -33,22 +33,37 @@ type wireState struct {
 	// the cmsghdr aligned.
 	ctl   [3]uint64
 	gso   gsoState
-	bytes int   // bytes of a coalesced wire
-	zc    bool  // io_uring: send wires above the threshold with SEND_ZC
-	zcRes int32 // io_uring: a zero-copy result waiting for its notification
-	// io_uring: the wire on the wire went out zero-copy
-	zcWire bool
+	bytes int  // bytes of a coalesced wire
+	zc    bool // io_uring: send wires above the threshold with SEND_ZC
 	// io_uring: resubmit the wire asking the kernel to poll first (it
 	// answered EAGAIN)
 	pollFirst bool
 
-	// io_uring, a send with a linked timeout: its timespec, which CQEs are
-	// still due, the send's result, and whether the timeout fired.
-	ts                unix.Timespec
-	waitSend, waitTmo bool
-	sendRes           int32
-	tmoFired          bool
+	// io_uring, the wire in the kernel: how it went (decided once, by
+	// kindOf), the CQEs still due, its one result, and — for a send with
+	// a linked timeout — the timespec and whether the timeout fired.
+	kind     wireKind
+	expect   int
+	res      int32
+	ts       unix.Timespec
+	tmoFired bool
 }
+
+// wireKind is how a wire goes to the kernel.
+type wireKind uint8
+
+const (
+	kindSend    wireKind = iota // one op: SEND (a Buffer) or SENDMSG (a BufferList)
+	kindSendZC                  // the same, zero-copy: SEND_ZC / SENDMSG_ZC
+	kindTimed                   // one op with a Timeout: SEND or SENDMSG linked to a LINK_TIMEOUT
+	kindBatch                   // coalesced stream ops: one SENDMSG of the wire's iovecs
+	kindBatchZC                 // the same, SENDMSG_ZC
+	kindGSO                     // joined datagrams: one SENDMSG with UDP_SEGMENT
+)
+
+// zc reports a zero-copy kind: its result CQE is followed by a
+// notification when the kernel is done with the buffers.
+func (k wireKind) zc() bool { return k == kindSendZC || k == kindBatchZC }
 
 // Coalescing limits: one SENDMSG carries at most IOVMax iovecs and, past
 // its first send, no more than maxBatchBytes.
@@ -124,46 +139,8 @@ func (s *Socket) wireIovecs() []unix.Iovec {
 func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	var done, aborted, raise op.Queue // intrusive: no allocation
 	s.mu.Lock()
-	n := s.w.wire
-	s.w.wire = 0
-	segs := s.w.gso.segs
-	s.w.gso.segs = 0
-	res = finalResult(res, s.closing, timedOut)
-	if segs > 0 && res < 0 && s.gsoRefused(syscall.Errno(-res), segs, s.w.gso.size) {
-		// Nothing was sent: the same sends stay at the front of the queue
-		// for the next wire.
-	} else if res < 0 || n == 1 {
-		op := s.q.Head()
-		if op.Advance(res) || timedOut && op.Advance(-int32(syscall.ETIMEDOUT)) {
-			done.Push(s.q.Pop())
-		}
-	} else {
-		rem := int(res)
-		for i := 0; i < n; i++ {
-			op := s.q.Head()
-			need := op.Remaining()
-			if rem < need {
-				if rem > 0 {
-					op.Advance(int32(rem))
-				}
-				break
-			}
-			op.Advance(int32(need))
-			rem -= need
-			done.Push(s.q.Pop())
-		}
-	}
-	if s.closing {
-		aborted.Concat(&s.q)
-	} else if s.q.Len() > 0 {
-		s.buildWire()
-		more = true
-	} else {
-		if s.shutPending {
-			s.shutdownWriteLocked() // CloseWrite: the queue has drained
-		}
-		s.drained()
-	}
+	s.split(finalResult(res, s.closing, timedOut), timedOut, &done)
+	more = s.nextWireLocked(&aborted)
 	// Counted before the lock goes: a Close that finds the queue empty
 	// must find these sends' Completed still to come.
 	reserved := done.Len() + aborted.Len()
@@ -171,17 +148,8 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	idle := s.sendIdleLocked()
 	s.mu.Unlock()
 
-	for e := done.Pop(); e != nil; e = done.Pop() {
-		if e.Complete(0) {
-			raise.Push(e)
-		}
-	}
-	for e := aborted.Pop(); e != nil; e = aborted.Pop() {
-		op := e
-		if op.Complete(syscall.ECANCELED) {
-			raise.Push(e)
-		}
-	}
+	completeAll(&raise, &done, 0)
+	completeAll(&raise, &aborted, syscall.ECANCELED)
 	s.handOver(&raise, reserved)
 	if idle {
 		// Only now: Close may return, and Engine.Close stop the raiser,
@@ -189,6 +157,68 @@ func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 		s.releaseClose()
 	}
 	return more
+}
+
+// split hands the result of the wire (its s.w.wire sends) to them in
+// order, with s.mu held, and moves those that are done to done. A GSO
+// wire the kernel refused whole leaves its sends queued for the next wire.
+func (s *Socket) split(res int32, timedOut bool, done *op.Queue) {
+	n, segs := s.w.wire, s.w.gso.segs
+	s.w.wire, s.w.gso.segs = 0, 0
+	switch {
+	case segs > 0 && res < 0 && s.gsoRefused(syscall.Errno(-res), segs, s.w.gso.size):
+		// Nothing was sent: the same sends stay at the front of the
+		// queue for the next wire.
+	case res < 0 || n == 1:
+		o := s.q.Head()
+		if o.Advance(res) || timedOut && o.Advance(-int32(syscall.ETIMEDOUT)) {
+			done.Push(s.q.Pop())
+		}
+	default:
+		rem := int(res)
+		for range n {
+			o := s.q.Head()
+			need := o.Remaining()
+			if rem < need {
+				if rem > 0 {
+					o.Advance(int32(rem))
+				}
+				return
+			}
+			o.Advance(int32(need))
+			rem -= need
+			done.Push(s.q.Pop())
+		}
+	}
+}
+
+// nextWireLocked builds the next wire and reports whether there is one,
+// with s.mu held. On a closing socket nothing more goes out: what is left
+// moves to aborted.
+func (s *Socket) nextWireLocked(aborted *op.Queue) bool {
+	switch {
+	case s.closing:
+		aborted.Concat(&s.q)
+	case s.q.Len() > 0:
+		s.buildWire()
+		return true
+	default:
+		if s.shutPending {
+			s.shutdownWriteLocked() // CloseWrite: the queue has drained
+		}
+		s.drained()
+	}
+	return false
+}
+
+// completeAll completes every op of q with errno, in order, and moves
+// those whose Completed must be raised to raise.
+func completeAll(raise, q *op.Queue, errno syscall.Errno) {
+	for o := q.Pop(); o != nil; o = q.Pop() {
+		if o.Complete(errno) {
+			raise.Push(o)
+		}
+	}
 }
 
 // drained runs when s's send queue has drained, with s.mu held: nothing

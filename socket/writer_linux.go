@@ -71,7 +71,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 	}
 	r := writeReqs.Get().(*writeReq)
 	r.e.SetBuffer(p)
-	r.e.Timeout = s.writeTimeout
+	r.e.Timeout = s.opts.writeTimeout
 	pending, err := s.SendAsync(&r.e)
 	if err != nil {
 		r.e.SetBuffer(nil)
@@ -110,7 +110,7 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 	}
 	r := writeReqs.Get().(*writeReq)
 	r.e.SetBuffer(p)
-	r.e.Timeout = s.writeTimeout
+	r.e.Timeout = s.opts.writeTimeout
 	r.cb, r.s, r.n = done, s, len(p)
 	pending, err := s.SendAsync(&r.e)
 	if err != nil {
@@ -153,9 +153,11 @@ const readFromChunk = 64 << 10
 // readFromState is a ReadFrom's two buffers and its send, pooled, so that
 // a steady io.Copy into sockets allocates nothing.
 type readFromState struct {
-	bufs [2][]byte
-	e    sendop.Args
-	done chan struct{} // e's Completed: one send at a time
+	bufs    [2][]byte
+	e       sendop.Args
+	done    chan struct{} // e's Completed: one send at a time
+	pending bool          // e is in flight
+	total   int64         // bytes sent so far
 }
 
 var readFromStates = sync.Pool{New: func() any {
@@ -174,58 +176,65 @@ func readFromCompleted(e *sendop.Args) { e.UserToken.(*readFromState).done <- st
 // send has completed, whatever the reads in between return (a Read may
 // return 0, nil).
 func (st *readFromState) copy(s *Socket, r io.Reader) (int64, error) {
-	var total int64
-	pending := false // a send from st.bufs[i^1] is in flight
-	i := 0
+	st.total, st.pending = 0, false
+	i := 0 // while a send is pending, it is from st.bufs[i^1]
 	for {
 		n, rerr := r.Read(st.bufs[i])
 		if n > 0 {
-			if pending {
-				pending = false
-				<-st.done
-				k, err := st.result(s)
-				total += int64(k)
-				if err != nil {
-					return total, err
-				}
+			if err := st.drain(s); err != nil {
+				return st.total, err
 			}
-			if err := s.acquireBytes(n); err != nil {
-				return total, err
-			}
-			st.e.SetBuffer(st.bufs[i][:n])
-			st.e.Timeout = s.writeTimeout
 			var err error
-			if pending, err = s.SendAsync(&st.e); err != nil {
-				pending = false
-				s.releaseBytes(n)
-				st.e.SetBuffer(nil)
-				return total, err
+			if st.pending, err = st.send(s, st.bufs[i][:n]); err != nil {
+				return st.total, err
 			}
-			if pending {
+			if st.pending {
 				i ^= 1
-			} else {
-				k, err := st.result(s)
-				total += int64(k)
-				if err != nil {
-					return total, err
-				}
+			} else if err := st.add(st.result(s)); err != nil {
+				return st.total, err
 			}
 		}
 		if rerr != nil {
-			if pending {
-				<-st.done
-				k, err := st.result(s)
-				total += int64(k)
-				if err != nil {
-					return total, err
-				}
+			if err := st.drain(s); err != nil {
+				return st.total, err
 			}
 			if rerr == io.EOF {
-				return total, nil
+				return st.total, nil
 			}
-			return total, rerr
+			return st.total, rerr
 		}
 	}
+}
+
+// drain waits for the send in flight, if any, and counts its result.
+func (st *readFromState) drain(s *Socket) error {
+	if !st.pending {
+		return nil
+	}
+	st.pending = false
+	<-st.done
+	return st.add(st.result(s))
+}
+
+// add counts a send's bytes and passes its error on.
+func (st *readFromState) add(n int, err error) error {
+	st.total += int64(n)
+	return err
+}
+
+// send starts sending b, a chunk just read; an error means nothing was
+// sent and nothing is in flight.
+func (st *readFromState) send(s *Socket, b []byte) (pending bool, err error) {
+	if err := s.acquireBytes(len(b)); err != nil {
+		return false, err
+	}
+	st.e.SetBuffer(b)
+	st.e.Timeout = s.opts.writeTimeout
+	if pending, err = s.SendAsync(&st.e); err != nil {
+		s.releaseBytes(len(b))
+		st.e.SetBuffer(nil)
+	}
+	return pending, err
 }
 
 // result takes the completed send's outcome and frees its bytes.
@@ -236,12 +245,12 @@ func (st *readFromState) result(s *Socket) (int, error) {
 }
 
 func (s *Socket) acquireBytes(n int) error {
-	if s.maxInflight <= 0 {
+	if s.opts.maxInflight <= 0 {
 		return nil
 	}
 	s.bpMu.Lock()
 	defer s.bpMu.Unlock()
-	for s.inflightBytes > 0 && s.inflightBytes+n > s.maxInflight {
+	for s.inflightBytes > 0 && s.inflightBytes+n > s.opts.maxInflight {
 		if s.closed.Load() {
 			return ErrClosed
 		}
@@ -255,7 +264,7 @@ func (s *Socket) acquireBytes(n int) error {
 }
 
 func (s *Socket) releaseBytes(n int) {
-	if s.maxInflight <= 0 {
+	if s.opts.maxInflight <= 0 {
 		return
 	}
 	s.bpMu.Lock()
