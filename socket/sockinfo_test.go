@@ -122,21 +122,7 @@ func TestFromConnTCPAllocs(t *testing.T) {
 		t.Skip(err)
 	}
 	defer eng.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	a, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	_, a := dialPeer(t, eng) // a: the accepted end, a *net.TCPConn
 	allocs := testing.AllocsPerRun(200, func() {
 		s, err := FromConn(a, WithEngine(eng))
 		if err != nil {
