@@ -66,6 +66,7 @@ func (r *Ring) consume(head, tail uint32, dst []CQE) int {
 		}
 		if ud := c.UserData(); ud >= ReservedUserData {
 			if ud == wakeUserData {
+				r.state.And(^uint64(stateWaking))
 				r.state.Or(stateWakeSeen)
 			}
 			continue

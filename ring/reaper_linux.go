@@ -20,6 +20,15 @@ type Handler interface {
 	AfterHarvest()
 }
 
+// WorkReporter is a Handler that can say whether its reaper has work
+// waiting (completions to raise, queues to flush). An inline harvest that
+// consumes a Wake's CQE passes the Wake on to the reaper only if it has:
+// a Handler that wakes its reaper itself whenever it gives it work (when
+// the reaper may be waiting) spares the ring a NOP per stolen Wake.
+type WorkReporter interface {
+	ReaperHasWork() bool
+}
+
 // Reaper is the goroutine that waits for completions of one ring and hands
 // them to a Handler in batches.
 type Reaper struct {
@@ -62,7 +71,7 @@ func (r *Ring) TryHarvest(h Handler) (n int, ok bool) {
 	}
 	n = r.PeekAndHandle(h)
 	r.cqMu.Unlock()
-	r.passWake()
+	r.passWake(h)
 	return n, true
 }
 

@@ -191,7 +191,7 @@ func (r *Ring) SubmitAndHarvest(h Handler) (int, error) {
 	r.cqMu.Lock()
 	r.PeekAndHandle(h)
 	r.cqMu.Unlock()
-	r.passWake()
+	r.passWake(h)
 	return n, err
 }
 
@@ -299,16 +299,21 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 
 // Wake makes the reaper run a round: a reaper parked in Go is unparked
 // without a system call; otherwise Wake posts a NOP whose CQE makes
-// io_uring_enter return and is never handed to the handler. An inline
-// harvester (TryHarvest, SubmitAndHarvest) that consumes the NOP first
-// passes the Wake on, since the reaper may have been about to sleep; Close
-// wakes it again too. After Close it returns ErrClosed.
+// io_uring_enter return and is never handed to the handler — one at a
+// time: while a Wake's NOP is on its way, another Wake does nothing. An
+// inline harvester (TryHarvest, SubmitAndHarvest) that consumes the NOP
+// first passes the Wake on (see WorkReporter), since the reaper may have
+// been about to sleep; Close wakes it again too. After Close it returns
+// ErrClosed.
 func (r *Ring) Wake() error {
 	if r.closed() {
 		return ErrClosed
 	}
 	if r.unparkReaper() {
 		return nil // parked in Go: no system call needed
+	}
+	if r.state.Or(stateWaking)&stateWaking != 0 {
+		return nil // a Wake's NOP is on its way: its CQE wakes the reaper
 	}
 	r.LockSQ()
 	sqe, err := r.getSQE()
@@ -318,6 +323,7 @@ func (r *Ring) Wake() error {
 	}
 	r.UnlockSQ()
 	if err != nil {
+		r.clear(stateWaking)
 		return err
 	}
 	_, err = r.Submit()

@@ -44,9 +44,15 @@ import "fmt"
 //	wakeSeen   PeekBatch consumed a Wake's CQE. The reaper clears it after
 //	           each round (it is awake); an inline harvester that clears it
 //	           passes the Wake on (passWake), since the reaper may be about
-//	           to sleep in io_uring_enter waiting for that very CQE.
+//	           to sleep in io_uring_enter waiting for that very CQE —
+//	           unless its Handler, a WorkReporter, says the reaper has
+//	           nothing to do.
 //	closeWait  the closer waits on r.drained for the users to go; the
 //	           release that brings them to zero and clears it sends.
+//	waking     a Wake's NOP is in the kernel or the CQ: the Wake that sets
+//	           it submits one, a Wake that finds it set has nothing to do
+//	           (the reaper will see the NOP's CQE), and whoever harvests
+//	           the CQE clears it.
 //
 // Parking, the one handshake with two sides (park and unparkReaper):
 //
@@ -80,6 +86,7 @@ const (
 	stateParked    = 1 << 4
 	stateWakeSeen  = 1 << 5
 	stateCloseWait = 1 << 6
+	stateWaking    = 1 << 7
 
 	userShift = 32
 	userUnit  = 1 << userShift // one lock-free user (acquire)
@@ -233,12 +240,18 @@ func (r *Ring) unparkForInflight() {
 
 // passWake wakes the reaper again if an inline harvest consumed the CQE of
 // a Wake meant for it: a reaper about to sleep in io_uring_enter would
-// otherwise sleep through the event the Wake announced. Called without the
-// completion lock (Wake may have to wait for the SQ).
-func (r *Ring) passWake() {
-	if r.clear(stateWakeSeen) {
-		r.Wake()
+// otherwise sleep through the event the Wake announced — unless h, a
+// WorkReporter, says the reaper has nothing to do and the ring is open
+// (Close's Wakes always pass on). Called without the completion lock
+// (Wake may have to wait for the SQ).
+func (r *Ring) passWake(h Handler) {
+	if !r.clear(stateWakeSeen) {
+		return
 	}
+	if w, ok := h.(WorkReporter); ok && r.phase() == phaseOpen && !w.ReaperHasWork() {
+		return
+	}
+	r.Wake()
 }
 
 // reaperLeaves reports whether the reaper's work is done: Close has sealed
