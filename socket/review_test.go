@@ -1041,3 +1041,26 @@ func TestReviewReceivePingPongHandOff(t *testing.T) {
 		}
 	})
 }
+
+// Risk (be5f5e3, socket/operror_linux.go:35 with sendop/errors.go): Write
+// errors are now *net.OpError, a net.Error, but a Write that timed out
+// (WithWriteTimeout) says Timeout() == false: net.OpError.Timeout asks its
+// Err directly for a Timeout method, and *sendop.Error has none (the
+// syscall.ETIMEDOUT it wraps has). Code written for net.Conn
+// (`if ne, ok := err.(net.Error); ok && ne.Timeout()`) misses the timeout.
+// Fix: give *sendop.Error `func (e *Error) Timeout() bool { return
+// e.Errno.Timeout() }` (and Temporary likewise).
+func TestReviewBugWriteTimeoutIsNetTimeout(t *testing.T) {
+	revBugs(t, "a timed-out Write's *net.OpError reports Timeout() == false")
+	eachBackend(t, func(t *testing.T, eng *Engine) {
+		s, _ := dialPeer(t, eng, WithWriteTimeout(100*time.Millisecond))
+		_, err := s.Write(make([]byte, 32<<20))
+		if !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("Write = %v; want ETIMEDOUT", err)
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("timed-out Write error %v: net.Error %v, Timeout() false", err, ne != nil)
+		}
+	})
+}
