@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +33,7 @@ type Proxy struct {
 	stats  *stats
 	bufs   sync.Pool // *[]byte of cfg.BufferSize
 	dialer net.Dialer
-	// upstreamIP is cfg.Upstream when it is an IP literal: dialled without
-	// the resolver. A host name is resolved at each dial, so a proxy
-	// follows its DNS.
-	upstreamIP netip.AddrPort
-	opts       []socket.Option
+	opts   []socket.Option
 
 	dialCtx    context.Context // cancelled by Close: dials in progress give up
 	cancelDial context.CancelFunc
@@ -75,9 +70,6 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 		dialer: net.Dialer{Timeout: cfg.DialTimeout},
 	}
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
-	if ap, err := netip.ParseAddrPort(cfg.Upstream); err == nil {
-		p.upstreamIP = ap
-	}
 	size := int(cfg.BufferSize)
 	p.bufs.New = func() any { b := make([]byte, size); return &b }
 	p.stats = newStats(p)
@@ -97,8 +89,15 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	p.eng = eng
-	p.opts = []socket.Option{socket.WithEngine(eng)}
 	p.recvEngine = cfg.Recv == RecvEngine || (cfg.Recv == "" || cfg.Recv == RecvAuto) && eng.Backend() == socket.BackendIOURing
+	p.opts = []socket.Option{socket.WithEngine(eng)}
+	if p.recvEngine {
+		// The pumps' Completed handlers do the relaying: the connection's
+		// goroutine only starts them, and with async completions it never
+		// takes other connections' completions from the reaper (which
+		// then has to be woken for them).
+		p.opts = append(p.opts, socket.WithAsyncCompletions())
+	}
 	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		eng.Close()
 		return nil, err
@@ -305,11 +304,12 @@ func (p *Proxy) handle(client *net.TCPConn) {
 	}
 }
 
-// dial connects to the upstream.
+// dial connects to the upstream; a host name is resolved at each dial, so
+// the proxy follows its DNS. Not Dialer.DialTCP, even for an IP: with a
+// zero local address it binds to port 0 before connecting, and bind(2)
+// cannot share an ephemeral port between destinations as connect(2) does
+// — under churn it ran out of ports and spent its time in bind.
 func (p *Proxy) dial() (*net.TCPConn, error) {
-	if p.upstreamIP.IsValid() {
-		return p.dialer.DialTCP(p.dialCtx, "tcp", netip.AddrPort{}, p.upstreamIP)
-	}
 	c, err := p.dialer.DialContext(p.dialCtx, "tcp", p.cfg.Upstream)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ type Option func(*options)
 type options struct {
 	eng          *Engine
 	batch        bool
+	async        bool
 	maxInflight  int
 	writeTimeout time.Duration
 }
@@ -26,6 +27,17 @@ type options struct {
 // socket goes out at once and usually completes synchronously. It has no
 // effect on the epoll backend.
 func WithBatching() Option { return func(o *options) { o.batch = true } }
+
+// WithAsyncCompletions makes every SendAsync and ReceiveAsync on the
+// socket submit its request and return pending == true without looking
+// for the result: Completed reports each one, on the engine's goroutine.
+// For relays whose Completed handlers do the rest of the work (receive →
+// send → receive): the goroutine that starts them never takes the
+// completion lock, never picks up other sockets' completions, so never
+// has to wake the reaper for them. Without it, a send or receive that
+// finds the socket ready completes synchronously. It has no effect on the
+// epoll backend.
+func WithAsyncCompletions() Option { return func(o *options) { o.async = true } }
 
 // WithEngine runs the socket's sends on e instead of the DefaultEngine.
 func WithEngine(e *Engine) Option { return func(o *options) { o.eng = e } }

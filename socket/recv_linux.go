@@ -134,7 +134,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.rx.wire = true
 	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
-	if s.rx.reading || s.u != nil && s.u.raise.raising.Load() {
+	if s.rx.reading || s.u != nil && (s.opts.async || s.u.raise.raising.Load()) {
 		o.MarkQueued()
 		s.rx.mu.Unlock()
 		s.rxHandOff()
@@ -177,7 +177,8 @@ func (s *Socket) receivable(e *sendop.Args) error {
 //   - io_uring, inside a raise (usually from a handler): the wire is only
 //     published, and the reaper's next io_uring_enter submits it with
 //     everything else the handlers started. If the reaper stopped raising
-//     meanwhile it may already be past that enter: then submit here.
+//     meanwhile it may already be past that enter: then submit here;
+//   - io_uring, WithAsyncCompletions: submitted here, not peeked at.
 func (s *Socket) rxHandOff() {
 	u := s.u
 	if u == nil {

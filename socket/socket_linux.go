@@ -319,15 +319,7 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 		s.mu.Unlock()
 		return true, nil
 	}
-	// A send issued while the reaper raises Completed (usually from a
-	// handler) waits for the reaper's next io_uring_enter, which submits
-	// it with everything else the handlers started, instead of entering
-	// the kernel on its own.
-	if s.u != nil && (s.opts.batch || s.u.raise.raising.Load()) {
-		o.MarkQueued()
-		s.flush = true
-		s.mu.Unlock()
-		s.u.scheduleFlush(s)
+	if s.deferLocked(o) {
 		return true, nil
 	}
 	o.MarkInline()
@@ -343,6 +335,34 @@ func (s *Socket) SendAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.eng.observe(e, true)
 	return false, nil
+}
+
+// deferLocked starts o — alone in an idle queue — without the inline
+// attempt, where that must not or need not be made, and then unlocks s.mu
+// and reports true: a send issued while the reaper raises Completed
+// (usually from a handler), or with WithBatching, waits for the reaper's
+// next io_uring_enter, which submits it with everything else the handlers
+// started; with WithAsyncCompletions it is submitted here, not peeked at.
+func (s *Socket) deferLocked(o *op.Op) bool {
+	if s.u == nil {
+		return false
+	}
+	switch {
+	case s.opts.batch || s.u.raise.raising.Load():
+		o.MarkQueued()
+		s.flush = true
+		s.mu.Unlock()
+		s.u.scheduleFlush(s)
+	case s.opts.async:
+		o.MarkQueued()
+		s.w.wire = 1
+		s.mu.Unlock()
+		s.u.launch(s)
+		s.u.r.Submit()
+	default:
+		return false
+	}
+	return true
 }
 
 // queueLocked begins o, a send SendAsync has taken, and puts it at the
