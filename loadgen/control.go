@@ -18,7 +18,8 @@ import (
 // sink waits (at most controlWait) until each of those connections has
 // reached end of file, and answers with one JSON SinkReport of what they
 // carried, then closes. A target that is not a uringsend sink does not
-// answer that way, and the run says so.
+// answer that way, and the run says so. On UDP the request and the
+// answer are one datagram each, and the sink counts by source address.
 const (
 	controlMagic = "uringsend-sink-report/1\n"
 	controlWait  = 2 * time.Second
@@ -70,9 +71,6 @@ func (s *Sink) control(c net.Conn, rest []byte) {
 	}
 	deadline := time.NewTimer(controlWait)
 	defer deadline.Stop()
-	rep := s.Report()
-	rep.Conns, rep.Bytes, rep.Messages = 0, 0, 0
-	rep.Verified, rep.Corrupt, rep.OutOfOrder, rep.Lost = 0, 0, 0, 0
 	for {
 		s.mu.Lock()
 		missing := 0
@@ -94,8 +92,22 @@ func (s *Sink) control(c net.Conn, rest []byte) {
 		break
 	}
 	s.mu.Lock()
-	for _, a := range want {
+	rep := s.sumPeers(want, func(a string) (peerCounts, bool) {
 		p, ok := s.peers[a]
+		return p, ok
+	})
+	s.mu.Unlock()
+	json.NewEncoder(c).Encode(&rep)
+}
+
+// sumPeers returns the sink's report with the counts of the peers want
+// only, as lookup finds them.
+func (s *Sink) sumPeers(want []string, lookup func(string) (peerCounts, bool)) SinkReport {
+	rep := s.Report()
+	rep.Conns, rep.Bytes, rep.Messages = 0, 0, 0
+	rep.Verified, rep.Corrupt, rep.OutOfOrder, rep.Lost = 0, 0, 0, 0
+	for _, a := range want {
+		p, ok := lookup(a)
 		if !ok {
 			continue
 		}
@@ -107,9 +119,22 @@ func (s *Sink) control(c net.Conn, rest []byte) {
 		rep.OutOfOrder += p.outOfOrder
 		rep.Lost += p.lost
 	}
-	s.mu.Unlock()
 	rep.Missing = uint64(len(want)) - rep.Conns
-	json.NewEncoder(c).Encode(&rep)
+	if d := rep.DurationSeconds; d > 0 {
+		rep.BitsPerSecond = 8 * float64(rep.Bytes) / d
+	}
+	return rep
+}
+
+// controlAddrs parses the address lines of a control request.
+func controlAddrs(b []byte) []string {
+	var a []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			a = append(a, l)
+		}
+	}
+	return a
 }
 
 // prefixReader reads p, then r.
@@ -134,6 +159,9 @@ var ErrNotASink = errors.New("the target did not answer as a uringsend sink")
 // askSink asks the uringsend sink at target what the connections with
 // the given local addresses delivered.
 func askSink(target Target, locals []string, timeout time.Duration) (*SinkReport, error) {
+	if target.Network == "udp" {
+		return askSinkUDP(target, locals)
+	}
 	c, err := net.DialTimeout(target.Network, target.Address, timeout)
 	if err != nil {
 		return nil, err
@@ -159,4 +187,38 @@ func askSink(target Target, locals []string, timeout time.Duration) (*SinkReport
 	}
 	rep.Stream = target.Stream()
 	return &rep, nil
+}
+
+// askSinkUDP asks a UDP sink in one datagram (three tries, a second
+// each); the answer is one datagram too. On UDP the sink counts per
+// source address and port: the run's sockets.
+func askSinkUDP(target Target, locals []string) (*SinkReport, error) {
+	c, err := net.Dial("udp", target.Address)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	req := controlMagic + strings.Join(locals, "\n") + "\n"
+	if len(req) > 60000 {
+		return nil, fmt.Errorf("%d connections are too many to ask about in one datagram", len(locals))
+	}
+	buf := make([]byte, 64<<10)
+	var last error
+	for try := 0; try < 3; try++ {
+		if _, err := c.Write([]byte(req)); err != nil {
+			return nil, err
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			last = err
+			continue
+		}
+		var rep SinkReport
+		if err := json.Unmarshal(buf[:n], &rep); err != nil || rep.Listen == "" {
+			return nil, fmt.Errorf("%w (%v)", ErrNotASink, err)
+		}
+		return &rep, nil
+	}
+	return nil, fmt.Errorf("%w (%v)", ErrNotASink, last)
 }

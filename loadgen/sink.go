@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -315,7 +316,7 @@ func (v *streamVerifier) flush(s *Sink) { s.add(&v.c) }
 func (s *Sink) readDatagrams() {
 	defer s.wg.Done()
 	buf := make([]byte, 64<<10)
-	peers := make(map[netip.AddrPort]struct{})
+	peers := make(map[netip.AddrPort]*peerCounts)
 	streams := make(map[uint64]*seqState)
 	var c verifyCounts
 	for {
@@ -340,15 +341,37 @@ func (s *Sink) readDatagrams() {
 			s.pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		}
 		s.mu.Unlock()
-		if _, ok := peers[from]; !ok {
-			peers[from] = struct{}{}
+		if n >= len(controlMagic) && string(buf[:len(controlMagic)]) == controlMagic {
+			// Datagrams are read in order: those the asking run sent
+			// before have been counted.
+			rep := s.sumPeers(controlAddrs(buf[len(controlMagic):n]), func(a string) (peerCounts, bool) {
+				ap, err := netip.ParseAddrPort(a)
+				if p := peers[ap]; err == nil && p != nil {
+					return *p, true
+				}
+				return peerCounts{}, false
+			})
+			if b, err := json.Marshal(rep); err == nil {
+				s.pc.WriteToUDPAddrPort(b, from)
+			}
+			continue
+		}
+		p := peers[from]
+		if p == nil {
+			if len(peers) >= maxPeers {
+				clear(peers)
+			}
+			p = &peerCounts{}
+			peers[from] = p
 			s.conns.Add(1)
 		}
 		s.bytes.Add(uint64(n))
+		p.bytes += uint64(n)
 		c.messages++
 		if s.cfg.Verify {
 			verifyDatagram(buf[:n], int(s.cfg.MaxSize), streams, &c)
 		}
+		p.add(&c)
 		s.add(&c)
 	}
 }

@@ -467,6 +467,18 @@ func TestE2ESinkReport(t *testing.T) {
 		s.Corrupt != 0 || s.Lost != 0 || s.Missing != 0 {
 		t.Errorf("report: %s", res.stdout)
 	}
+	// UDP: the sink counts by source address; the request and the answer
+	// are a datagram each.
+	usink := startSink(t, bin, "-listen", "udp://127.0.0.1:0", "-verify", "-interval", "0")
+	res = runBin(t, bin, "run", "-target", usink.addr, "-messages", "5000", "-rate", "50k/s", "-size", "100", "-conns", "2", "-verify", "-sink-report", "-json")
+	if res.code != 0 {
+		t.Fatalf("udp: exit %d\n%s", res.code, res.stderr)
+	}
+	rep = decode[fullReport](t, res.stdout)
+	if s := rep.Sink; rep.Messages != 5000 || s == nil || s.Conns != 2 || s.Messages > 5000 || s.Messages < 4500 ||
+		s.Bytes != 100*s.Messages || s.Verified != s.Messages || s.Corrupt != 0 || s.Missing != 0 {
+		t.Errorf("udp report: %s", res.stdout)
+	}
 	// A target that is no uringsend sink: the run says so and succeeds.
 	target := socatEcho(t)
 	res = runBin(t, bin, "run", "-target", target, "-duration", "300ms", "-conns", "1", "-sink-report", "-json")
