@@ -334,6 +334,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		if s.Missing > 0 {
 			fmt.Fprintf(&b, "; %d connections not seen to finish", s.Missing)
 		}
+		if sent := r.Messages + r.OmittedMessages; !s.Stream && s.Messages < sent {
+			fmt.Fprintf(&b, "; %s of %s datagrams lost", grouped(sent-s.Messages), grouped(sent))
+		}
 		b.WriteString("\n")
 	}
 	if r.SinkError != "" {
