@@ -883,9 +883,13 @@ func TestReviewBugFromFDOpErrorAfterCloseNamesAnotherSocket(t *testing.T) {
 // wire, not from the snapshot Claim took. Claim now snapshots at
 // ReceiveAsync (o.buf), and SetBuffer is documented to apply to the next
 // operation only, yet a SetBuffer on a queued receive's Args redirects it:
-// the data lands in a buffer ReceiveAsync never validated or saw (an empty
-// one receives 0 bytes — a false end of stream — and a nil one makes
-// rxLaunch Pin(nil), a panic on the reaper).
+// the data lands in a buffer ReceiveAsync never validated or saw (with
+// SetBuffer(nil) the receive waits for data, then completes with Success
+// and 0 bytes — a false end of stream — on both backends, observed), and
+// on io_uring that buffer is pinned and read by the kernel although the
+// caller may reuse it. Fix: take the wire's buffer and flags from the op's
+// snapshot (expose o.buf/o.flags from internal/op, e.g. op.Buffer()) in
+// ReceiveAsync and rxSettle instead of argsOf(next).Buffer()/Flags.
 func TestReviewBugQueuedReceiveUsesLiveBuffer(t *testing.T) {
 	revBugs(t, "a queued receive reads into the Args' current Buffer, not the one ReceiveAsync took")
 	eachBackend(t, func(t *testing.T, eng *Engine) {
