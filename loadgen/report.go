@@ -163,10 +163,10 @@ func (r *runner) report(snap *snapshot, backend string, fallback error, sent, dr
 	}
 	rep.Batching = cfg.batching()
 	for k, v := range snap.byKind {
-		rep.ErrorsByKind[kindName(k)] += v
+		if v -= r.omittedKinds[k]; v > 0 {
+			rep.ErrorsByKind[kindName(k)] += v
+		}
 	}
-	// Errors by kind are not split at -omit: subtract the omitted ones
-	// from the total only.
 	r.mu.Lock()
 	rep.ConnErrors = append(rep.ConnErrors, r.connErrs...)
 	r.mu.Unlock()

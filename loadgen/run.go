@@ -90,10 +90,11 @@ type runner struct {
 	connect                              *hdr.Histogram // connect latency of successful dials
 
 	// -omit: the counts at its end, and when that was.
-	omitted  counts
-	omitAt   time.Duration
-	omitCost cost
-	cost0    cost // at the start
+	omitted      counts
+	omittedKinds map[sendop.SocketError]uint64
+	omitAt       time.Duration
+	omitCost     cost
+	cost0        cost // at the start
 }
 
 // conn is one connection and its slots: one preallocated sendop.Args per
@@ -308,7 +309,7 @@ run:
 			// The warm-up is over: what came before counts apart.
 			snap := r.st.collect()
 			r.st.resetTotal()
-			r.omitted, r.omitAt = snap.counts, time.Since(r.epoch)
+			r.omitted, r.omittedKinds, r.omitAt = snap.counts, snap.byKind, time.Since(r.epoch)
 			r.omitCost = r.readCost(true)
 		case <-end:
 			break run
