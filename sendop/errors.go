@@ -38,5 +38,10 @@ func (e *Error) Error() string {
 	return e.Op + ": " + e.Code.String() + " (" + e.Errno.Error() + ")"
 }
 
+// Timeout reports a send that ran out of time (TimedOut: its Timeout, or
+// the kernel's ETIMEDOUT), so that a *net.OpError around it — Write's
+// errors — is a net.Error whose Timeout() is true, as net.Conn's are.
+func (e *Error) Timeout() bool { return e.Errno.Timeout() }
+
 // Unwrap returns the errno.
 func (e *Error) Unwrap() error { return e.Errno }
