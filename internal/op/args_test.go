@@ -16,10 +16,10 @@ type testArgs struct {
 	bufs      [][]byte
 }
 
-func (e *testArgs) SetBuffer(b []byte)         { e.buf = b }
+func (e *testArgs) SetBuffer(b []byte)          { e.buf = b }
 func (e *testArgs) SetBufferList(bufs [][]byte) { e.bufs = bufs }
-func (e *testArgs) BytesTransferred() int      { return e.op.Transferred() }
-func (e *testArgs) Errno() syscall.Errno       { return e.op.Errno() }
+func (e *testArgs) BytesTransferred() int       { return e.op.Transferred() }
+func (e *testArgs) Errno() syscall.Errno        { return e.op.Errno() }
 
 // claim is what an engine's SendAsync does first.
 func (e *testArgs) claim() error { return e.op.Claim(e.buf, e.bufs, e.Flags, e.Timeout) }
