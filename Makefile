@@ -24,8 +24,9 @@ build: ## Build every package
 deps: ## Install the tools the tests need (apt) and download modules
 	./scripts/install-test-deps.sh
 
-test: deps ## Vet, then run all tests with the race detector (extra flags: TESTFLAGS=...)
+test: deps ## Vet (also as built for darwin: the API is the same everywhere), then run all tests with the race detector (extra flags: TESTFLAGS=...)
 	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./... $(TESTFLAGS)
 	cd docker/k8stest && GOFLAGS=-mod=mod $(GO) test -count=1 ./...
 
