@@ -56,15 +56,13 @@ func (c *conn) rrDrive(limit int, counted bool) int {
 			}
 			return handoff
 		}
-		if !c.admit() {
-			if counted {
-				c.done()
-			}
-			return parked
-		}
-		if !counted {
+		if !counted { // before admit: see drive
 			c.count()
 			counted = true
+		}
+		if !c.admit() {
+			c.done()
+			return parked
 		}
 		if !c.rrLaunch(r.now()) {
 			return pending

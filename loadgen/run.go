@@ -868,18 +868,19 @@ func (c *conn) drive(sl *slot, limit int, now int64, counted bool) int {
 			}
 			return handoff
 		}
+		// Count before admitting: a retiring connection is closed once
+		// its count is zero, so a send admitted before it began to retire
+		// must already count.
+		if !counted {
+			c.count()
+			counted = true
+		}
 		if !c.admit() {
-			if counted {
-				c.done()
-			}
+			c.done()
 			return parked
 		}
 		if now == 0 || i > 0 {
 			now = r.now()
-		}
-		if !counted {
-			c.count()
-			counted = true
 		}
 		if c.start(sl, now) {
 			return pending
@@ -1027,7 +1028,9 @@ func (p *pacer) run() {
 		case <-c.deadCh:
 		case <-c.retireCh:
 		}
+		c.count() // before admit: see drive
 		if sl == nil || !c.admit() {
+			c.done()
 			if c.retiring.Load() && !c.dead.Load() && !r.stopping.Load() {
 				// Replaced (-conn-lifetime): message k goes on the new one.
 				if sl != nil {
@@ -1046,7 +1049,6 @@ func (p *pacer) run() {
 			live = append(live[:i], live[i+1:]...)
 			continue
 		}
-		c.count()
 		if r.cfg.RR {
 			if c.rrLaunch(due) {
 				c.ready <- sl
