@@ -1068,3 +1068,72 @@ func TestReviewBugWriteTimeoutIsNetTimeout(t *testing.T) {
 		}
 	})
 }
+
+// Bug (a65a410, socket/socket_linux.go deferLocked, case s.opts.async):
+// with WithAsyncCompletions a send whose wire cannot be prepared — here a
+// datagram BufferList of IOVMax+1 segments, which Check refuses with
+// EMSGSIZE before anything reaches the kernel — is settled at once by
+// launch → onResult → settle, and as the op was marked queued its
+// completion goes to the reaper's raise queue (handOver → pushAll). Nobody
+// wakes the reaper: Submit finds nothing to submit and nothing in flight
+// (unparkForInflight), and the inline path's afterInlineHarvest, which
+// would Wake it, is not taken. Completed is raised only when something
+// else wakes that ring — on an idle engine, never. The same holds for an
+// SQE the ring refuses (SQ full, ring closing). Fix: after launch in the
+// async case call s.u.afterInlineHarvest() (or just `if
+// s.u.raise.needsWake() { s.u.r.Wake() }`), as start does.
+func TestReviewBugAsyncCompletionsPrepFailureNeverRaised(t *testing.T) {
+	revBugs(t, "WithAsyncCompletions: a send refused before submission is never raised on an idle ring")
+	eng := newEngine(t, EngineConfig{Backend: BackendIOURing})
+	if eng.Backend() != BackendIOURing {
+		t.Skip("no io_uring")
+	}
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	s, err := Dial("udp", sink.LocalAddr().String(), WithEngine(eng), WithAsyncCompletions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	time.Sleep(50 * time.Millisecond) // the reaper parks: nothing in flight
+	segs := make([][]byte, sendop.IOVMax+1)
+	for i := range segs {
+		segs[i] = []byte{byte(i)}
+	}
+	var e sendop.Args
+	e.SetBufferList(segs)
+	done := make(chan struct{}, 2)
+	e.Completed = func(*sendop.Args) { done <- struct{}{} }
+	pending, err := s.SendAsync(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending {
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Error("Completed of a send refused before submission was not raised within 2 s")
+			// Close waits for that completion's raise, so it blocks too.
+			closed := make(chan struct{})
+			go func() { s.Close(); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(time.Second):
+				t.Error("and Socket.Close blocks on it")
+			}
+			s.u.r.Wake() // unstick the reaper so that the test ends
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("not raised even after a Wake")
+			}
+			<-closed
+		}
+	}
+	if e.SocketError() != sendop.MessageSize {
+		t.Fatalf("oversized datagram list: %v; want MessageSize", e.SocketError())
+	}
+}
