@@ -17,7 +17,9 @@ func (s *Socket) opError(op string, err error) error {
 		return err
 	}
 	laddr, raddr := s.laddr, s.raddr
-	if laddr == nil { // FromFD: ask the kernel (nothing, once closed)
+	if laddr == nil && !s.closed.Load() {
+		// FromFD: ask the kernel while the socket is open; once it is
+		// closed its descriptor number may be another socket's.
 		if sa, e := unix.Getsockname(s.fd); e == nil {
 			laddr = netAddr(sa, s.stream)
 		}

@@ -187,6 +187,7 @@ func (s *Socket) rxHandOff() {
 	u.rxLaunch(s)
 	if !u.raise.raising.Load() {
 		u.r.Submit()
+		u.wakeForRaises() // rxLaunch may have completed it (refused, SQ full)
 	}
 }
 
@@ -208,8 +209,7 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 		aborted.Concat(&s.rx.q)
 	} else if next := s.rx.q.Head(); next != nil {
 		s.rx.wire = true
-		ne := argsOf(next)
-		s.rx.buf, s.rx.flags = ne.Buffer(), ne.Flags
+		s.rx.buf, s.rx.flags = next.Buffer(), next.UserFlags() // the snapshot ReceiveAsync took
 		more = true
 	}
 	// Counted before the lock goes: a Close that finds no wire must find

@@ -359,6 +359,7 @@ func (s *Socket) deferLocked(o *op.Op) bool {
 		s.mu.Unlock()
 		s.u.launch(s)
 		s.u.r.Submit()
+		s.u.wakeForRaises() // launch may have completed it (refused, SQ full)
 	default:
 		return false
 	}

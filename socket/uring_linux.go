@@ -262,6 +262,13 @@ func (u *uring) afterInlineHarvest() {
 	if u.r.Pending() > 0 {
 		u.r.Submit()
 	}
+	u.wakeForRaises()
+}
+
+// wakeForRaises wakes an idle reaper when completions wait to be raised:
+// whoever queues them outside the reaper calls it (an inline peek, or a
+// request refused before it reached the kernel, which completes at once).
+func (u *uring) wakeForRaises() {
 	if u.idle.Load() && u.raise.needsWake() {
 		u.r.Wake()
 	}

@@ -120,6 +120,12 @@ func (o *Op) Abandon() {
 	o.state.set(statePending, stateFree)
 }
 
+// Buffer is the Buffer Claim took (nil for a BufferList).
+func (o *Op) Buffer() []byte { return o.buf }
+
+// UserFlags is the MSG_* flags Claim took, as the caller set them.
+func (o *Op) UserFlags() int { return int(o.flags &^ msgNoSignal) }
+
 // Flags is the MSG_* flags the op is sent with (MSG_NOSIGNAL included).
 func (o *Op) Flags() int { return int(o.flags) }
 
