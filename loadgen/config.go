@@ -148,8 +148,9 @@ type Config struct {
 	SQEntries   int
 	ZCThreshold Size
 	// SinkReport asks a "uringsend sink" target, at the end of the run,
-	// for what it received from this run's connections (tcp and udp
-	// targets); the embedded sink always reports.
+	// for what it received from this run's connections (on unix, the
+	// connections bind to abstract names for the sink to know them by);
+	// the embedded sink always reports.
 	SinkReport bool
 }
 
@@ -326,8 +327,6 @@ func (c *Config) Validate() error {
 		return configErrorf("-sq-entries %d: want 2 to 32768", c.SQEntries)
 	case c.ZCThreshold < 0 || c.ZCThreshold > MaxSize:
 		return configErrorf("-zc-threshold %v: want 1B to %v", c.ZCThreshold, MaxSize)
-	case c.SinkReport && c.Target.Network == "unix":
-		return configErrorf("-sink-report: a unix sink cannot tell the run's connections from others (tcp and udp only)")
 	case c.Shards > 1 && c.Messages > 0 && uint64(c.Messages) < uint64(c.Shards):
 		return configErrorf("-messages %v over -shards %d: fewer messages than generators", c.Messages, c.Shards)
 	}
@@ -481,7 +480,7 @@ func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.MaxP99, "max-p99", c.MaxP99, fmt.Sprintf("fail (exit %d) if the p99 latency is above this (default: no threshold)", ExitThreshold))
 	fs.Int64Var(&c.MaxErrors, "max-errors", c.MaxErrors, fmt.Sprintf("fail (exit %d) if there are more errors than this (-1: no threshold)", ExitThreshold))
 	fs.BoolVar(&c.Verify, "verify", c.Verify, "stamp messages with a sequence number and checksum for a -verify sink")
-	fs.BoolVar(&c.SinkReport, "sink-report", c.SinkReport, "ask a uringsend sink target what it received from this run, for the report (tcp, udp)")
+	fs.BoolVar(&c.SinkReport, "sink-report", c.SinkReport, "ask a uringsend sink target what it received from this run, for the report")
 	return fs
 }
 

@@ -114,7 +114,6 @@ func TestParseRunFlagsErrors(t *testing.T) {
 		"-bind 10.0.0.300",
 		"-bind ''",
 		"-congestion cubic -target udp://127.0.0.1:9",
-		"-sink-report -target unix:///tmp/sink.sock",
 		"-rate 10Qbit/s",
 		"-fq-rate fast",
 		"-sndbuf 2GiB",

@@ -86,6 +86,8 @@ type runner struct {
 
 	// Dialing.
 	dialAttempts, dialErrors, dialFailed atomic.Int64
+	epochID                              int64         // tells this run's abstract unix names from other runs'
+	unixSeq                              atomic.Uint64 // numbers them
 	connectMu                            sync.Mutex
 	connect                              *hdr.Histogram // connect latency of successful dials
 
@@ -226,6 +228,7 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 		idle:    make(chan struct{}, 1),
 		limit:   uint64(cfg.Messages),
 		connect: newHist(),
+		epochID: time.Now().UnixNano(),
 	}
 	r.payload, r.bodyCRC = newPayload(int(cfg.Size))
 
@@ -474,6 +477,11 @@ func (r *runner) dialConn(i int, binds []string, ctl func(string, string, syscal
 	d := net.Dialer{Timeout: cfg.DialTimeout, Control: ctl}
 	if len(binds) > 0 {
 		d.LocalAddr = localAddr(cfg.Target.Network, binds[i%len(binds)])
+	}
+	if cfg.Target.Network == "unix" && cfg.SinkReport {
+		// A unix socket that connects has no name; an abstract one lets
+		// the sink tell this run's connections from others'.
+		d.LocalAddr = &net.UnixAddr{Net: "unix", Name: fmt.Sprintf("@uringsend-%d-%d-%d", os.Getpid(), r.epochID, r.unixSeq.Add(1))}
 	}
 	backoff := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {

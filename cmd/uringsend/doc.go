@@ -88,12 +88,14 @@
 // interval's rates, percentiles and TCP_INFO), then the report on one
 // line.
 //
-// -sink-report asks a "uringsend sink" target (tcp or udp), after the
-// run, what it received from the run's connections (bytes, messages —
+// -sink-report asks a "uringsend sink" target, after the run, what it
+// received from the run's connections (bytes, messages —
 // on UDP the loss is the run's messages less the sink's —, the -verify
 // verdict, its read calls and CPU time) and puts it in the report's sink
 // (as iperf3's --get-server-output); a target that is no uringsend sink
-// leaves sink_error set. The embedded sink always reports.
+// leaves sink_error set. The sink knows the run's connections by their
+// addresses (on unix, abstract names the run binds them to). The
+// embedded sink always reports.
 //
 // # rr
 //

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -478,6 +479,17 @@ func TestE2ESinkReport(t *testing.T) {
 	if s := rep.Sink; rep.Messages != 5000 || s == nil || s.Conns != 2 || s.Messages > 5000 || s.Messages < 4500 ||
 		s.Bytes != 100*s.Messages || s.Verified != s.Messages || s.Corrupt != 0 || s.Missing != 0 {
 		t.Errorf("udp report: %s", res.stdout)
+	}
+	// unix: the run's sockets bind to abstract names for the sink to
+	// know them by.
+	xsink := startSink(t, bin, "-listen", "unix://"+filepath.Join(t.TempDir(), "sink.sock"), "-verify", "-interval", "0")
+	res = runBin(t, bin, "run", "-target", xsink.addr, "-messages", "7000", "-size", "64", "-conns", "2", "-verify", "-sink-report", "-json")
+	if res.code != 0 {
+		t.Fatalf("unix: exit %d\n%s", res.code, res.stderr)
+	}
+	rep = decode[fullReport](t, res.stdout)
+	if s := rep.Sink; rep.Messages != 7000 || s == nil || s.Conns != 2 || s.Bytes != 7000*64 || s.Verified != 7000 || s.Missing != 0 {
+		t.Errorf("unix report: %s", res.stdout)
 	}
 	// A target that is no uringsend sink: the run says so and succeeds.
 	target := socatEcho(t)
