@@ -396,6 +396,9 @@ func (e *Engine) raiseAll(q *op.Queue, lb latencyBatch) {
 			}
 			cur, run = s, 0
 		}
+		if o.Recv {
+			cur.rx.toRaise.Add(-1)
+		}
 		raise(o)
 		run++
 	}

@@ -66,8 +66,12 @@ type rxState struct {
 	q       op.Queue // receives in call order; q.Head() is the wire when wire is set
 	wire    bool     // the head is in the kernel or being read
 	closing bool     // Close has begun: no new receives
-	held    bool     // the receive side holds the close (see close_linux.go)
-	reading bool     // epoll: the reader goroutine runs
+	// toRaise counts the socket's completed receives whose Completed has
+	// not begun: while there are any, a new receive does not complete
+	// inline, so receives complete in call order.
+	toRaise atomic.Int64
+	held    bool // the receive side holds the close (see close_linux.go)
+	reading bool // epoll: the reader goroutine runs
 
 	// The wire, owned by its owner.
 	buf   []byte
@@ -134,7 +138,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	}
 	s.rx.wire = true
 	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
-	if s.rx.reading || s.u != nil && (s.opts.async || s.u.raise.raising.Load()) {
+	if s.rx.reading || s.rx.toRaise.Load() > 0 || s.u != nil && (s.opts.async || s.u.raise.raising.Load()) {
 		o.MarkQueued()
 		s.rx.mu.Unlock()
 		s.rxHandOff()
@@ -172,6 +176,9 @@ func (s *Socket) receivable(e *sendop.Args) error {
 
 // rxHandOff puts a new rx wire in flight without waiting for it, when
 // ReceiveAsync must not try it inline:
+//   - an earlier receive of the socket has completed and its Completed has
+//     not been raised yet: completing this one synchronously would hand
+//     its bytes to the caller first;
 //   - epoll: the reader goroutine has not left yet; it sees the new wire
 //     and takes it (an inline attempt now would race it);
 //   - io_uring, inside a raise (usually from a handler): the wire is only
@@ -182,6 +189,7 @@ func (s *Socket) receivable(e *sendop.Args) error {
 func (s *Socket) rxHandOff() {
 	u := s.u
 	if u == nil {
+		s.rxKickReader() // unless it runs already
 		return
 	}
 	u.rxLaunch(s)
@@ -216,6 +224,9 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	// these receives' Completed still to come.
 	reserved := 1 + aborted.Len()
 	s.unraised.Add(int64(reserved))
+	// Counted under the lock too: a ReceiveAsync that finds the wire free
+	// must also find that these may still be raised (see toRaise).
+	s.rx.toRaise.Add(int64(reserved))
 	idle := s.rxIdleLocked()
 	s.rx.mu.Unlock()
 
@@ -229,7 +240,8 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 		raise.Push(o)
 	}
 	completeAll(&raise, &aborted, syscall.ECANCELED)
-	s.handOver(&raise, reserved) // receives are marked Recv: no send metrics
+	s.rx.toRaise.Add(int64(raise.Len() - reserved)) // the inline one is its caller's
+	s.handOver(&raise, reserved)                    // receives are marked Recv: no send metrics
 	if idle {
 		s.releaseClose()
 	}

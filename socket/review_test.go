@@ -5,9 +5,10 @@ package socket
 // Review tests of the issue-15 refactor (7d751e1..e8b2e2a): CQE counting
 // of zero-copy and timed wires, ReadFrom, FromConn's inference, the
 // Observer, error wrapping and identity, allocations. Tests named
-// A test calling revBugs exposes a known bug and is skipped unless
-// REVIEW_BUGS=1 (the epoll receive ordering below); the others were bugs
-// found by the review and fixed.
+// Several of these found bugs, since fixed: a send refused before
+// submission under WithAsyncCompletions, a queued receive's buffer, a
+// FromFD error's addresses after Close, a write timeout's Timeout(), and
+// the order of receives on epoll.
 
 import (
 	"bytes"
@@ -30,13 +31,6 @@ import (
 	"github.com/uringsend/uringsend/sendop"
 	"golang.org/x/sys/unix"
 )
-
-func revBugs(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("REVIEW_BUGS") == "" {
-		t.Skip("bug: " + what + " (set REVIEW_BUGS=1 to run)")
-	}
-}
 
 // revCQE is ring.CQE's layout (iouring-go's cqeCore): user_data, res, flags.
 type revCQE struct {
@@ -953,9 +947,6 @@ func TestReviewQueuedReceiveUsesItsSnapshot(t *testing.T) {
 // (raise.raising) and passes.
 func TestReviewReceivePingPongHandOff(t *testing.T) {
 	eachBackend(t, func(t *testing.T, eng *Engine) {
-		if eng.Backend() == BackendEpoll {
-			revBugs(t, "epoll: a receive re-posted from Completed completes inline before an earlier receive's Completed is raised")
-		}
 		s, p := rxPair(t, eng)
 		payload, want := randomPayload(15, 2<<20+3)
 		var (
