@@ -422,10 +422,14 @@ func TestE2EJSONStream(t *testing.T) {
 				Connections int `json:"connections"`
 			} `json:"tcp_info"`
 		}
-		if err := json.Unmarshal([]byte(l), &ir); err != nil || ir.Type != "interval" || ir.Messages == 0 || ir.TCPInfo == nil || ir.TCPInfo.Connections != 2 {
+		// A late tick on a loaded machine can leave an interval empty.
+		if err := json.Unmarshal([]byte(l), &ir); err != nil || ir.Type != "interval" || ir.TCPInfo == nil || ir.TCPInfo.Connections != 2 {
 			t.Errorf("line %d: %v %s", i, err, l)
 		}
 		sum += ir.Messages
+	}
+	if sum == 0 {
+		t.Errorf("no interval counted a message:\n%s", res.stdout)
 	}
 	rep := decode[fullReport](t, lines[last])
 	if rep.Messages < sum || rep.Messages == 0 {
