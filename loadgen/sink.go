@@ -116,6 +116,13 @@ func (s *Sink) accept() {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				s.mu.Lock()
+				closing := s.closing
+				s.mu.Unlock()
+				if closing { // the backlog is empty: done
+					s.ln.Close()
+					return
+				}
 				continue
 			}
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
@@ -124,12 +131,10 @@ func (s *Sink) accept() {
 			}
 			return // closed
 		}
+		// While closing, what is still in the backlog is accepted too:
+		// a sender's connections that it made (and maybe sent on) just
+		// before the end; their bytes count.
 		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			c.Close()
-			continue
-		}
 		s.open[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -423,7 +428,12 @@ func (s *Sink) Report() SinkReport {
 	return r
 }
 
-// Close stops accepting, lets open connections deliver what they still
+// backlogWait is how long a closing sink waits for connections still in
+// its listener's backlog.
+const backlogWait = 20 * time.Millisecond
+
+// Close stops accepting (once what is in the backlog, made before Close,
+// is accepted), lets open connections deliver what they still
 // have until they reach end of file (at most grace; datagrams until none
 // has come for 100 ms), closes everything and returns the final counts.
 // Later calls return the same counts.
@@ -434,7 +444,12 @@ func (s *Sink) Close(grace time.Duration) SinkReport {
 		s.mu.Unlock()
 		done := make(chan struct{})
 		if s.ln != nil {
-			s.ln.Close()
+			// Accept what is in the backlog (accept then stops at the
+			// deadline and closes the listener), or close at once.
+			dl, ok := s.ln.(interface{ SetDeadline(time.Time) error })
+			if !ok || dl.SetDeadline(time.Now().Add(backlogWait)) != nil {
+				s.ln.Close()
+			}
 		} else {
 			s.pc.SetReadDeadline(time.Now().Add(min(grace, 100*time.Millisecond)))
 		}
@@ -446,6 +461,9 @@ func (s *Sink) Close(grace time.Duration) SinkReport {
 		select {
 		case <-done:
 		case <-t.C:
+			if s.ln != nil {
+				s.ln.Close()
+			}
 			s.mu.Lock()
 			for c := range s.open {
 				c.SetReadDeadline(time.Unix(1, 0))
