@@ -250,6 +250,11 @@ func (s *Socket) abortQueued() {
 	s.mu.Unlock()
 	completeAll(&raise, &aborted, syscall.ECANCELED)
 	s.handOver(&raise, reserved)
+	if s.u != nil {
+		// Close runs outside the reaper: an idle reaper (parked, with
+		// nothing in flight) would never raise these.
+		s.u.wakeForRaises()
+	}
 	if idle {
 		s.releaseClose()
 	}
