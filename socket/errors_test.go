@@ -84,20 +84,7 @@ func TestWriteErrorSaysWhere(t *testing.T) {
 
 			// FromFD: the addresses come from the kernel.
 			_, p2 := dialPeer(t, eng)
-			f, err := p2.(*net.TCPConn).File()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fd, err := unix.Dup(int(f.Fd()))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sf, err := FromFD(fd, WithEngine(eng))
-			if err != nil {
-				unix.Close(fd)
-				t.Fatal(err)
-			}
+			sf := fromDupFD(t, p2.(*net.TCPConn), eng)
 			defer sf.Close()
 			sf.CloseWrite()
 			_, err = sf.Write([]byte("x"))
@@ -107,4 +94,25 @@ func TestWriteErrorSaysWhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fromDupFD returns a Socket made by FromFD of a duplicate of c's
+// descriptor (the Socket owns the duplicate; c stays the caller's).
+func fromDupFD(t *testing.T, c *net.TCPConn, eng *Engine) *Socket {
+	t.Helper()
+	f, err := c.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := FromFD(fd, WithEngine(eng))
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return s
 }

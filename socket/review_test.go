@@ -829,20 +829,7 @@ func TestReviewFromFDOpErrorAfterCloseNamesNoOtherSocket(t *testing.T) {
 		c, p := tcpPair(t)
 		defer c.Close()
 		defer p.Close()
-		f, err := c.File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd, err := unix.Dup(int(f.Fd()))
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := FromFD(fd, WithEngine(eng))
-		if err != nil {
-			unix.Close(fd)
-			t.Fatal(err)
-		}
+		s := fromDupFD(t, c, eng)
 		mine := p.LocalAddr().String() // s's peer
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
