@@ -194,8 +194,7 @@ func (s *Socket) rxHandOff() {
 	}
 	u.rxLaunch(s)
 	if !u.raise.raising.Load() {
-		u.r.Submit()
-		u.wakeForRaises() // rxLaunch may have completed it (refused, SQ full)
+		u.submitOutside()
 	}
 }
 

@@ -358,8 +358,7 @@ func (s *Socket) deferLocked(o *op.Op) bool {
 		s.w.wire = 1
 		s.mu.Unlock()
 		s.u.launch(s)
-		s.u.r.Submit()
-		s.u.wakeForRaises() // launch may have completed it (refused, SQ full)
+		s.u.submitOutside()
 	default:
 		return false
 	}

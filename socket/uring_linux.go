@@ -265,6 +265,15 @@ func (u *uring) afterInlineHarvest() {
 	u.wakeForRaises()
 }
 
+// submitOutside submits what a goroutine other than the reaper launched
+// without peeking at the result (WithAsyncCompletions, a receive handed
+// off): a launch that failed at once (refused, SQ full) completed its op
+// already, and only the reaper raises it.
+func (u *uring) submitOutside() {
+	u.r.Submit()
+	u.wakeForRaises()
+}
+
 // wakeForRaises wakes an idle reaper when completions wait to be raised:
 // whoever queues them outside the reaper calls it (an inline peek, or a
 // request refused before it reached the kernel, which completes at once).
