@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -426,8 +427,10 @@ func (e *Engine) onRaiser() bool {
 // may benefit from zero-copy: not on loopback (where the kernel copies
 // anyway), unless loopbackToo.
 func zeroCopyPeer(fd int, info sockInfo, loopbackToo bool) bool {
-	peer := info.peer
-	if !info.peerKnown {
+	var peer netip.Addr
+	if a, ok := info.raddr.(*net.TCPAddr); ok && a != nil {
+		peer = a.AddrPort().Addr() // from the net.Conn: no syscall
+	} else {
 		var err error
 		if peer, err = peerAddr(fd); err != nil {
 			return false

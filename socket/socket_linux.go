@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -70,11 +69,9 @@ type Socket struct {
 // caller knows already (from a net.Conn's type and addresses) costs no
 // syscall; the rest is asked of the kernel.
 type sockInfo struct {
-	typ          int        // SO_TYPE; -1: ask the kernel
-	connected    bool       // a peer is known to be there
-	peerKnown    bool       // peer is the peer's address (invalid for AF_UNIX)
-	peer         netip.Addr // the peer's IP
-	laddr, raddr net.Addr   // for errors (opError); nil: asked of the kernel then
+	typ          int      // SO_TYPE; -1: ask the kernel
+	connected    bool     // a peer is known to be there
+	laddr, raddr net.Addr // the net.Conn's; nil: asked of the kernel when needed
 }
 
 // infoOf is what c's Go type says of its descriptor: a *net.TCPConn or
@@ -84,14 +81,12 @@ func infoOf(c net.Conn) sockInfo {
 	switch c := c.(type) {
 	case *net.TCPConn:
 		info.typ = unix.SOCK_STREAM
-		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && a != nil {
-			info.connected, info.peerKnown, info.peer = true, true, a.AddrPort().Addr()
-		}
+		a, ok := c.RemoteAddr().(*net.TCPAddr)
+		info.connected = ok && a != nil
 	case *net.UDPConn:
 		info.typ = unix.SOCK_DGRAM
-		if a, ok := c.RemoteAddr().(*net.UDPAddr); ok && a != nil {
-			info.connected, info.peerKnown, info.peer = true, true, a.AddrPort().Addr()
-		}
+		a, ok := c.RemoteAddr().(*net.UDPAddr)
+		info.connected = ok && a != nil
 	}
 	return info
 }
