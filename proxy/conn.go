@@ -289,6 +289,23 @@ func sendEnd(e *sendop.Args) endReason {
 	return endSendError
 }
 
+// newSlot makes the pump's next slot, one of first while they last: it
+// counts it in created (each mode keeps its own count) and gives it the
+// mode's Completed handler.
+func (p *pump) newSlot(created *int, completed func(*sendop.Args)) *slot {
+	var s *slot
+	if *created < len(p.first) {
+		s = &p.first[*created]
+	} else {
+		s = new(slot)
+	}
+	*created++
+	s.p = p
+	s.e.UserToken = s
+	s.e.Completed = completed
+	return s
+}
+
 // get returns a slot with a buffer, waiting while every slot is in flight
 // (the backpressure); nil when the connection dies meanwhile.
 func (p *pump) get() *slot {
@@ -298,15 +315,7 @@ func (p *pump) get() *slot {
 		case s = <-p.free:
 		default:
 			if p.created < cap(p.free) {
-				if p.created < len(p.first) {
-					s = &p.first[p.created]
-				} else {
-					s = new(slot)
-				}
-				p.created++
-				s.p = p
-				s.e.UserToken = s
-				s.e.Completed = slotCompleted
+				s = p.newSlot(&p.created, slotCompleted)
 				s.e.Timeout = p.c.p.cfg.SendTimeout
 			} else {
 				select {

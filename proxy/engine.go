@@ -112,16 +112,7 @@ func (p *pump) takeSlotLocked() *slot {
 		return s
 	}
 	if ep.created < p.c.p.cfg.slots() {
-		var s *slot
-		if ep.created < len(p.first) {
-			s = &p.first[ep.created]
-		} else {
-			s = new(slot)
-		}
-		ep.created++
-		s.p = p
-		s.e.UserToken = s
-		s.e.Completed = engineCompleted
+		s := p.newSlot(&ep.created, engineCompleted)
 		// No Args.Timeout: a LINK_TIMEOUT per send doubles the ring's
 		// traffic. The sweeper watches the sends' progress instead
 		// (stalled).
