@@ -16,8 +16,11 @@ declare -A pkg_of=(
 	[redis-server]=redis-server
 	[redis-cli]=redis-tools
 	[ip]=iproute2
+	# uringsend plot's page is rendered by headless Chromium in its test
+	# (a large package: a few hundred MB with its libraries).
+	[chromium]=chromium
 )
-order=(promtool prometheus socat iperf3 sockperf redis-server redis-cli ip)
+order=(promtool prometheus socat iperf3 sockperf redis-server redis-cli ip chromium)
 
 missing_bins=()
 missing_pkgs=()
