@@ -24,25 +24,12 @@ import (
 // discard sink and iperf3 against an iperf3 server, alternating, with the
 // same message size on one connection.
 func cliCase(o options, log io.Writer) ([]row, error) {
-	iperf, err := exec.LookPath("iperf3")
-	if err != nil {
-		return nil, errors.New("iperf3 not found (make deps installs it)")
-	}
-	bin, err := buildCLI()
+	rig, err := startCLIRig()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(filepath.Dir(bin))
-	srv, err := startIperfServer(iperf)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.stop()
-	sink, err := newCountingSink()
-	if err != nil {
-		return nil, err
-	}
-	defer sink.close()
+	defer rig.close()
+	bin, iperf, srv, sink := rig.bin, rig.iperf, rig.iperfSrv, rig.sink
 
 	secs := max(1, int(o.cliDuration.Round(time.Second)/time.Second))
 	type cliPair struct {
@@ -121,6 +108,53 @@ func cliCase(o options, log io.Writer) ([]row, error) {
 	return rows, nil
 }
 
+// cliRig is what the cases comparing the CLI with its peers start first:
+// the CLI built, an iperf3 server and an in-process discard sink.
+type cliRig struct {
+	bin, iperf string
+	iperfSrv   *iperfServer
+	sink       *countingSink
+}
+
+func startCLIRig() (*cliRig, error) {
+	iperf, err := lookTool("iperf3")
+	if err != nil {
+		return nil, err
+	}
+	bin, err := buildCLI()
+	if err != nil {
+		return nil, err
+	}
+	r := &cliRig{bin: bin, iperf: iperf}
+	if r.iperfSrv, err = startIperfServer(iperf); err == nil {
+		if r.sink, err = newCountingSink(); err == nil {
+			return r, nil
+		}
+	}
+	r.close()
+	return nil, err
+}
+
+// close stops what started and removes the built CLI.
+func (r *cliRig) close() {
+	if r.sink != nil {
+		r.sink.close()
+	}
+	if r.iperfSrv != nil {
+		r.iperfSrv.stop()
+	}
+	os.RemoveAll(filepath.Dir(r.bin))
+}
+
+// lookTool finds a peer tool on the PATH.
+func lookTool(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found (make deps installs it)", name)
+	}
+	return path, nil
+}
+
 // buildCLI builds cmd/uringsend of the module in the working directory
 // into a temporary directory.
 func buildCLI() (string, error) {
@@ -164,17 +198,12 @@ type cliReport struct {
 
 func runCLI(bin string, args []string, sink *countingSink, size int) (sample, error) {
 	before := sink.snapshot()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := runOut(bin, args...)
 	if err != nil {
-		return sample{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		return sample{}, err
 	}
 	var rep cliReport
-	if err := json.Unmarshal(out, &rep); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&rep); err != nil {
 		return sample{}, fmt.Errorf("reading its -json report: %w", err)
 	}
 	if rep.Errors > 0 || rep.ConnectionsBad > 0 {

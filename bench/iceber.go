@@ -57,18 +57,10 @@ func icebergCase(o options, log io.Writer) ([]row, error) {
 // tells whether the stream arrived in order.
 func icebergPipeline(size, depth int) func(round) (sample, error) {
 	return func(r round) (sample, error) {
-		c, srv, err := tcpPair()
+		c, recv, _, fd, err := fdPair(r.verify)
 		if err != nil {
 			return sample{}, err
 		}
-		recv := receive(srv, r.verify, 256<<10)
-		rc, err := c.SyscallConn()
-		if err != nil {
-			c.Close()
-			return sample{}, err
-		}
-		var fd int
-		rc.Control(func(f uintptr) { fd = int(f) })
 		iour, err := iouring.New(uint(max(depth, 64)), iouring.WithCQSize(uint32(4*max(depth, 64))))
 		if err != nil {
 			c.Close()
@@ -79,10 +71,7 @@ func icebergPipeline(size, depth int) func(round) (sample, error) {
 		for i := range bufs {
 			bufs[i] = make([]byte, size)
 		}
-		var sh *senderHash
-		if r.verify {
-			sh = newSenderHash(size)
-		}
+		sh := r.senderHash(size)
 		ch := make(chan iouring.Result, depth)
 		reqs := make([]iouring.PrepRequest, 0, depth)
 		prep := func(i int) {
@@ -144,19 +133,8 @@ func icebergPipeline(size, depth int) func(round) (sample, error) {
 			}
 		}
 		smp := sample{msgs: n, bytes: n * int64(size), elapsed: time.Since(t0)}
-		var want *[32]byte
-		if sh != nil {
-			sum := sh.sum()
-			want = &sum
-		}
-		var last time.Time
-		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
+		last, err := smp.finishOne(c, recv, sh, err)
 		smp.delivered(t0, last)
-		if err == nil && r.verify {
-			smp.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(smp.bytes))
-		}
 		return smp, err
 	}
 }

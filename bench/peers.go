@@ -7,11 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -32,19 +30,16 @@ import (
 //     "sockperf ping-pong --tcp -m 64 --mps=max --full-rtt" to "sockperf
 //     sr": round-trip p50, p99 and transactions per second.
 func peersCase(o options, log io.Writer) ([]row, error) {
-	sockperf, err := exec.LookPath("sockperf")
-	if err != nil {
-		return nil, errors.New("sockperf not found (make deps installs it)")
-	}
-	iperf, err := exec.LookPath("iperf3")
-	if err != nil {
-		return nil, errors.New("iperf3 not found (make deps installs it)")
-	}
-	bin, err := buildCLI()
+	sockperf, err := lookTool("sockperf")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(filepath.Dir(bin))
+	rig, err := startCLIRig()
+	if err != nil {
+		return nil, err
+	}
+	defer rig.close()
+	bin, iperf, isrv, sink := rig.bin, rig.iperf, rig.iperfSrv, rig.sink
 	srPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -57,16 +52,6 @@ func peersCase(o options, log io.Writer) ([]row, error) {
 	if err := waitListen(srPort); err != nil {
 		return nil, fmt.Errorf("sockperf sr: %w", err)
 	}
-	isrv, err := startIperfServer(iperf)
-	if err != nil {
-		return nil, err
-	}
-	defer isrv.stop()
-	sink, err := newCountingSink()
-	if err != nil {
-		return nil, err
-	}
-	defer sink.close()
 	echo, err := startProc(bin, regexp.MustCompile(`listening on (tcp://\S+)`), "sink", "-listen", "tcp://127.0.0.1:0", "-echo", "-interval", "0")
 	if err != nil {
 		return nil, err
@@ -237,7 +222,8 @@ func waitListen(port int) error {
 	return fmt.Errorf("nothing listens on 127.0.0.1:%d", port)
 }
 
-// runOut runs bin with args (at most a minute) and returns its stdout.
+// runOut runs bin with args (at most a minute) and returns its stdout,
+// then its stderr (where sockperf reports).
 func runOut(bin string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

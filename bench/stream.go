@@ -3,7 +3,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -197,10 +196,7 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 				closeAll(clients)
 				return sample{}, err
 			}
-			conns[i] = &streamConn{s: s}
-			if r.verify {
-				conns[i].sh = newSenderHash(cfg.size)
-			}
+			conns[i] = &streamConn{s: s, sh: r.senderHash(cfg.size)}
 		}
 
 		pl := startPipeline(conns, cfg.size, cfg.depth, r.d)
@@ -238,12 +234,7 @@ func uringPipeline(cfg pipelineCfg) func(round) (sample, error) {
 			n := c.msgs.Load()
 			smp.msgs += n
 			smp.bytes += n * int64(cfg.size)
-			var want *[32]byte
-			if c.sh != nil {
-				sum := c.sh.sum()
-				want = &sum
-			}
-			if ferr := finish(clients[i], recv[i], n*int64(cfg.size), want, &last); ferr != nil && err == nil {
+			if ferr := finish(clients[i], recv[i], n*int64(cfg.size), c.sh, &last); ferr != nil && err == nil {
 				err = fmt.Errorf("connection %d: %w", i, ferr)
 			}
 		}
@@ -273,12 +264,7 @@ func writeLoop(conns, size, recvBuf int) func(round) (sample, error) {
 		for i, c := range clients {
 			smp.msgs += msgs[i]
 			smp.bytes += msgs[i] * int64(size)
-			var want *[32]byte
-			if hashes[i] != nil {
-				sum := hashes[i].sum()
-				want = &sum
-			}
-			if ferr := finish(c, recv[i], msgs[i]*int64(size), want, &last); ferr != nil && err == nil {
+			if ferr := finish(c, recv[i], msgs[i]*int64(size), hashes[i], &last); ferr != nil && err == nil {
 				err = fmt.Errorf("connection %d: %w", i, ferr)
 			}
 		}
@@ -305,10 +291,7 @@ func writevLoop(size, batch, recvBuf int) func(round) (sample, error) {
 			bufs[i] = make([]byte, size)
 		}
 		work := make([][]byte, batch)
-		var sh *senderHash
-		if r.verify {
-			sh = newSenderHash(size)
-		}
+		sh := r.senderHash(size)
 		var stop atomic.Bool
 		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
 		defer timer.Stop()
@@ -328,19 +311,8 @@ func writevLoop(size, batch, recvBuf int) func(round) (sample, error) {
 			n += int64(batch)
 		}
 		smp := sample{msgs: n, bytes: n * int64(size), elapsed: time.Since(t0)}
-		var want *[32]byte
-		if sh != nil {
-			sum := sh.sum()
-			want = &sum
-		}
-		var last time.Time
-		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
+		last, err := smp.finishOne(c, recv, sh, err)
 		smp.delivered(t0, last)
-		if err == nil && r.verify {
-			smp.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(smp.bytes))
-		}
 		return smp, err
 	}
 }
@@ -389,9 +361,7 @@ func writeLoops[C io.Writer](conns []C, size int, r round) (msgs []int64, hashes
 	defer timer.Stop()
 	t0 = time.Now()
 	for i, c := range conns {
-		if r.verify {
-			hashes[i] = newSenderHash(size)
-		}
+		hashes[i] = r.senderHash(size)
 		wg.Go(func() {
 			buf := make([]byte, size)
 			sh := hashes[i]

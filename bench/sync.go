@@ -3,7 +3,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -65,10 +64,7 @@ func syncSends(size int, probe bool, cfg socket.EngineConfig) func(round) (sampl
 		e.SetBuffer(buf)
 		wake := make(chan struct{}, 1)
 		e.Completed = func(*sendop.Args) { wake <- struct{}{} }
-		var sh *senderHash
-		if r.verify {
-			sh = newSenderHash(size)
-		}
+		sh := r.senderHash(size)
 		var stop atomic.Bool
 		var n atomic.Int64
 		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
@@ -106,17 +102,10 @@ func syncSends(size int, probe bool, cfg socket.EngineConfig) func(round) (sampl
 			smp.allocs, smp.allocMsgs = p.allocs, p.msgs
 		}
 		s.Close()
-		var want *[32]byte
-		if sh != nil {
-			sum := sh.sum()
-			want = &sum
-		}
-		var last time.Time // P5 times the sender: the receiver keeps up with one 64 B send at a time
-		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
+		// P5 times the sender: the receiver keeps up with one 64 B send at a time.
+		_, err = smp.finishOne(c, recv, sh, err)
 		if err == nil && r.verify {
-			smp.note = fmt.Sprintf("SHA-256 of %s matched; %d of %d sends synchronous", sizeString(smp.bytes), smp.syncs, smp.msgs)
+			smp.note += fmt.Sprintf("; %d of %d sends synchronous", smp.syncs, smp.msgs)
 		}
 		return smp, err
 	}
@@ -126,23 +115,12 @@ func syncSends(size int, probe bool, cfg socket.EngineConfig) func(round) (sampl
 // waiting on Go's netpoller only when the socket is full.
 func rawWrites(size int) func(round) (sample, error) {
 	return func(r round) (sample, error) {
-		c, srv, err := tcpPair()
+		c, recv, rc, fd, err := fdPair(r.verify)
 		if err != nil {
 			return sample{}, err
 		}
-		recv := receive(srv, r.verify, 256<<10)
-		rc, err := c.SyscallConn()
-		if err != nil {
-			c.Close()
-			return sample{}, err
-		}
-		var fd int
-		rc.Control(func(f uintptr) { fd = int(f) })
 		buf := make([]byte, size)
-		var sh *senderHash
-		if r.verify {
-			sh = newSenderHash(size)
-		}
+		sh := r.senderHash(size)
 		var stop atomic.Bool
 		var n atomic.Int64
 		timer := time.AfterFunc(r.d, func() { stop.Store(true) })
@@ -159,18 +137,8 @@ func rawWrites(size int) func(round) (sample, error) {
 		}
 		smp := sample{elapsed: time.Since(t0), msgs: n.Load()}
 		smp.bytes = smp.msgs * int64(size)
-		var want *[32]byte
-		if sh != nil {
-			sum := sh.sum()
-			want = &sum
-		}
-		var last time.Time // P5 times the sender: the receiver keeps up with one 64 B send at a time
-		if ferr := finish(c, recv, smp.bytes, want, &last); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
-		if err == nil && r.verify {
-			smp.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(smp.bytes))
-		}
+		// P5 times the sender: the receiver keeps up with one 64 B send at a time.
+		_, err = smp.finishOne(c, recv, sh, err)
 		return smp, err
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -171,6 +172,15 @@ func newSenderHash(size int) *senderHash {
 	return &senderHash{h: sha256.New(), p: newPayload(size)}
 }
 
+// senderHash is the sending side's hash of a verification round, nil in
+// the others.
+func (r round) senderHash(size int) *senderHash {
+	if !r.verify {
+		return nil
+	}
+	return newSenderHash(size)
+}
+
 // fill writes the next message into b and hashes it.
 func (s *senderHash) fill(b []byte) {
 	s.p.next(b)
@@ -183,9 +193,10 @@ func (s *senderHash) sum() (sum [32]byte) {
 }
 
 // finish closes the sending side of a TCP connection, waits for its
-// receiver, and checks the byte count and, if want is not nil, the hash.
-// It raises *last to the time the receiver got its last byte.
-func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, want *[32]byte, last *time.Time) error {
+// receiver, and checks the byte count and, if sh is not nil (a
+// verification round), the hash. It raises *last to the time the receiver
+// got its last byte.
+func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, sh *senderHash, last *time.Time) error {
 	c.CloseWrite()
 	defer c.Close()
 	var res recvResult
@@ -203,10 +214,40 @@ func finish(c *net.TCPConn, ch <-chan recvResult, bytes int64, want *[32]byte, l
 	if res.bytes != bytes {
 		return fmt.Errorf("receiver counted %d bytes, the sender completed %d", res.bytes, bytes)
 	}
-	if want != nil && res.sum != *want {
+	if sh != nil && res.sum != sh.sum() {
 		return fmt.Errorf("receiver's SHA-256 differs from the sender's (%d bytes): bytes lost, duplicated or reordered", bytes)
 	}
 	return nil
+}
+
+// finishOne is finish for a round on one connection: what finish finds
+// joins err, and a verification that passed is noted. It returns when the
+// receiver got the last byte.
+func (s *sample) finishOne(c *net.TCPConn, ch <-chan recvResult, sh *senderHash, err error) (last time.Time, _ error) {
+	if ferr := finish(c, ch, s.bytes, sh, &last); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if err == nil && sh != nil {
+		s.note = fmt.Sprintf("SHA-256 of %s matched", sizeString(s.bytes))
+	}
+	return last, err
+}
+
+// fdPair is tcpPair for the arms that make their own system calls on the
+// sending side's descriptor fd: the receiving side is read (receive) from
+// the start.
+func fdPair(verify bool) (c *net.TCPConn, recv <-chan recvResult, rc syscall.RawConn, fd int, err error) {
+	c, srv, err := tcpPair()
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	recv = receive(srv, verify, 256<<10)
+	if rc, err = c.SyscallConn(); err != nil {
+		c.Close()
+		return nil, nil, nil, 0, err
+	}
+	rc.Control(func(f uintptr) { fd = int(f) })
+	return c, recv, rc, fd, nil
 }
 
 // delivered extends a sample's elapsed time to the arrival of the last

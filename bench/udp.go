@@ -321,11 +321,8 @@ func udpUring(conns []*net.UDPConn, size, depth int, pipeline, probeAllocs bool,
 			return sample{}, nil, err
 		}
 		defer s.Close()
-		socks[i] = &streamConn{s: s}
-		if r.verify {
-			hashes[i] = newSenderHash(size)
-			socks[i].sh = hashes[i]
-		}
+		hashes[i] = r.senderHash(size)
+		socks[i] = &streamConn{s: s, sh: hashes[i]}
 	}
 	count := func() int64 {
 		n := int64(0)
