@@ -85,12 +85,34 @@ type entry struct {
 	sh      shape
 	size    int // udp: sh.total(), kept when sh is let go
 	pending bool
-	mu      sync.Mutex
-	done    int // completions: must end at exactly 1
-	raised  int // of which through Completed
-	n       int
-	se      sendop.SocketError
-	msg     string
+	outcome
+}
+
+// outcome is what the completions of one accepted operation (a send or
+// a relay's receive) left.
+type outcome struct {
+	mu     sync.Mutex
+	done   int // completions: must end at exactly 1
+	raised int // of which through Completed
+	n      int
+	se     sendop.SocketError
+	msg    string
+}
+
+// complete counts a completion of e (raised: through Completed) and keeps
+// the first one's result; it reports whether this one was the first.
+func (o *outcome) complete(e *sendop.Args, raised bool) (first bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	first = o.done == 0
+	if first {
+		o.n, o.se, o.msg = e.BytesTransferred(), e.SocketError(), resultError(e)
+	}
+	o.done++
+	if raised {
+		o.raised++
+	}
+	return first
 }
 
 // conn is one connection under test.
@@ -147,16 +169,14 @@ func (s *soak) connection(rng *rand.Rand, be string, id uint64) {
 
 // sendConnection runs one connection that sends by plan p.
 func (s *soak) sendConnection(rng *rand.Rand, be string, id uint64, p plan) {
-	c := &conn{s: s, id: id, p: p, eng: s.engines[be], rng: rand.New(rand.NewPCG(rng.Uint64(), id))}
+	c := &conn{s: s, id: id, p: p, rng: rand.New(rand.NewPCG(rng.Uint64(), id))}
 	c.udp = p.network == "udp" || p.network == "udp6"
-	if p.ephemeral {
-		eng, closeEng := s.ephemeralEngine(rng, be, fmt.Sprintf("conn %d", id))
-		if eng == nil {
-			return
-		}
-		c.eng = eng
-		defer closeEng()
+	eng, release := s.engineFor(rng, be, p.ephemeral, fmt.Sprintf("conn %d", id))
+	if eng == nil {
+		return
 	}
+	defer release()
+	c.eng = eng
 	var (
 		sock      *socket.Socket
 		pc        net.Conn
@@ -447,17 +467,7 @@ func (c *conn) completed(e *sendop.Args) {
 }
 
 func (c *conn) record(ent *entry, e *sendop.Args, raised bool) {
-	ent.mu.Lock()
-	first := ent.done == 0
-	if first {
-		ent.n, ent.se, ent.msg = e.BytesTransferred(), e.SocketError(), resultError(e)
-	}
-	ent.done++
-	if raised {
-		ent.raised++
-	}
-	ent.mu.Unlock()
-	if !first {
+	if !ent.complete(e, raised) {
 		c.s.violation("twice", "conn %d: a send completed twice", c.id)
 		return
 	}

@@ -137,6 +137,17 @@ type engine struct {
 	inflight func() float64
 }
 
+// engineFor returns the engine a connection (who names it in violations)
+// runs on, with the function to call when the connection is done: the
+// shared engine of backend be, or with ephemeral, one of its own
+// (ephemeralEngine); nil if that could not start.
+func (s *soak) engineFor(rng *rand.Rand, be string, ephemeral bool, who string) (*engine, func()) {
+	if !ephemeral {
+		return s.engines[be], func() {}
+	}
+	return s.ephemeralEngine(rng, be, who)
+}
+
 // ephemeralEngine starts a small engine of its own for one connection
 // (who names it in violations) and returns it with the function that
 // closes it and checks that nothing is left in flight; nil if it could not

@@ -132,13 +132,7 @@ type rentry struct {
 	size    int
 	pending bool
 	a       *rop
-
-	mu     sync.Mutex
-	done   int
-	raised int
-	n      int
-	se     sendop.SocketError
-	msg    string
+	outcome
 }
 
 // rop is one of a relay's Args, with its buffer.
@@ -189,15 +183,12 @@ type source struct {
 
 func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 	p := s.newRelayPlan(rng)
-	r := &relay{s: s, id: id, p: p, eng: s.engines[be], ready: map[int]*rop{}, h: sha256.New()}
-	if p.ephemeral {
-		eng, closeEng := s.ephemeralEngine(rng, be, fmt.Sprintf("relay %d", id))
-		if eng == nil {
-			return
-		}
-		r.eng = eng
-		defer closeEng()
+	eng, release := s.engineFor(rng, be, p.ephemeral, fmt.Sprintf("relay %d", id))
+	if eng == nil {
+		return
 	}
+	defer release()
+	r := &relay{s: s, id: id, p: p, eng: eng, ready: map[int]*rop{}, h: sha256.New()}
 	in, srcConn, closeIn, err := s.open(r.eng, p.in, id)
 	if err != nil {
 		s.violation("setup", "relay %d: %s: %v", id, p.in.network, err)
@@ -329,14 +320,7 @@ func startSource(c net.Conn, p relayPlan, rng *rand.Rand, stop *atomic.Bool) *so
 	return w
 }
 
-func (w *source) wait(d time.Duration) bool {
-	select {
-	case <-w.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
+func (w *source) wait(d time.Duration) bool { return waitClosed(w.done, d) }
 
 // prefix hashes the first n bytes the source wrote.
 func (w *source) prefix(n int64) [32]byte {
@@ -551,17 +535,7 @@ func (r *relay) refused(what string, err error) {
 }
 
 func (r *relay) record(ent *rentry, e *sendop.Args, raised bool) {
-	ent.mu.Lock()
-	first := ent.done == 0
-	if first {
-		ent.n, ent.se, ent.msg = e.BytesTransferred(), e.SocketError(), resultError(e)
-	}
-	ent.done++
-	if raised {
-		ent.raised++
-	}
-	ent.mu.Unlock()
-	if !first {
+	if !ent.complete(e, raised) {
 		r.s.violation("twice", "relay %d: an operation completed twice", r.id)
 		return
 	}

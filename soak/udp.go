@@ -306,12 +306,7 @@ func (r *udpPeer) sockDrops() int64 {
 func (r *udpPeer) wait(d time.Duration, until int64) bool {
 	r.until.Store(until)
 	r.stop.Store(true)
-	select {
-	case <-r.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
+	return waitClosed(r.done, d)
 }
 
 // verifyUDP checks a finished UDP connection against its receiver.

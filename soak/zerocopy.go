@@ -17,9 +17,7 @@ package main
 // a note in the summary.
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -257,24 +255,17 @@ closing:
 		armHandler.Store(true)
 		close(resume)
 		resumed = true
-		select {
-		case <-closeDone:
-		case <-time.After(zcHangWait):
-		}
+		waitClosed(closeDone, zcHangWait)
 	}
 	go doClose(false) // nothing to do if a handler closed it
-	select {
-	case <-closeDone:
-	case <-time.After(zcHangWait):
+	if !waitClosed(closeDone, zcHangWait) {
 		s.zc.hangs.Add(1)
 		s.violation("zc-close", "%s (%+v): Close did not return in %v with zero-copy sends pending to a peer that does not read", who, c.p, zcHangWait)
 		if tc, ok := pc.(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
 		pc.Close() // lets the kernel free the skbs
-		select {
-		case <-closeDone:
-		case <-time.After(30 * time.Second):
+		if !waitClosed(closeDone, 30*time.Second) {
 			s.violation("hang", "%s: Close still blocked 30 s after the peer was reset", who)
 			return // leaks; the end checks say so
 		}
@@ -314,40 +305,19 @@ func (c *conn) zcSend(a *slot) (pending bool, err error) {
 // zcPeer reads c: first readFirst bytes, then nothing (stalled is closed)
 // until resume is closed, then to the end, hashing everything.
 func zcPeer(c net.Conn, readFirst int64) (r *peer, stalled chan struct{}, resume chan struct{}) {
-	r = &peer{c: c, done: make(chan struct{})}
 	stalled, resume = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(r.done)
-		h := sha256.New()
-		defer func() { copy(r.sum[:], h.Sum(nil)) }()
+	r = goPeer(c, func(r *peer) {
 		buf := make([]byte, 64<<10)
 		for r.n < readFirst {
-			n, err := c.Read(buf[:min(int64(len(buf)), readFirst-r.n)])
-			h.Write(buf[:n])
-			r.n += int64(n)
-			if err != nil {
-				if err != io.EOF {
-					r.err = err
-				}
+			if !r.read(buf[:min(int64(len(buf)), readFirst-r.n)]) {
 				close(stalled)
-				c.Close()
 				return
 			}
 		}
 		close(stalled)
 		<-resume
-		for {
-			n, err := c.Read(buf)
-			h.Write(buf[:n])
-			r.n += int64(n)
-			if err != nil {
-				if err != io.EOF {
-					r.err = err
-				}
-				c.Close()
-				return
-			}
+		for r.read(buf) {
 		}
-	}()
+	})
 	return r, stalled, resume
 }
