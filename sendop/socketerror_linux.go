@@ -13,77 +13,59 @@ import "syscall"
 // ENOBUFS and ENOMEM are NoBufferSpaceAvailable; an errno without a
 // counterpart is SocketErrorGeneric. SocketErrorOf does not allocate.
 func SocketErrorOf(errno syscall.Errno) SocketError {
-	switch errno {
-	case 0:
+	if errno == 0 {
 		return Success
-	case syscall.EAGAIN: // == syscall.EWOULDBLOCK on Linux
-		return WouldBlock
-	case syscall.EMSGSIZE:
-		return MessageSize
-	case syscall.EPIPE, syscall.ESHUTDOWN:
-		return Shutdown
-	case syscall.ECONNRESET:
-		return ConnectionReset
-	case syscall.ECANCELED, syscall.EBADF:
-		return OperationAborted
-	case syscall.ENOTCONN:
-		return NotConnected
-	case syscall.ENOBUFS, syscall.ENOMEM:
-		return NoBufferSpaceAvailable
-	case syscall.ETIMEDOUT, syscall.ETIME:
-		return TimedOut
-	case syscall.ECONNREFUSED:
-		return ConnectionRefused
-	case syscall.ECONNABORTED:
-		return ConnectionAborted
-	case syscall.EHOSTUNREACH:
-		return HostUnreachable
-	case syscall.EHOSTDOWN:
-		return HostDown
-	case syscall.ENETUNREACH:
-		return NetworkUnreachable
-	case syscall.ENETDOWN:
-		return NetworkDown
-	case syscall.ENETRESET:
-		return NetworkReset
-	case syscall.EINTR:
-		return Interrupted
-	case syscall.EACCES, syscall.EPERM:
-		return AccessDenied
-	case syscall.EFAULT:
-		return Fault
-	case syscall.EINVAL:
-		return InvalidArgument
-	case syscall.EMFILE, syscall.ENFILE:
-		return TooManyOpenSockets
-	case syscall.EINPROGRESS:
-		return InProgress
-	case syscall.EALREADY:
-		return AlreadyInProgress
-	case syscall.ENOTSOCK:
-		return NotSocket
-	case syscall.EDESTADDRREQ:
-		return DestinationAddressRequired
-	case syscall.EPROTOTYPE:
-		return ProtocolType
-	case syscall.ENOPROTOOPT:
-		return ProtocolOption
-	case syscall.EPROTONOSUPPORT:
-		return ProtocolNotSupported
-	case syscall.ESOCKTNOSUPPORT:
-		return SocketNotSupported
-	case syscall.EOPNOTSUPP: // == syscall.ENOTSUP on Linux
-		return OperationNotSupported
-	case syscall.EPFNOSUPPORT:
-		return ProtocolFamilyNotSupported
-	case syscall.EAFNOSUPPORT:
-		return AddressFamilyNotSupported
-	case syscall.EADDRINUSE:
-		return AddressAlreadyInUse
-	case syscall.EADDRNOTAVAIL:
-		return AddressNotAvailable
-	case syscall.EISCONN:
-		return IsConnected
+	}
+	if errno < syscall.Errno(len(errnoSocketErrors)) {
+		if s := errnoSocketErrors[errno]; s != Success {
+			return s
+		}
 	}
 	return SocketErrorGeneric
+}
+
+// errnoSocketErrors is SocketErrorOf's table, indexed by errno: one row per
+// errno with a counterpart (the compiler refuses a row given twice); the
+// zero value, Success, marks an errno without one.
+var errnoSocketErrors = [...]SocketError{
+	syscall.EAGAIN:          WouldBlock, // == syscall.EWOULDBLOCK on Linux
+	syscall.EMSGSIZE:        MessageSize,
+	syscall.EPIPE:           Shutdown,
+	syscall.ESHUTDOWN:       Shutdown,
+	syscall.ECONNRESET:      ConnectionReset,
+	syscall.ECANCELED:       OperationAborted,
+	syscall.EBADF:           OperationAborted,
+	syscall.ENOTCONN:        NotConnected,
+	syscall.ENOBUFS:         NoBufferSpaceAvailable,
+	syscall.ENOMEM:          NoBufferSpaceAvailable,
+	syscall.ETIMEDOUT:       TimedOut,
+	syscall.ETIME:           TimedOut,
+	syscall.ECONNREFUSED:    ConnectionRefused,
+	syscall.ECONNABORTED:    ConnectionAborted,
+	syscall.EHOSTUNREACH:    HostUnreachable,
+	syscall.EHOSTDOWN:       HostDown,
+	syscall.ENETUNREACH:     NetworkUnreachable,
+	syscall.ENETDOWN:        NetworkDown,
+	syscall.ENETRESET:       NetworkReset,
+	syscall.EINTR:           Interrupted,
+	syscall.EACCES:          AccessDenied,
+	syscall.EPERM:           AccessDenied,
+	syscall.EFAULT:          Fault,
+	syscall.EINVAL:          InvalidArgument,
+	syscall.EMFILE:          TooManyOpenSockets,
+	syscall.ENFILE:          TooManyOpenSockets,
+	syscall.EINPROGRESS:     InProgress,
+	syscall.EALREADY:        AlreadyInProgress,
+	syscall.ENOTSOCK:        NotSocket,
+	syscall.EDESTADDRREQ:    DestinationAddressRequired,
+	syscall.EPROTOTYPE:      ProtocolType,
+	syscall.ENOPROTOOPT:     ProtocolOption,
+	syscall.EPROTONOSUPPORT: ProtocolNotSupported,
+	syscall.ESOCKTNOSUPPORT: SocketNotSupported,
+	syscall.EOPNOTSUPP:      OperationNotSupported, // == syscall.ENOTSUP on Linux
+	syscall.EPFNOSUPPORT:    ProtocolFamilyNotSupported,
+	syscall.EAFNOSUPPORT:    AddressFamilyNotSupported,
+	syscall.EADDRINUSE:      AddressAlreadyInUse,
+	syscall.EADDRNOTAVAIL:   AddressNotAvailable,
+	syscall.EISCONN:         IsConnected,
 }
