@@ -237,17 +237,7 @@ type Sample struct {
 // Instant evaluates expr now through /api/v1/query and returns the samples
 // of the resulting vector (one sample without labels for a scalar).
 func (p *Prom) Instant(ctx context.Context, expr string) ([]Sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		p.URL+"/api/v1/query?"+url.Values{"query": {expr}}.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	status, body, err := p.get(ctx, "/api/v1/query?"+url.Values{"query": {expr}}.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +251,7 @@ func (p *Prom) Instant(ctx context.Context, expr string) ([]Sample, error) {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("query %q: HTTP %d: %v: %.200s", expr, resp.StatusCode, err, body)
+		return nil, fmt.Errorf("query %q: HTTP %d: %v: %.200s", expr, status, err, body)
 	}
 	if r.Status != "success" {
 		return nil, &QueryError{Expr: expr, Type: r.ErrorType, Msg: r.Error}
@@ -338,13 +328,7 @@ func (p *Prom) Query(t testing.TB, expr string) float64 {
 // rejects expr.
 func (p *Prom) QueryUntil(t testing.TB, expr string, cond func(float64) bool) float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), p.Wait)
-	defer cancel()
-	v, err := p.PollUntil(ctx, expr, cond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return within(t, p.Wait, func(ctx context.Context) (float64, error) { return p.PollUntil(ctx, expr, cond) })
 }
 
 // PollUntil is QueryUntil without a testing.TB: it returns an error instead
@@ -362,13 +346,20 @@ func (p *Prom) PollUntil(ctx context.Context, expr string, cond func(float64) bo
 // fails t when p.Wait passes first, or at once when Prometheus rejects expr.
 func (p *Prom) QuerySamples(t testing.TB, expr string, cond func([]Sample) bool) []Sample {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), p.Wait)
+	return within(t, p.Wait, func(ctx context.Context) ([]Sample, error) { return p.PollSamples(ctx, expr, cond) })
+}
+
+// within runs poll with a context that ends after d, and fails t with its
+// error.
+func within[T any](t testing.TB, d time.Duration, poll func(context.Context) (T, error)) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	s, err := p.PollSamples(ctx, expr, cond)
+	v, err := poll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return v
 }
 
 // AllNumbers reports whether there is at least one sample and every value
@@ -419,15 +410,10 @@ func (p *Prom) PollSamples(ctx context.Context, expr string, cond func([]Sample)
 // them ("up", "down", "unknown") with their last error, keyed by scrape URL;
 // useful in failure messages.
 func (p *Prom) Targets(ctx context.Context) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/targets", nil)
+	_, body, err := p.get(ctx, "/api/v1/targets")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var r struct {
 		Data struct {
 			ActiveTargets []struct {
@@ -437,7 +423,7 @@ func (p *Prom) Targets(ctx context.Context) (map[string]string, error) {
 			} `json:"activeTargets"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, err
 	}
 	m := make(map[string]string)
@@ -449,6 +435,22 @@ func (p *Prom) Targets(ctx context.Context) (map[string]string, error) {
 		m[a.ScrapeURL] = h
 	}
 	return m, nil
+}
+
+// get sends a GET of path (with its query) to the server and returns the
+// response's status code and body.
+func (p *Prom) get(ctx context.Context, path string) (status int, body []byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
 }
 
 // syncBuffer collects the server's output.
