@@ -147,6 +147,19 @@ type Config struct {
 	Rings       int
 	SQEntries   int
 	ZCThreshold Size
+	// StartAt, if not zero, is when sending begins: the run connects
+	// (and serves its metrics) first, then waits for this instant of the
+	// wall clock, so that generators on many machines start together
+	// (their clocks kept by NTP or PTP). The report gives the start lag
+	// and flags a start later than StartLateAfter. ParseRunFlags takes it
+	// from $URINGSEND_START_AT (StartAtEnv) unless -start-at is set.
+	StartAt time.Time
+	// MetricsLinger keeps the metrics server up this long after the run
+	// has ended (the report is then complete), so that Prometheus scrapes
+	// the final counts of a process that exits afterwards: without it the
+	// sends of the last scrape interval are missing from the sums. A
+	// signal cuts it short. Needs MetricsAddr.
+	MetricsLinger time.Duration
 	// SinkReport asks a "uringsend sink" target, at the end of the run,
 	// for what it received from this run's connections (on unix, the
 	// connections bind to abstract names for the sink to know them by);
@@ -327,6 +340,10 @@ func (c *Config) Validate() error {
 		return configErrorf("-sq-entries %d: want 2 to 32768", c.SQEntries)
 	case c.ZCThreshold < 0 || c.ZCThreshold > MaxSize:
 		return configErrorf("-zc-threshold %v: want 1B to %v", c.ZCThreshold, MaxSize)
+	case c.MetricsLinger < 0:
+		return configErrorf("-metrics-linger %v: negative", c.MetricsLinger)
+	case c.MetricsLinger > 0 && c.MetricsAddr == "":
+		return configErrorf("-metrics-linger %v: needs -metrics-addr", c.MetricsLinger)
 	case c.Shards > 1 && c.Messages > 0 && uint64(c.Messages) < uint64(c.Shards):
 		return configErrorf("-messages %v over -shards %d: fewer messages than generators", c.Messages, c.Shards)
 	}
@@ -378,6 +395,8 @@ Examples:
   uringsend run -target tcp://10.0.0.2:9000 -size 128KiB -rate 10Gbit/s -omit 2s -json-stream
   uringsend run -target unix:///run/sink.sock -mode bufferlist -segments 8 -size 128KiB
   uringsend run -target tcp://127.0.0.1:9000 -messages 1M -verify -sink-report -json
+  uringsend run -target tcp://10.0.0.2:9000 -shards 3 -shard-index 0 -start-at 2026-12-03T11:10:00Z -json > r0.json
+  uringsend merge r0.json r1.json r2.json          # one report, exact percentiles
 
 Flags:
 `
@@ -474,6 +493,8 @@ func NewRunFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.Var(&c.ConnectRate, "connect-rate", "connections established per second, e.g. 1k/s (default: 32 at a time, unpaced)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "after sending stops (end or first Ctrl-C), how long to wait for sends in flight")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on host:port (empty: off)")
+	fs.DurationVar(&c.MetricsLinger, "metrics-linger", c.MetricsLinger, "keep serving metrics this long after the run, for a last scrape of the final counts")
+	fs.Var(startAtFlag{&c.StartAt}, "start-at", "connect, then start sending at this time: RFC 3339 (2026-12-03T11:10:00Z) or unix seconds (default: at once, or $"+StartAtEnv+")")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "status line period (0: none)")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the report, as JSON, on stdout")
 	fs.BoolVar(&c.JSONStream, "json-stream", c.JSONStream, "print one JSON object per -interval on stdout (NDJSON), then the report as one line")
@@ -530,6 +551,15 @@ func ParseRunFlags(args []string, defaults Config) (Config, error) {
 			return c, configErrorf("$%s %q: not a number", ShardIndexEnv, idx)
 		}
 		c.ShardIndex = i
+	}
+	if !set["start-at"] {
+		if v := os.Getenv(StartAtEnv); v != "" {
+			t, err := ParseStartAt(v)
+			if err != nil {
+				return c, configErrorf("-start-at from $%s: %v", StartAtEnv, err)
+			}
+			c.StartAt = t
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return c, err

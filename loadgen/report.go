@@ -33,6 +33,19 @@ type Report struct {
 	Rate        float64 `json:"rate"`         // target messages/s (0: closed loop)
 	Verify      bool    `json:"verify"`       // messages carried the verify header
 	Interrupted bool    `json:"interrupted"`  // a signal ended the run early
+	Shards      int     `json:"shards"`       // -shards: generators sharing the load (0 or 1: one)
+	ShardIndex  int     `json:"shard_index"`  // this generator's share, 0 to Shards-1
+
+	// When (TimeFormat, UTC): StartAt is -start-at ("" without it),
+	// StartedAt when sending began, EndedAt when the drain ended.
+	// StartLagSeconds is StartedAt − StartAt (0 without -start-at);
+	// StartedLate says it was more than StartLateAfter: the generator was
+	// not ready in time (still connecting, say) or its thread woke late.
+	StartAt         string  `json:"start_at"`
+	StartedAt       string  `json:"started_at"`
+	EndedAt         string  `json:"ended_at"`
+	StartLagSeconds float64 `json:"start_lag_seconds"`
+	StartedLate     bool    `json:"started_late"`
 
 	// What happened. Messages and Bytes count sends (rr: requests whose
 	// echo came back whole) that completed with Success, after -omit;
@@ -63,7 +76,20 @@ type Report struct {
 	// round trip for rr (LatencyKind says which).
 	Latency     Latency `json:"latency_seconds"`
 	LatencyKind string  `json:"latency_kind"` // send_completion or round_trip
-	MetricsURL  string  `json:"metrics_url"`  // "" without -metrics-addr
+	// LatencyHistogram is the whole histogram behind Latency, in
+	// HdrHistogram's own serialized form (V2 compressed, base64: what
+	// hdrhistogram-go's Encode and every HdrHistogram's decoder speak),
+	// for "uringsend merge" to add runs up exactly. Its values are in
+	// HistogramUnit ("ns"); its lowest and highest trackable values and
+	// significant figures are inside the encoding.
+	// ConnectLatencyHistogram is ConnectLatency's, alike. In a report that
+	// Run returns they are filled when it is marshaled (WriteJSON,
+	// json.Marshal): encoding allocates per bucket, which a run leaves to
+	// those who want it.
+	LatencyHistogram        string `json:"latency_histogram"`
+	HistogramUnit           string `json:"histogram_unit"`
+	ConnectLatencyHistogram string `json:"connect_latency_histogram"`
+	MetricsURL              string `json:"metrics_url"` // "" without -metrics-addr
 	// Sink is what the sink received: the embedded sink's count, or with
 	// -sink-report what a uringsend sink target received from this run's
 	// connections; null otherwise. SinkError says why -sink-report failed.
@@ -86,6 +112,25 @@ type Report struct {
 	// Failed lists the thresholds (-max-p99, -max-errors) the run broke;
 	// the command then exits with ExitThreshold.
 	Failed []string `json:"thresholds_failed"`
+	// Merged, in a report of "uringsend merge", lists the reports it was
+	// made of and what was wrong with the others; null in a run's.
+	Merged *MergeInfo `json:"merged"`
+
+	// The histograms behind LatencyHistogram and ConnectLatencyHistogram
+	// until they are encoded; no longer written to.
+	latencyHist, connectHist *hdr.Histogram
+}
+
+// MarshalJSON encodes r, its histograms serialized.
+func (r Report) MarshalJSON() ([]byte, error) {
+	if r.LatencyHistogram == "" && r.latencyHist != nil {
+		r.LatencyHistogram = encodeHist(r.latencyHist)
+	}
+	if r.ConnectLatencyHistogram == "" && r.connectHist != nil {
+		r.ConnectLatencyHistogram = encodeHist(r.connectHist)
+	}
+	type plain Report // without this method
+	return json.Marshal(plain(r))
 }
 
 // Latency holds latency percentiles in seconds: from SendAsync (closed
@@ -144,10 +189,18 @@ func (r *runner) report(snap *snapshot, backend string, fallback error, sent, dr
 		ReplaceErrors:   r.replaceErrors.Load(),
 		Failed:          []string{},
 	}
-	r.st.readTotal(func(h *hdr.Histogram) { rep.Latency = latencyOf(h) })
+	// The run has ended: nothing records into these any more, and the
+	// report may keep them.
+	r.st.readTotal(func(h *hdr.Histogram) {
+		rep.Latency = latencyOf(h)
+		rep.latencyHist = h
+	})
 	r.connectMu.Lock()
 	rep.ConnectLatency = latencyOf(r.connect)
+	rep.connectHist = r.connect
 	r.connectMu.Unlock()
+	rep.HistogramUnit = HistogramUnit
+	rep.Shards, rep.ShardIndex = cfg.Shards, cfg.ShardIndex
 	if cfg.RR {
 		rep.Command, rep.LatencyKind = "rr", "round_trip"
 	}
@@ -186,6 +239,33 @@ func (r *runner) report(snap *snapshot, backend string, fallback error, sent, dr
 	return rep
 }
 
+// HistogramUnit is the unit of the values of the report's histograms.
+const HistogramUnit = "ns"
+
+// encodeHist serializes h for the report: V2 compressed, base64.
+func encodeHist(h *hdr.Histogram) string {
+	b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return "" // cannot happen with a valid histogram; merge refuses ""
+	}
+	return string(b)
+}
+
+// setTimes sets the report's times from the start of sending and the
+// end of the drain (since start), and the start lag against startAt
+// (-start-at; zero: none).
+func (rep *Report) setTimes(start time.Time, drained time.Duration, startAt time.Time) {
+	rep.StartedAt = start.UTC().Format(TimeFormat)
+	rep.EndedAt = start.Add(drained).UTC().Format(TimeFormat)
+	if startAt.IsZero() {
+		return
+	}
+	lag := start.Sub(startAt) // startAt has no monotonic reading: wall clock
+	rep.StartAt = startAt.UTC().Format(TimeFormat)
+	rep.StartLagSeconds = lag.Seconds()
+	rep.StartedLate = lag > StartLateAfter
+}
+
 // WriteJSON writes r as one indented JSON object and a newline.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -212,7 +292,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	if command == "" {
 		command = "run"
 	}
-	fmt.Fprintf(&b, "uringsend %s: %s\n", command, target)
+	switch {
+	case r.Merged != nil:
+		reports := "reports"
+		if merged(r.Merged) == 1 {
+			reports = "report"
+		}
+		fmt.Fprintf(&b, "uringsend merge: %d %s of %s: %s\n", merged(r.Merged), reports, command, target)
+	case r.Shards > 1:
+		fmt.Fprintf(&b, "uringsend %s: %s (shard %d of %d)\n", command, target, r.ShardIndex, r.Shards)
+	default:
+		fmt.Fprintf(&b, "uringsend %s: %s\n", command, target)
+	}
 	conns := fmt.Sprintf("%d connections", r.Conns)
 	if r.ConnsWanted > r.Conns {
 		conns = fmt.Sprintf("%d of %d connections", r.Conns, r.ConnsWanted)
@@ -245,6 +336,21 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.Interrupted {
 		fmt.Fprintf(&b, "  interrupted: partial report after %.2fs\n", r.DurationSeconds)
+	}
+	if r.StartAt != "" || (r.Merged != nil && r.StartLagSeconds != 0) {
+		at := "-start-at " + r.StartAt
+		if r.StartAt == "" {
+			at = "-start-at (different ones)"
+		}
+		who := "sending began"
+		if r.Merged != nil {
+			who = "the last generator began"
+		}
+		late := ""
+		if r.StartedLate {
+			late = fmt.Sprintf("LATE (more than %v): ", StartLateAfter)
+		}
+		fmt.Fprintf(&b, "  start:       %s: %s%s %s it\n", at, late, who, lagText(r.StartLagSeconds))
 	}
 	fmt.Fprintf(&b, "  duration:    %.2fs (sending %.2fs, then draining)", r.DurationSeconds, r.SendSeconds)
 	if r.OmitSeconds > 0 {
@@ -345,8 +451,72 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, f := range r.Failed {
 		fmt.Fprintf(&b, "  FAILED:      %s\n", f)
 	}
+	if m := r.Merged; m != nil {
+		writeInputs(&b, m)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// lagText says how far from -start-at a start was: "210µs after",
+// "3µs before" (the clocks of the wait and of the report differ by that
+// much at most).
+func lagText(sec float64) string {
+	if sec < 0 {
+		return latency(-sec*1e9) + " before"
+	}
+	return latency(sec*1e9) + " after"
+}
+
+// merged counts the inputs a merge merged.
+func merged(m *MergeInfo) int {
+	n := 0
+	for _, in := range m.Inputs {
+		if in.Status == "merged" || in.Status == "interrupted" {
+			n++
+		}
+	}
+	return n
+}
+
+// writeInputs lists a merge's inputs and its problems.
+func writeInputs(b *strings.Builder, m *MergeInfo) {
+	width := 0
+	for _, in := range m.Inputs {
+		width = max(width, len(in.Name))
+	}
+	for i, in := range m.Inputs {
+		label := "  inputs:     "
+		if i > 0 {
+			label = "              "
+		}
+		fmt.Fprintf(b, "%s %-*s  ", label, width, in.Name)
+		switch in.Status {
+		case "merged", "interrupted":
+			if in.ShardIndex >= 0 {
+				fmt.Fprintf(b, "shard %d, ", in.ShardIndex)
+			}
+			fmt.Fprintf(b, "%s messages, %s bytes", grouped(in.Messages), grouped(in.Bytes))
+			if in.StartLagSeconds != 0 {
+				fmt.Fprintf(b, ", started %s -start-at", lagText(in.StartLagSeconds))
+			}
+			if in.StartedLate {
+				b.WriteString(" (LATE)")
+			}
+			if in.Status == "interrupted" {
+				b.WriteString("; INTERRUPTED: " + in.Detail)
+			}
+		default:
+			fmt.Fprintf(b, "%s: %s (not merged)", strings.ToUpper(in.Status), in.Detail)
+		}
+		b.WriteString("\n")
+	}
+	// The other problems are the inputs' statuses above.
+	for _, p := range m.Problems {
+		if strings.HasPrefix(p, "shard ") {
+			fmt.Fprintf(b, "  MISSING:     %s\n", p)
+		}
+	}
 }
 
 // SinkReport is what a sink received.

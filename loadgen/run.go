@@ -258,9 +258,22 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 		}
 	}
 
+	// -start-at: connected (and scraped, with metrics) before the start,
+	// so that every generator's sending begins at the same instant.
+	interrupted := false
+	if !cfg.StartAt.IsZero() {
+		if d := time.Until(cfg.StartAt); d > 0 {
+			out.notef("uringsend: connected; sending starts at %s (in %v)", cfg.StartAt.UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond))
+		}
+		interrupted = !waitStart(cfg.StartAt, sig)
+	}
+
 	// Go.
 	r.cost0 = r.readCost(false) // the rings have entered the kernel for nothing yet
 	r.epoch = time.Now()
+	if interrupted {
+		r.stop() // a signal while waiting: the report says nothing was sent
+	}
 	if cfg.Rate > 0 {
 		for _, p := range r.pacers() {
 			r.wg.Add(1)
@@ -293,7 +306,6 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 		defer t.Stop()
 		omit = t.C
 	}
-	interrupted := false
 	var prev snapshot
 	prevAt := time.Duration(0)
 	var streamErr error
@@ -330,12 +342,17 @@ run:
 	// Drain: wait for the senders to leave, then for what is in flight.
 	finish := func() *SinkReport {
 		r.closeAll()
-		closeMetrics()
+		if cfg.MetricsLinger == 0 {
+			closeMetrics()
+		}
 		return closeSink()
 	}
 	if !r.drain(sig) {
 		out.clear()
-		go finish()
+		go func() {
+			finish()
+			closeMetrics()
+		}()
 		return nil, ErrInterrupted
 	}
 	drained := time.Since(r.epoch)
@@ -364,6 +381,21 @@ run:
 	}
 	rep.setCost(r, cost1)
 	rep.Cost.IncludesSink = sink != nil
+	rep.setTimes(r.epoch, drained, cfg.StartAt)
+	if rep.StartedLate {
+		out.notef("uringsend: sending started %v after -start-at %s", time.Duration(rep.StartLagSeconds*1e9).Round(time.Microsecond), rep.StartAt)
+	}
+	if msrv != nil && cfg.MetricsLinger > 0 {
+		// The counts are final: let Prometheus scrape them once more.
+		out.notef("uringsend: serving the final metrics for %v (-metrics-linger)", cfg.MetricsLinger)
+		t := time.NewTimer(cfg.MetricsLinger)
+		select {
+		case <-t.C:
+		case <-sig:
+		}
+		t.Stop()
+		closeMetrics()
+	}
 	if streamErr != nil {
 		return rep, fmt.Errorf("-json-stream: %w", streamErr)
 	}
