@@ -6,6 +6,8 @@
 //	uringsend run [flags]         send to a target (or an embedded sink)
 //	uringsend rr [flags]          request–response against an echo peer
 //	uringsend sink -listen URL    receive, count and verify (-echo: for rr)
+//	uringsend merge a.json...     one report of runs that ran as one
+//	uringsend plot a.json... -o r.html  an HTML page of reports
 //	uringsend version
 //
 // # Demo
@@ -67,9 +69,12 @@
 // (coalesce queued sends; auto: on when more than one send is in flight
 // in the closed loop). -metrics-addr host:port serves metrics, among
 // them uringsend_loadgen_latency_seconds, the report's latency as a
-// histogram; -interval sets the status period (0: none). -shards N with
-// -shard-index (or $JOB_COMPLETION_INDEX) splits -rate and -messages
-// over N generators.
+// histogram; -metrics-linger D keeps serving them for D after the run,
+// for a last scrape of the final counts; -interval sets the status
+// period (0: none). -shards N with -shard-index (or
+// $JOB_COMPLETION_INDEX) splits -rate and -messages over N generators;
+// -start-at T (or $URINGSEND_START_AT) makes them start together (see
+// "Many generators as one run").
 //
 // On a terminal the status line is redrawn in place; otherwise one line
 // per interval goes to stderr. The report goes to stdout: text, or with
@@ -83,7 +88,14 @@
 // {retransmits, rtt_mean_seconds, cwnd_min, cwnd_max,
 // delivery_rate_bits_per_second, ...}, dial_attempts, dial_errors,
 // connect_latency_seconds, omitted_messages, drain_messages, sink,
-// thresholds_failed and the run's settings. With -json-stream stdout is
+// thresholds_failed, the run's settings (shards and shard_index among
+// them), its times — started_at (when sending began), ended_at (when
+// the drain ended), RFC 3339 UTC with nanoseconds, and with -start-at
+// start_at, start_lag_seconds and started_late — and its whole latency
+// histogram: latency_histogram, HdrHistogram's own V2 compressed
+// serialization in base64 (values in histogram_unit, "ns"; the range and
+// precision are inside the encoding; connect_latency_histogram alike),
+// which merge adds up and any HdrHistogram library decodes. With -json-stream stdout is
 // NDJSON: one object per interval ("type": "interval", with that
 // interval's rates, percentiles and TCP_INFO), then the report on one
 // line.
@@ -126,6 +138,46 @@
 // where it listens ("listening on tcp://127.0.0.1:40123" for port 0).
 // -echo writes what arrives back to its sender (tcp and unix).
 //
+// # Many generators as one run
+//
+//	uringsend run -target tcp://10.0.0.9:7000 -shards 3 -shard-index 0 -rate 300k/s \
+//	    -start-at 2026-12-03T11:10:00Z -metrics-addr :9464 -metrics-linger 15s -json > r0.json
+//	... the same with -shard-index 1 and 2 on two other machines ...
+//	uringsend merge r0.json r1.json r2.json
+//	uringsend plot r0.json r1.json r2.json -o report.html
+//
+// -start-at takes an RFC 3339 time (2026-12-03T11:10:00Z, fractions and
+// offsets allowed) or unix seconds (1796296200, 1796296200.25); without
+// the flag, $URINGSEND_START_AT is read (a Kubernetes Job sets it for all
+// its pods). The run connects (and serves its metrics) first, then
+// waits for that instant of the wall clock — the last milliseconds in
+// nanosleep, so the start is within about a millisecond on a synchronized
+// clock — and only then sends. The report says how late sending began
+// (start_lag_seconds; the text's "start:" line) and flags a start more
+// than 10 ms late (started_late, "LATE"), e.g. when connecting took past
+// -start-at; a note on stderr says so too. A value that is no time is
+// refused (exit 2, naming -start-at). A signal while waiting ends the run
+// with nothing sent.
+//
+// merge reads the -json reports (or -json-stream files: their last line)
+// of generators that ran as one and prints one report, as text or with
+// -json in run's schema plus "merged" (its inputs, their status, and the
+// problems). Counts, bytes, errors and costs are the sums; the
+// percentiles come from the sum of the latency histograms, so they are
+// exact, where averaging the runners' percentiles is not; the times span
+// the first start to the last end, and the rates are over that span.
+// Reports of different commands (run, rr), latency kinds, sizes, modes,
+// open and closed loop, -shards, or histogram settings are refused (exit
+// 1), as are two reports of the same shard (a rerun would count its share
+// twice) and merged reports. A report that is missing, empty or cut off
+// (its runner was killed) is named and left out, one given twice is read
+// once, an interrupted run's report is merged and named, and a shard no
+// report covers is named: the others are merged, each once, and merge
+// exits 4.
+//
+// plot draws reports (-json, or -json-stream for the curves over time)
+// into one self-contained HTML page; "uringsend plot -h" has its flags.
+//
 // # Exit status
 //
 // 0 success; 1 the run or sink failed (no connection could be made, no
@@ -133,5 +185,7 @@
 // sends — ConnectionRefused —, an echo differed, verification errors); 2
 // bad usage (the message names the flag); 3 a threshold was broken
 // (-max-p99 D: the p99 latency was above D; -max-errors N: more than N
-// errors); 130 interrupted twice.
+// errors); 130 interrupted twice. merge: 0 all merged; 1 the reports
+// cannot be merged or none could be read; 2 bad usage; 4 merged, but some
+// report was missing, short, repeated or interrupted, or a shard had none.
 package main

@@ -19,6 +19,8 @@ Commands:
   run      send through the uringsend engine and report (default)
   rr       request–response: send, wait for the echo, report round trips
   sink     receive, count and verify what runs send (-echo: for rr)
+  merge    merge the -json reports of generators that ran as one (exact percentiles)
+  plot     draw -json reports into one self-contained HTML page (-o report.html)
   version  print the version
 
 Without a command, uringsend runs a 10 s demo against an embedded sink on
@@ -57,6 +59,10 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 		return runCmd("uringsend rr", args, defaults, sig, stdout, stderr)
 	case "sink":
 		return sinkCmd(args, sig, stdout, stderr)
+	case "merge":
+		return mergeCmd(args, stdout, stderr)
+	case "plot":
+		return plotMain(args)
 	case "version":
 		fmt.Fprintln(stdout, "uringsend", version())
 		return 0
