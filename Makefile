@@ -16,7 +16,7 @@ SOAK       ?= 60s
 
 .DEFAULT_GOAL := build
 
-.PHONY: build deps test bench gobench soak lint image help
+.PHONY: build deps test multihost bench gobench soak lint image help
 
 build: ## Build every package
 	$(GO) build ./...
@@ -29,6 +29,9 @@ test: deps ## Vet (also as built for darwin: the API is the same everywhere), th
 	GOOS=darwin $(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./... $(TESTFLAGS)
 	cd docker/k8stest && GOFLAGS=-mod=mod $(GO) test -count=1 ./...
+
+multihost: deps ## Only the multi-host test (in make test too): 3 runners, a sink and Prometheus, each in a network namespace of its own (root)
+	$(GO) test -race -count=1 -run '^TestMultiHost$$' -v ./tests/ $(TESTFLAGS)
 
 bench: ## The ratio table (uringsend vs net.Conn.Write, writev, unix.Write, iperf3) measured in one run; BENCHFLAGS=-quick for ~30 s
 	$(GO) run ./bench $(BENCHFLAGS)
