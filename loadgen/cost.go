@@ -73,16 +73,22 @@ func (rep *Report) setCost(r *runner, end cost) {
 		Enters:        end.enters - from.enters,
 		SQEs:          end.sqes - from.sqes,
 	}
+	c.setRatios(rep.Messages, rep.Bytes)
+	rep.Cost = c
+}
+
+// setRatios derives the per-message, per-GB and per-enter figures from
+// c's totals and what they bought.
+func (c *Cost) setRatios(messages, bytes uint64) {
 	cpu := c.UserSeconds + c.SystemSeconds
-	if rep.Messages > 0 {
-		c.CPUPerMessage = cpu / float64(rep.Messages)
-		c.EntersPerMessage = float64(c.Enters) / float64(rep.Messages)
+	if messages > 0 {
+		c.CPUPerMessage = cpu / float64(messages)
+		c.EntersPerMessage = float64(c.Enters) / float64(messages)
 	}
-	if rep.Bytes > 0 {
-		c.CPUPerGB = cpu / (float64(rep.Bytes) / 1e9)
+	if bytes > 0 {
+		c.CPUPerGB = cpu / (float64(bytes) / 1e9)
 	}
 	if c.Enters > 0 {
 		c.SQEsPerEnter = float64(c.SQEs) / float64(c.Enters)
 	}
-	rep.Cost = c
 }

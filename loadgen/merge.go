@@ -579,17 +579,7 @@ func sumReports(reps []*Report, names []string) (*Report, error) {
 		m.ConnectLatencyHistogram = encodeHist(connect)
 	}
 	if cost != nil {
-		cpu := cost.UserSeconds + cost.SystemSeconds
-		if m.Messages > 0 {
-			cost.CPUPerMessage = cpu / float64(m.Messages)
-			cost.EntersPerMessage = float64(cost.Enters) / float64(m.Messages)
-		}
-		if m.Bytes > 0 {
-			cost.CPUPerGB = cpu / (float64(m.Bytes) / 1e9)
-		}
-		if cost.Enters > 0 {
-			cost.SQEsPerEnter = float64(cost.SQEs) / float64(cost.Enters)
-		}
+		cost.setRatios(m.Messages, m.Bytes)
 		m.Cost = cost
 	}
 	if tcp != nil && tcp.Connections > 0 {

@@ -45,26 +45,12 @@ func (c *conn) rrInit() {
 // limit was reached, parked when the run or the connection is over,
 // pending otherwise; the count is held only by a pending request.
 func (c *conn) rrDrive(limit int, counted bool) int {
-	r := c.r
 	for i := 0; ; i++ {
-		if limit > 0 && i == limit {
-			if counted {
-				c.done()
-			}
-			if c.dead.Load() || c.retiring.Load() || r.stopping.Load() {
-				return parked
-			}
-			return handoff
+		if outcome, ok := c.next(i, limit, counted); !ok {
+			return outcome
 		}
-		if !counted { // before admit: see drive
-			c.count()
-			counted = true
-		}
-		if !c.admit() {
-			c.done()
-			return parked
-		}
-		if !c.rrLaunch(r.now()) {
+		counted = true
+		if !c.rrLaunch(c.r.now()) {
 			return pending
 		}
 	}

@@ -899,26 +899,10 @@ const (
 func (c *conn) drive(sl *slot, limit int, now int64, counted bool) int {
 	r := c.r
 	for i := 0; ; i++ {
-		if limit > 0 && i == limit {
-			if counted {
-				c.done()
-			}
-			if c.dead.Load() || c.retiring.Load() || r.stopping.Load() {
-				return parked
-			}
-			return handoff
+		if outcome, ok := c.next(i, limit, counted); !ok {
+			return outcome
 		}
-		// Count before admitting: a retiring connection is closed once
-		// its count is zero, so a send admitted before it began to retire
-		// must already count.
-		if !counted {
-			c.count()
-			counted = true
-		}
-		if !c.admit() {
-			c.done()
-			return parked
-		}
+		counted = true
 		if now == 0 || i > 0 {
 			now = r.now()
 		}
@@ -926,6 +910,36 @@ func (c *conn) drive(sl *slot, limit int, now int64, counted bool) int {
 			return pending
 		}
 	}
+}
+
+// next is the head of a chain of sends (drive) or requests (rrDrive):
+// it decides whether the i-th may start. At the limit (limit > 0) the
+// chain ends: the count it holds is released, and the outcome is handoff,
+// or parked when the connection or the run is over. Otherwise the send is
+// counted (unless counted: the one before it left its count) and
+// admitted, or parked with its count released. ok says start it; the
+// count is then held.
+func (c *conn) next(i, limit int, counted bool) (outcome int, ok bool) {
+	if limit > 0 && i == limit {
+		if counted {
+			c.done()
+		}
+		if c.dead.Load() || c.retiring.Load() || c.r.stopping.Load() {
+			return parked, false
+		}
+		return handoff, false
+	}
+	// Count before admitting: a retiring connection is closed once its
+	// count is zero, so a send admitted before it began to retire must
+	// already count.
+	if !counted {
+		c.count()
+	}
+	if !c.admit() {
+		c.done()
+		return parked, false
+	}
+	return 0, true
 }
 
 // start sends sl's message, due at the given time; the caller has counted

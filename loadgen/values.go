@@ -268,23 +268,42 @@ func (m *Mode) Set(s string) error { return setChoice(m, s, "mode", ModeBuffer, 
 
 func (m Mode) String() string { return string(m) }
 
+// Switch is a setting that is auto, on or off: ZeroCopy and Batching.
+type Switch string
+
+// The Switch values.
+const (
+	SwitchAuto Switch = "auto"
+	SwitchOn   Switch = "on"
+	SwitchOff  Switch = "off"
+)
+
+// Set implements flag.Value. Its error leaves naming the flag to the
+// flag package ("invalid value "x" for flag -zerocopy: want auto, on or off").
+func (w *Switch) Set(s string) error { return setChoice(w, s, "", SwitchAuto, SwitchOn, SwitchOff) }
+
+func (w Switch) String() string { return string(w) }
+
 // ZeroCopy asks for IORING_OP_SEND_ZC: ZeroCopyAuto (above a size
 // threshold, where the engine supports it), ZeroCopyOn, ZeroCopyOff.
-type ZeroCopy string
+type ZeroCopy = Switch
 
 // The ZeroCopy settings.
 const (
-	ZeroCopyAuto ZeroCopy = "auto"
-	ZeroCopyOn   ZeroCopy = "on"
-	ZeroCopyOff  ZeroCopy = "off"
+	ZeroCopyAuto = SwitchAuto
+	ZeroCopyOn   = SwitchOn
+	ZeroCopyOff  = SwitchOff
 )
 
-// Set implements flag.Value.
-func (z *ZeroCopy) Set(s string) error {
-	return setChoice(z, s, "zerocopy", ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff)
-}
+// Batching is the -batching switch: auto, on or off (see Config.Batching).
+type Batching = Switch
 
-func (z ZeroCopy) String() string { return string(z) }
+// Batching values.
+const (
+	BatchingAuto = SwitchAuto
+	BatchingOn   = SwitchOn
+	BatchingOff  = SwitchOff
+)
 
 // Backend names the engine backend, as socket.EngineConfig.Backend takes
 // it: BackendAuto (io_uring, or epoll where io_uring is refused),
@@ -306,23 +325,8 @@ func (b *Backend) Set(s string) error {
 
 func (b Backend) String() string { return string(b) }
 
-// Batching is the -batching switch: auto, on or off (see Config.Batching).
-type Batching string
-
-// Batching values.
-const (
-	BatchingAuto Batching = "auto"
-	BatchingOn   Batching = "on"
-	BatchingOff  Batching = "off"
-)
-
-// Set implements flag.Value.
-func (b *Batching) Set(s string) error {
-	return setChoice(b, s, "batching", BatchingAuto, BatchingOn, BatchingOff)
-}
-
 // setChoice sets *dst to s if s is one of choices, else says what it wants:
-// `bad backend "dpdk": want auto, io_uring or epoll`.
+// `bad backend "dpdk": want auto, io_uring or epoll` (what "": `want ...`).
 func setChoice[T ~string](dst *T, s, what string, choices ...T) error {
 	for _, c := range choices {
 		if T(s) == c {
@@ -341,10 +345,11 @@ func setChoice[T ~string](dst *T, s, what string, choices ...T) error {
 		}
 		want += string(c)
 	}
+	if what == "" {
+		return fmt.Errorf("want %s", want)
+	}
 	return fmt.Errorf("bad %s %q: want %s", what, s, want)
 }
-
-func (b Batching) String() string { return string(b) }
 
 // BitRate is a number of bits per second: "10Gbit/s", "500Mbit/s",
 // "1.5Gbit/s", "64kbit/s", "1e9" (SI prefixes k, M, G, T; "bps" for
