@@ -270,12 +270,12 @@ func TestE2EJSONSchema(t *testing.T) {
 		return ks
 	}
 	want := []string{
-		"aborted", "backend", "batching", "bits_per_second", "bytes", "command", "connect_latency_seconds", "connection_errors",
+		"aborted", "backend", "batching", "bits_per_second", "bytes", "command", "connect_latency_histogram", "connect_latency_seconds", "connection_errors",
 		"connections", "connections_failed", "connections_replaced", "connections_requested", "cost", "dial_attempts", "dial_errors", "drain_messages",
-		"duration_seconds", "errors", "errors_by_kind", "fallback", "inflight", "interrupted", "latency_kind", "latency_seconds",
-		"messages", "messages_per_second", "metrics_url", "mode", "omit_seconds", "omitted_bytes", "omitted_messages", "rate", "replace_errors",
-		"segments", "send_seconds", "sink", "size_bytes", "sync_completions", "sync_ratio", "target", "tcp_info",
-		"thresholds_failed", "verify", "window_bytes", "zerocopy", "zerocopy_reason", "zerocopy_used",
+		"duration_seconds", "ended_at", "errors", "errors_by_kind", "fallback", "histogram_unit", "inflight", "interrupted", "latency_histogram", "latency_kind", "latency_seconds",
+		"merged", "messages", "messages_per_second", "metrics_url", "mode", "omit_seconds", "omitted_bytes", "omitted_messages", "rate", "replace_errors",
+		"segments", "send_seconds", "shard_index", "shards", "sink", "size_bytes", "start_at", "start_lag_seconds", "started_at", "started_late",
+		"sync_completions", "sync_ratio", "target", "tcp_info", "thresholds_failed", "verify", "window_bytes", "zerocopy", "zerocopy_reason", "zerocopy_used",
 	}
 	if got := keys(obj); !slices.Equal(got, want) {
 		t.Errorf("keys\n got  %v\n want %v", got, want)
