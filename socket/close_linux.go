@@ -37,7 +37,6 @@ package socket
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -47,17 +46,14 @@ import (
 )
 
 // closeState is a socket's close.
+// Its phases and holds are the socket's lifeWord (state_linux.go).
 type closeState struct {
-	holds    atomic.Int32  // Close's own and one per busy side; 0: released
-	sendHeld bool          // under Socket.mu: the send side still holds
-	done     chan struct{} // closed once the socket is released
-	err      error         // what closing the descriptor returned; read after done
+	done chan struct{} // closed once the socket is released
+	err  error         // what closing the descriptor returned; read after done
 	// quiet is closed once the socket is released and no Completed of it
 	// is left to raise (unraised is 0): every Close waits for it.
-	quiet     chan struct{}
-	released  atomic.Bool
-	quietOnce atomic.Bool
-	linger    *time.Timer // zero-copy: resets the connection if a wire stays
+	quiet  chan struct{}
+	linger *time.Timer // zero-copy: resets the connection if a wire stays
 }
 
 const (
@@ -119,18 +115,14 @@ func (s *Socket) Close() error {
 // had already begun.
 func (s *Socket) startClose() (done chan struct{}, first bool) {
 	s.mu.Lock()
-	if s.closing {
+	sendBusy := s.w.wire > 0 || s.writing
+	if !s.life.beginClose(sendBusy) {
 		done := s.cl.done
 		s.mu.Unlock()
 		return done, false
 	}
-	s.closing = true
-	s.closed.Store(true)
 	s.cl.done = make(chan struct{})
 	s.cl.quiet = make(chan struct{})
-	sendBusy := s.w.wire > 0 || s.writing
-	s.cl.sendHeld = sendBusy
-	s.cl.holds.Store(1 + b2i(sendBusy))
 	s.mu.Unlock()
 	if s.opts.maxInflight > 0 { // WriteAsync waiters see the close
 		s.bpMu.Lock()
@@ -178,21 +170,8 @@ func (s *Socket) awaitClose(done chan struct{}) error {
 
 // releaseClose lets go of one hold; the last one releases the socket.
 func (s *Socket) releaseClose() {
-	if s.cl.holds.Add(-1) == 0 {
+	if s.life.letGo() {
 		s.release()
-	}
-}
-
-// tryHold takes a hold unless the socket is released already.
-func (s *Socket) tryHold() bool {
-	for {
-		n := s.cl.holds.Load()
-		if n <= 0 {
-			return false
-		}
-		if s.cl.holds.CompareAndSwap(n, n+1) {
-			return true
-		}
 	}
 }
 
@@ -208,7 +187,7 @@ func (s *Socket) release() {
 		s.cl.err = s.owner.Close()
 	}
 	// After the release nothing adds to unraised: it only falls to 0.
-	s.cl.released.Store(true)
+	s.life.advance(phaseClosing, phaseReleased)
 	if s.unraised.Load() == 0 {
 		s.closeQuiet()
 	}
@@ -218,7 +197,7 @@ func (s *Socket) release() {
 // closeQuiet wakes every Close waiting for the socket's last Completed;
 // raisedDone and release may both find it due, and the first one closes.
 func (s *Socket) closeQuiet() {
-	if s.cl.quietOnce.CompareAndSwap(false, true) {
+	if s.life.advance(phaseReleased, phaseQuiet) {
 		close(s.cl.quiet)
 	}
 }
@@ -227,11 +206,7 @@ func (s *Socket) closeQuiet() {
 // send side has just become idle while it held the close: the caller then
 // calls releaseClose once it has let go of the lock.
 func (s *Socket) sendIdleLocked() bool {
-	if s.closing && s.cl.sendHeld && s.w.wire == 0 && !s.writing {
-		s.cl.sendHeld = false
-		return true
-	}
-	return false
+	return s.w.wire == 0 && !s.writing && s.life.has(lifeSendHeld) && s.life.dropSide(lifeSendHeld)
 }
 
 // abortQueued completes with OperationAborted the sends of a closing
@@ -264,7 +239,7 @@ func (s *Socket) abortQueued() {
 // were reported by SendAsync); once the socket is released, the last one
 // wakes the Closes waiting for it.
 func (s *Socket) raisedDone(n int64) {
-	if n != 0 && s.unraised.Add(-n) == 0 && s.cl.released.Load() {
+	if n != 0 && s.unraised.Add(-n) == 0 && s.life.released() {
 		s.closeQuiet()
 	}
 }
@@ -272,7 +247,7 @@ func (s *Socket) raisedDone(n int64) {
 // lingerExpired resets the connection of a closing zero-copy socket whose
 // send is still waiting for its notification (see the top of the file).
 func (s *Socket) lingerExpired() {
-	if !s.tryHold() {
+	if !s.life.tryHold() {
 		return // released meanwhile
 	}
 	s.abortConn()
@@ -301,23 +276,23 @@ func (s *Socket) CloseWrite() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.closing:
+	case s.life.closing():
 		return ErrClosed
-	case s.wrShut:
+	case s.life.has(lifeWrShut):
 		return nil
 	}
-	s.wrShut = true
 	if s.w.wire == 0 && s.q.Len() == 0 {
+		s.life.set(lifeWrShut)
 		return s.shutdownWriteLocked()
 	}
-	s.shutPending = true
+	s.life.set(lifeWrShut | lifeShutPending)
 	return nil
 }
 
 // shutdownWriteLocked shuts the send side down, with s.mu held: so a Close
 // cannot release the descriptor under it.
 func (s *Socket) shutdownWriteLocked() error {
-	s.shutPending = false
+	s.life.clear(lifeShutPending)
 	if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
 		return fmt.Errorf("socket: shutdown: %w", err)
 	}
@@ -331,11 +306,4 @@ func isClosed(ch chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-func b2i(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
 }

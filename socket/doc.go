@@ -65,10 +65,14 @@
 // kernel still holds it. Holds are counted as in Go's internal/poll fd
 // mutex: whichever of Close, the send wire and the receive wire lets go
 // last releases the socket and wakes Close; nothing polls or sleeps (see
-// close_linux.go). A zero-copy send still waiting for its notification
+// close_linux.go). The socket's lifecycle — open, closing, released,
+// quiet, with CloseWrite's flags and the holds — is one atomic word, drawn
+// in state_linux.go. A zero-copy send still waiting for its notification
 // 50 ms into the close resets the connection, so that the kernel frees
 // its buffers and Close returns. From a Completed handler Close returns at
-// once and the release follows the last completion. CloseWrite is the
+// once and the release follows the last completion: the goroutine raising
+// Completed locks itself to its OS thread while it runs handlers and
+// publishes the thread's id, which is how Close knows it is on it. CloseWrite is the
 // graceful half-close: queued sends complete, then FIN. Sockets made by
 // FromConn leave the connection open and its deadlines alone.
 //

@@ -278,10 +278,18 @@ func errnoOf(err error) syscall.Errno {
 // batch takes one lock and no allocation. raising tells an inline
 // harvester that the reaper is inside raiseAll and will see what it
 // appends, so no wake-up is needed.
+//
+// tid says who the raiser is while it runs handlers, for Close called
+// from one (which must not wait for the raiser, itself): the raiser locks
+// itself to its OS thread for the batch and publishes the thread's id, so
+// a goroutine that finds its own thread id there is the raiser — no other
+// goroutine runs on a locked thread. Locking and unlocking are a few
+// field writes; gettid(2) is one cheap syscall per batch.
 type raiseQueue struct {
 	mu      sync.Mutex
 	q       op.Queue
 	raising atomic.Bool
+	tid     atomic.Int32 // the raiser's thread while it runs handlers; 0 otherwise
 }
 
 // pushAll appends every op of q, in order, and empties q.
@@ -310,6 +318,7 @@ func (r *raiseQueue) needsWake() bool {
 // handlers queue meanwhile. Only the ring's reaper calls it.
 func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 	r.raising.Store(true)
+	locked := false
 	for {
 		r.mu.Lock()
 		q := r.q
@@ -319,12 +328,25 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 			// sees raising == false and wakes the reaper.
 			r.raising.Store(false)
 			r.mu.Unlock()
+			if locked {
+				r.tid.Store(0) // before the unlock: then no other goroutine can be on this thread
+				runtime.UnlockOSThread()
+			}
 			return
 		}
 		r.mu.Unlock()
+		if !locked {
+			locked = true
+			runtime.LockOSThread()
+			r.tid.Store(int32(unix.Gettid()))
+		}
 		eng.raiseAll(&q, lb)
 	}
 }
+
+// isRaiser reports whether the calling goroutine is this queue's raiser,
+// inside a handler; tid is the caller's thread id.
+func (r *raiseQueue) isRaiser(tid int32) bool { return r.tid.Load() == tid }
 
 // now is the time since the engine started, for Op.Start.
 func (e *Engine) now() int64 { return int64(time.Since(e.t0)) }
@@ -409,14 +431,15 @@ func (e *Engine) raiseAll(q *op.Queue, lb latencyBatch) {
 }
 
 // onRaiser reports whether the calling goroutine raises Completed for the
-// engine (a reaper or the dispatcher): it must not wait for raises.
+// engine (a reaper or the dispatcher, inside a handler): it must not wait
+// for raises. Only a Close that has something to wait for asks.
 func (e *Engine) onRaiser() bool {
-	g := goid()
-	if e.disp.g.Load() == g {
+	tid := int32(unix.Gettid())
+	if e.disp.q.isRaiser(tid) {
 		return true
 	}
 	for _, u := range e.rings {
-		if u.reaperG.Load() == g {
+		if u.raise.isRaiser(tid) {
 			return true
 		}
 	}
@@ -482,21 +505,4 @@ func kernelRelease() string {
 		return "unknown"
 	}
 	return unix.ByteSliceToString(u.Release[:])
-}
-
-// goid returns the current goroutine's id, read from its stack header
-// ("goroutine 123 [running]:"). Only Engine.Close and the reaper's first
-// harvest use it.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = b[len("goroutine "):]
-	var id uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			break
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	return id
 }

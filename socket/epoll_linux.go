@@ -3,7 +3,6 @@ package socket
 import (
 	"errors"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -28,7 +27,6 @@ type dispatcher struct {
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
-	g    atomic.Uint64 // its goroutine id
 }
 
 func startDispatcher(e *Engine) *dispatcher {
@@ -39,7 +37,6 @@ func startDispatcher(e *Engine) *dispatcher {
 
 func (d *dispatcher) loop(e *Engine) {
 	defer close(d.done)
-	d.g.Store(goid())
 	for {
 		select {
 		case <-d.wake:
@@ -140,10 +137,10 @@ func (s *Socket) writeLoop() {
 	for {
 		s.mu.Lock()
 		if s.w.wire == 0 {
-			if s.q.Len() == 0 || s.closing {
+			if closing := s.life.closing(); s.q.Len() == 0 || closing {
 				// A closing socket's queue is aborted, never sent.
 				s.writing = false
-				closing, idle := s.closing, s.sendIdleLocked()
+				idle := s.sendIdleLocked()
 				s.mu.Unlock()
 				if closing {
 					s.abortQueued()
@@ -178,7 +175,7 @@ func (s *Socket) sendWireBlocking() (int32, bool) {
 			return -int32(syscall.ETIMEDOUT), true
 		}
 		s.setWriteDeadline(time.Now().Add(left))
-		if s.closed.Load() {
+		if s.life.closing() {
 			// Close's deadline in the past may have come first: this one
 			// replaced it, and the write would wait for the Timeout.
 			s.setWriteDeadline(time.Time{})
@@ -194,7 +191,7 @@ func (s *Socket) sendWireBlocking() (int32, bool) {
 		return s.wres, false
 	}
 	if err != nil {
-		if timed && !s.closed.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if timed && !s.life.closing() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return -int32(syscall.ETIMEDOUT), true
 		}
 		return -int32(syscall.ECANCELED), false
@@ -208,7 +205,7 @@ func (s *Socket) sendWireBlocking() (int32, bool) {
 // closed and puts the cancel back.
 func (s *Socket) setWriteDeadline(t time.Time) {
 	s.fileWriteDeadline(t)
-	if s.closed.Load() {
+	if s.life.closing() {
 		s.fileWriteDeadline(time.Unix(1, 0))
 	}
 }

@@ -17,7 +17,7 @@ func (s *Socket) opError(op string, err error) error {
 		return err
 	}
 	laddr, raddr := s.laddr, s.raddr
-	if laddr == nil && !s.closed.Load() {
+	if laddr == nil && !s.life.closing() {
 		// FromFD: ask the kernel while the socket is open; once it is
 		// closed its descriptor number may be another socket's.
 		if sa, e := unix.Getsockname(s.fd); e == nil {

@@ -62,15 +62,13 @@ const recvFlags = unix.MSG_OOB
 
 // rxState is a socket's receive side.
 type rxState struct {
-	mu      sync.Mutex
-	q       op.Queue // receives in call order; q.Head() is the wire when wire is set
-	wire    bool     // the head is in the kernel or being read
-	closing bool     // Close has begun: no new receives
+	mu   sync.Mutex
+	q    op.Queue // receives in call order; q.Head() is the wire when wire is set
+	wire bool     // the head is in the kernel or being read
 	// toRaise counts the socket's completed receives whose Completed has
 	// not begun: while there are any, a new receive does not complete
 	// inline, so receives complete in call order.
 	toRaise atomic.Int64
-	held    bool // the receive side holds the close (see close_linux.go)
 	reading bool // epoll: the reader goroutine runs
 
 	// The wire, owned by its owner.
@@ -125,7 +123,7 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	o.Recv = true
 	o.Socket = s
 	s.rx.mu.Lock()
-	if s.rx.closing {
+	if s.life.closing() {
 		s.rx.mu.Unlock()
 		o.Abandon()
 		return false, ErrClosed
@@ -168,7 +166,7 @@ func (s *Socket) receivable(e *sendop.Args) error {
 		return ErrEmptyBuffer
 	case e.Flags&^recvFlags != 0:
 		return sendop.ErrBadFlags
-	case s.closed.Load():
+	case s.life.closing():
 		return ErrClosed
 	}
 	return s.checkConnected()
@@ -211,8 +209,9 @@ func (s *Socket) rxSettle(res int32) (more bool) {
 	o := s.rx.q.Pop()
 	s.rx.wire = false
 	s.rx.buf = nil
-	res = finalResult(res, s.rx.closing, false)
-	if s.rx.closing {
+	closing := s.life.closing()
+	res = finalResult(res, closing, false)
+	if closing {
 		aborted.Concat(&s.rx.q)
 	} else if next := s.rx.q.Head(); next != nil {
 		s.rx.wire = true
@@ -274,7 +273,7 @@ func (u *uring) rxLaunch(s *Socket) {
 		}
 		u.r.UnlockSQ()
 		if err == nil {
-			if s.closed.Load() {
+			if s.life.closing() {
 				u.cancelUD(ud) // Close may have looked before it was published
 			}
 			return
@@ -298,10 +297,7 @@ func (u *uring) onRecv(c *ring.CQE) {
 	if retriable(res) {
 		// Nothing was received (see retriable): ask again, with poll
 		// first — unless Close is waiting for the wire.
-		s.rx.mu.Lock()
-		closing := s.rx.closing
-		s.rx.mu.Unlock()
-		if !closing {
+		if !s.life.closing() {
 			s.rx.pollFirst = true
 			u.rxLaunch(s)
 			return
@@ -320,10 +316,8 @@ func (u *uring) onRecv(c *ring.CQE) {
 func (s *Socket) markRxClosing() (busy bool) {
 	s.rx.mu.Lock()
 	defer s.rx.mu.Unlock()
-	s.rx.closing = true
 	if s.rx.wire || s.rx.reading {
-		s.rx.held = true
-		s.cl.holds.Add(1) // Close's own hold keeps it above 0 until now
+		s.life.holdSide(lifeRxHeld) // Close's own hold keeps it above 0 until now
 		return true
 	}
 	return false
@@ -333,11 +327,7 @@ func (s *Socket) markRxClosing() (busy bool) {
 // receive side has just become idle while it held the close: the caller
 // calls releaseClose once it has let go of the lock.
 func (s *Socket) rxIdleLocked() bool {
-	if s.rx.closing && s.rx.held && !s.rx.wire && !s.rx.reading {
-		s.rx.held = false
-		return true
-	}
-	return false
+	return !s.rx.wire && !s.rx.reading && s.life.has(lifeRxHeld) && s.life.dropSide(lifeRxHeld)
 }
 
 // rxUnpin lets go of the last receive's buffer, once no receive can
@@ -437,10 +427,7 @@ func (s *Socket) recvBlocking() int32 {
 	if s.rx.done {
 		return s.rx.res
 	}
-	s.rx.mu.Lock()
-	closing := s.rx.closing
-	s.rx.mu.Unlock()
-	if err != nil && !closing && errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil && !s.life.closing() && errors.Is(err, os.ErrDeadlineExceeded) {
 		return -int32(syscall.ETIMEDOUT)
 	}
 	return -int32(syscall.ECANCELED)

@@ -27,16 +27,12 @@ type Socket struct {
 	owner  io.Closer       // closed when the socket is released; nil when the caller keeps fd
 	stream bool            // SOCK_STREAM: continue short sends
 	zcable bool            // io_uring: zero-copy may be used (fixed at registration)
-	closed atomic.Bool
-	conned atomic.Bool // a peer was seen
+	life   lifeWord        // open, closing, released, quiet: state_linux.go
+	conned atomic.Bool     // a peer was seen
 
 	mu      sync.Mutex
 	q       op.Queue // q.Head() is the send on the wire
-	closing bool
-	wrShut  bool // CloseWrite: no more sends
-	// shutPending: CloseWrite waits for the queue to drain
-	shutPending bool
-	writing     bool // epoll: the writer goroutine owns the head
+	writing bool     // epoll: the writer goroutine owns the head
 	// epoll: s.writeOnce and s.writeLoop, made once, by the first writer
 	// (go s.writeLoop() would allocate each time)
 	writeFn func(fd uintptr) bool
@@ -378,7 +374,7 @@ func (s *Socket) queueLocked(o *op.Op) {
 // sendable checks, before SendAsync takes a send, that the socket is open
 // and connected.
 func (s *Socket) sendable() error {
-	if s.closed.Load() {
+	if s.life.closing() {
 		return ErrClosed
 	}
 	return s.checkConnected()
@@ -388,9 +384,9 @@ func (s *Socket) sendable() error {
 // closing (ErrClosed) or shut down (ErrWriteShutdown), with s.mu held.
 func (s *Socket) sendShutLocked() error {
 	switch {
-	case s.closing:
+	case s.life.closing():
 		return ErrClosed
-	case s.wrShut:
+	case s.life.has(lifeWrShut):
 		return ErrWriteShutdown
 	}
 	return nil

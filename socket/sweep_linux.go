@@ -55,7 +55,7 @@ func (w *sweeper) run() {
 	for _, s := range socks {
 		s.mu.Lock()
 		switch {
-		case s.closing:
+		case s.life.closing():
 			s.swept = false // Engine.remove releases the cache
 		case s.q.Len() > 0 || !s.pins.Sweep():
 			// Busy, or sent from its cache since the last sweep. Sweep

@@ -32,7 +32,6 @@ type uring struct {
 	sweep    sweeper       // pin caches of idle sockets: sweep_linux.go
 	idle     atomic.Bool   // the reaper is done with AfterHarvest and will wait
 	stale    atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
-	reaperG  atomic.Uint64 // the reaper's goroutine id, once it has harvested
 	unmetric func()        // removes the ring's metrics source
 	zcNotifs atomic.Uint64 // zero-copy notifications seen
 	zcMsg    bool          // the kernel has SENDMSG_ZC (6.1), not only SEND_ZC
@@ -121,7 +120,7 @@ func (u *uring) launch(s *Socket) {
 	for {
 		ud, err := u.prep(s)
 		if err == nil {
-			if s.closed.Load() {
+			if s.life.closing() {
 				// Close may have looked for the wire before it was
 				// published: it cancels what it found, the launcher
 				// what it publishes after Close began.
@@ -366,7 +365,7 @@ func (u *uring) finish(s *Socket) {
 // the socket to take data. A closing socket's wire is not resubmitted: it
 // completes as cancelled.
 func (u *uring) retry(s *Socket, res int32) {
-	if s.closed.Load() {
+	if s.life.closing() {
 		if u.onResult(s, finalResult(res, true, false), false) {
 			u.launch(s)
 		}
@@ -394,9 +393,6 @@ func (u *uring) staleCQE(c *ring.CQE) {
 // flushes batching sockets here, until neither has work; then it marks
 // itself idle (about to wait), and whoever queues work after that wakes it.
 func (u *uring) AfterHarvest() {
-	if u.reaperG.Load() == 0 {
-		u.reaperG.Store(goid())
-	}
 	for {
 		u.idle.Store(false)
 		u.raise.raiseAll(u.eng, u.lat)
@@ -436,7 +432,7 @@ func (u *uring) flushAll() {
 		q[i] = nil
 		s.mu.Lock()
 		s.flush = false
-		if s.closing && s.w.wire == 0 && s.q.Len() > 0 {
+		if s.life.closing() && s.w.wire == 0 && s.q.Len() > 0 {
 			s.mu.Unlock()
 			s.abortQueued()
 			continue

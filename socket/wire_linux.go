@@ -139,7 +139,7 @@ func (s *Socket) wireIovecs() []unix.Iovec {
 func (s *Socket) settle(res int32, timedOut bool) (more bool) {
 	var done, aborted, raise op.Queue // intrusive: no allocation
 	s.mu.Lock()
-	s.split(finalResult(res, s.closing, timedOut), timedOut, &done)
+	s.split(finalResult(res, s.life.closing(), timedOut), timedOut, &done)
 	more = s.nextWireLocked(&aborted)
 	// Counted before the lock goes: a Close that finds the queue empty
 	// must find these sends' Completed still to come.
@@ -197,13 +197,13 @@ func (s *Socket) split(res int32, timedOut bool, done *op.Queue) {
 // moves to aborted.
 func (s *Socket) nextWireLocked(aborted *op.Queue) bool {
 	switch {
-	case s.closing:
+	case s.life.closing():
 		aborted.Concat(&s.q)
 	case s.q.Len() > 0:
 		s.buildWire()
 		return true
 	default:
-		if s.shutPending {
+		if s.life.has(lifeShutPending) {
 			s.shutdownWriteLocked() // CloseWrite: the queue has drained
 		}
 		s.drained()

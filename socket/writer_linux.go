@@ -129,7 +129,7 @@ func (s *Socket) WriteAsync(p []byte, done func(n int, err error)) error {
 // emptyWrite is a write of nothing on a stream socket: it sends nothing
 // and fails only where any write would.
 func (s *Socket) emptyWrite() error {
-	if s.closed.Load() {
+	if s.life.closing() {
 		return ErrClosed
 	}
 	return s.checkConnected()
@@ -251,12 +251,12 @@ func (s *Socket) acquireBytes(n int) error {
 	s.bpMu.Lock()
 	defer s.bpMu.Unlock()
 	for s.inflightBytes > 0 && s.inflightBytes+n > s.opts.maxInflight {
-		if s.closed.Load() {
+		if s.life.closing() {
 			return ErrClosed
 		}
 		s.bpCond.Wait()
 	}
-	if s.closed.Load() {
+	if s.life.closing() {
 		return ErrClosed
 	}
 	s.inflightBytes += n
