@@ -75,20 +75,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Rings <= 0 {
 		cfg.Rings = 1
 	}
-	e := &Engine{socks: make(map[*Socket]struct{}), m: observer(cfg.Metrics), t0: time.Now(),
-		zcMode: cfg.ZeroCopy, zcThreshold: cfg.ZeroCopyThreshold}
-	switch e.zcMode {
-	case "":
-		e.zcMode = ZeroCopyAuto
-	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
-	default:
-		return nil, fmt.Errorf("%w: %q", ErrBadZeroCopy, cfg.ZeroCopy)
-	}
-	if cfg.Entries == 1 {
-		return nil, fmt.Errorf("%w: Entries %d (a send with a Timeout takes 2 SQEs)", ErrBadEntries, cfg.Entries)
-	}
-	if e.zcThreshold <= 0 {
-		e.zcThreshold = 16 << 10
+	e := &Engine{socks: make(map[*Socket]struct{}), m: observer(cfg.Metrics), t0: time.Now()}
+	if err := e.configure(cfg); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if e.backend != "" && e.m != nil {
@@ -118,6 +107,25 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		return nil, fmt.Errorf("%w: %q", ErrBadBackend, cfg.Backend)
 	}
 	return e, nil
+}
+
+// configure checks cfg's settings that need no ring and keeps them.
+func (e *Engine) configure(cfg EngineConfig) error {
+	e.zcMode, e.zcThreshold = cfg.ZeroCopy, cfg.ZeroCopyThreshold
+	switch e.zcMode {
+	case "":
+		e.zcMode = ZeroCopyAuto
+	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
+	default:
+		return fmt.Errorf("%w: %q", ErrBadZeroCopy, cfg.ZeroCopy)
+	}
+	if cfg.Entries == 1 {
+		return fmt.Errorf("%w: Entries %d (a send with a Timeout takes 2 SQEs)", ErrBadEntries, cfg.Entries)
+	}
+	if e.zcThreshold <= 0 {
+		e.zcThreshold = 16 << 10
+	}
+	return nil
 }
 
 func (e *Engine) startRings(cfg EngineConfig) error {
@@ -382,31 +390,7 @@ type latencyBatch struct {
 // the latencies (it belongs to the calling reaper).
 func (e *Engine) raiseAll(q *op.Queue, lb latencyBatch) {
 	if e.m != nil {
-		now := e.now()
-		n, ok, bytes := 0, 0, 0
-		for o := q.Head(); o != nil; o = o.Next() {
-			if o.Recv {
-				continue // not a send
-			}
-			if lb.observe != nil {
-				lb.observe(now - o.Start)
-			} else {
-				e.m.ObserveLatency(false, float64(now-o.Start)/1e9)
-			}
-			a := argsOf(o)
-			if code := a.SocketError(); code == sendop.Success {
-				ok++
-				bytes += a.BytesTransferred()
-			} else {
-				e.m.AddSends(false, code.String(), 1, 0)
-			}
-			n++
-		}
-		if lb.flush != nil {
-			lb.flush()
-		}
-		e.m.AddSends(false, sendop.Success.String(), ok, bytes)
-		e.m.InflightAdd(-n)
+		e.observeSends(q, lb)
 	}
 	// unraised drops once per run of one socket's ops (a coalesced wire
 	// completes hundreds together), after the run's last handler returned.
@@ -428,6 +412,36 @@ func (e *Engine) raiseAll(q *op.Queue, lb latencyBatch) {
 	if cur != nil {
 		cur.raisedDone(run)
 	}
+}
+
+// observeSends reports q's sends (not its receives) to the Observer:
+// their latencies, results and bytes, one call per kind for the batch.
+func (e *Engine) observeSends(q *op.Queue, lb latencyBatch) {
+	now := e.now()
+	n, ok, bytes := 0, 0, 0
+	for o := q.Head(); o != nil; o = o.Next() {
+		if o.Recv {
+			continue
+		}
+		if lb.observe != nil {
+			lb.observe(now - o.Start)
+		} else {
+			e.m.ObserveLatency(false, float64(now-o.Start)/1e9)
+		}
+		a := argsOf(o)
+		if code := a.SocketError(); code == sendop.Success {
+			ok++
+			bytes += a.BytesTransferred()
+		} else {
+			e.m.AddSends(false, code.String(), 1, 0)
+		}
+		n++
+	}
+	if lb.flush != nil {
+		lb.flush()
+	}
+	e.m.AddSends(false, sendop.Success.String(), ok, bytes)
+	e.m.InflightAdd(-n)
 }
 
 // onRaiser reports whether the calling goroutine raises Completed for the

@@ -122,28 +122,16 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	o.Begin(s.stream, nil)
 	o.Recv = true
 	o.Socket = s
-	s.rx.mu.Lock()
-	if s.life.closing() {
-		s.rx.mu.Unlock()
+	switch s.rxEnqueue(o, e) {
+	case rxRefused:
 		o.Abandon()
 		return false, ErrClosed
-	}
-	s.rx.q.Push(o)
-	if s.rx.wire {
-		o.MarkQueued()
-		s.rx.mu.Unlock()
+	case rxQueued:
 		return true, nil
-	}
-	s.rx.wire = true
-	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
-	if s.rx.reading || s.rx.toRaise.Load() > 0 || s.u != nil && (s.opts.async || s.u.raise.raising.Load()) {
-		o.MarkQueued()
-		s.rx.mu.Unlock()
+	case rxHandedOff:
 		s.rxHandOff()
 		return true, nil
 	}
-	o.MarkInline()
-	s.rx.mu.Unlock()
 	if u := s.u; u != nil {
 		u.rxLaunch(s)
 		// The peek: data already waiting is received inside the
@@ -154,6 +142,37 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 		s.epollRecvStart()
 	}
 	return o.Decide(), nil
+}
+
+// How ReceiveAsync's receive goes on (rxEnqueue).
+const (
+	rxInline    = iota // on the wire now, from the caller: try it inline
+	rxQueued           // behind the wire
+	rxHandedOff        // on the wire, but must not complete inline (rxHandOff)
+	rxRefused          // the socket is closing
+)
+
+// rxEnqueue queues o (e's op) in call order and decides, under rx.mu, how
+// it goes on.
+func (s *Socket) rxEnqueue(o *op.Op, e *sendop.Args) int {
+	s.rx.mu.Lock()
+	defer s.rx.mu.Unlock()
+	if s.life.closing() {
+		return rxRefused
+	}
+	s.rx.q.Push(o)
+	if s.rx.wire {
+		o.MarkQueued()
+		return rxQueued
+	}
+	s.rx.wire = true
+	s.rx.buf, s.rx.flags = e.Buffer(), e.Flags
+	if s.rx.reading || s.rx.toRaise.Load() > 0 || s.u != nil && (s.opts.async || s.u.raise.raising.Load()) {
+		o.MarkQueued()
+		return rxHandedOff
+	}
+	o.MarkInline()
+	return rxInline
 }
 
 // receivable checks what ReceiveAsync takes beyond what any Args must
