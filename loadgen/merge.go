@@ -538,6 +538,8 @@ func sumReports(reps []*Report, names []string) (*Report, error) {
 		}
 		if t := r.TCPInfo; t != nil && tcp != nil {
 			tcp.merge(t)
+			// Their connection numbers repeat; their local addresses tell them apart.
+			m.TCPConns = append(m.TCPConns, r.TCPConns[:min(len(r.TCPConns), MaxTCPInfoConnections-len(m.TCPConns))]...)
 		} else {
 			tcp = nil // a total of some connections only would mislead
 		}
@@ -584,6 +586,8 @@ func sumReports(reps []*Report, names []string) (*Report, error) {
 	}
 	if tcp != nil && tcp.Connections > 0 {
 		m.TCPInfo = tcp
+	} else {
+		m.TCPConns = nil
 	}
 	if sink != nil {
 		sink.Stream = !strings.HasPrefix(m.Target, "udp://")
@@ -628,6 +632,7 @@ func (t *TCPInfo) merge(o *TCPInfo) {
 	t.Retransmits += o.Retransmits
 	t.BytesRetrans += o.BytesRetrans
 	t.DeliveryRate += o.DeliveryRate
+	t.DeliveryRateMax = max(t.DeliveryRateMax, o.DeliveryRateMax)
 }
 
 // merge folds o, what a sink received from another run, into s.

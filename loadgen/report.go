@@ -1,9 +1,13 @@
 package loadgen
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -98,8 +102,10 @@ type Report struct {
 	// Cost is the run's own CPU time and system calls.
 	Cost *Cost `json:"cost"`
 	// TCPInfo aggregates TCP_INFO of the connections at the end (null
-	// off TCP).
-	TCPInfo *TCPInfo `json:"tcp_info"`
+	// off TCP); TCPConns is each open connection's (the first
+	// MaxTCPInfoConnections; null off TCP).
+	TCPInfo  *TCPInfo      `json:"tcp_info"`
+	TCPConns []TCPConnInfo `json:"tcp_info_connections"`
 	// Dialing: attempts (retries included), failed attempts, and the
 	// connect latency of the successful ones.
 	DialAttempts int64 `json:"dial_attempts"`
@@ -389,9 +395,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	if t := r.TCPInfo; t != nil {
-		fmt.Fprintf(&b, "  tcp_info:    %s retransmits (%s bytes), rtt mean %s max %s, cwnd %d–%d, delivery rate %s\n",
+		// The delivery rate is the kernel's estimate from one flight per
+		// connection, not a throughput: the largest, never a sum.
+		est := "delivery-rate estimate up to " + bitRate(t.DeliveryRateMax) + " per connection"
+		if loopbackTarget(r.Target) {
+			est += " (loopback: no wire to measure)"
+		}
+		fmt.Fprintf(&b, "  tcp_info:    %s retransmits (%s bytes), rtt mean %s max %s, cwnd %d–%d; %s\n",
 			grouped(t.Retransmits), grouped(t.BytesRetrans), latency(t.RTTMeanSeconds*1e9), latency(t.RTTMaxSeconds*1e9),
-			t.CwndMin, t.CwndMax, bitRate(t.DeliveryRate))
+			t.CwndMin, t.CwndMax, est)
+		writeTCPConns(&b, r.TCPConns, t.Connections)
 	}
 	if r.DialAttempts > 0 {
 		cl := r.ConnectLatency
@@ -456,6 +469,60 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// tcpConnRows is how many connections the text report shows TCP_INFO of.
+const tcpConnRows = 4
+
+// writeTCPConns writes a table of the connections' TCP_INFO: the few with
+// the most retransmits (then the longest RTT), of n that answered.
+func writeTCPConns(b *strings.Builder, conns []TCPConnInfo, n int) {
+	if len(conns) == 0 {
+		return
+	}
+	cs := slices.Clone(conns)
+	slices.SortStableFunc(cs, func(x, y TCPConnInfo) int {
+		if c := cmp.Compare(y.Retransmits, x.Retransmits); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.RTTSeconds, x.RTTSeconds)
+	})
+	cs = cs[:min(len(cs), tcpConnRows)]
+	width := len("local")
+	for _, c := range cs {
+		width = max(width, len(c.Local))
+	}
+	share := func(part, whole float64) string {
+		if whole <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", 100*part/whole)
+	}
+	// Limited: the share of the time with data in flight that the peer's
+	// receive window, or the send buffer, held the connection back.
+	const row = "               %-5v %-*s  %7v  %8v  %5v  %9v  %12v  %14v\n"
+	fmt.Fprintf(b, row, "conn", width, "local", "retrans", "rtt", "cwnd", "sent", "rwnd-limited", "sndbuf-limited")
+	for _, c := range cs {
+		fmt.Fprintf(b, row, c.Connection, width, c.Local, c.Retransmits, latency(c.RTTSeconds*1e9), c.Cwnd,
+			byteCount(float64(c.BytesSent)), share(c.RwndLimited, c.BusySeconds), share(c.SndbufLimited, c.BusySeconds))
+	}
+	if more := n - len(cs); more > 0 {
+		fmt.Fprintf(b, "               (%d more; every connection's in -json: tcp_info_connections)\n", more)
+	}
+}
+
+// loopbackTarget reports whether a report's target is a loopback address.
+func loopbackTarget(target string) bool {
+	t, err := ParseTarget(target)
+	if err != nil || t.Network != "tcp" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(t.Address)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return host == "localhost" || err == nil && a.IsLoopback()
 }
 
 // lagText says how far from -start-at a start was: "210µs after",

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -69,5 +70,46 @@ func TestZeroCopyReason(t *testing.T) {
 		if got := r.zeroCopyReason(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.cfg, got, tc.want)
 		}
+	}
+}
+
+// TCP_INFO in the text: the delivery rate is labelled an estimate (the
+// largest of a connection, never a sum), loopback says so, and a table
+// shows the connections with the most retransmits first.
+func TestReportTCPConns(t *testing.T) {
+	rep := &Report{
+		Command: "run", Target: "tcp://10.0.0.2:9000", Backend: "io_uring", ZeroCopy: "off", Mode: "buffer", Size: 64, Conns: 6,
+		LatencyKind: "send_completion", ErrorsByKind: map[string]uint64{},
+		TCPInfo: &TCPInfo{Connections: 6, Retransmits: 5, DeliveryRate: 60e9, DeliveryRateMax: 12e9},
+	}
+	for i := range 6 {
+		rep.TCPConns = append(rep.TCPConns, TCPConnInfo{Connection: i, Local: fmt.Sprintf("10.0.0.1:%d", 40000+i),
+			Retransmits: uint32(i % 3), RTTSeconds: float64(i) * 1e-4, Cwnd: 10, BytesSent: 1e6, BusySeconds: 1, RwndLimited: 0.25})
+	}
+	text := func() string {
+		var b strings.Builder
+		rep.WriteText(&b)
+		return b.String()
+	}
+	out := text()
+	for _, want := range []string{
+		"; delivery-rate estimate up to 12.0 Gbit/s per connection\n",
+		"conn  local           retrans       rtt   cwnd       sent  rwnd-limited  sndbuf-limited\n",
+		"5     10.0.0.1:40005        2     500µs     10    1.00 MB           25%              0%\n" +
+			"               2     10.0.0.1:40002        2     200µs     10    1.00 MB           25%              0%\n" +
+			"               4     10.0.0.1:40004        1     400µs     10    1.00 MB           25%              0%\n" +
+			"               1     10.0.0.1:40001        1     100µs",
+		"(2 more; every connection's in -json: tcp_info_connections)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "loopback") || strings.Contains(out, "60.0 Gbit/s") || strings.Contains(out, "10.0.0.1:40003") {
+		t.Errorf("a sum of estimates, a loopback note or a fifth row:\n%s", out)
+	}
+	rep.Target = "tcp://127.0.0.1:9000"
+	if out := text(); !strings.Contains(out, "per connection (loopback: no wire to measure)\n") {
+		t.Errorf("no loopback note:\n%s", out)
 	}
 }

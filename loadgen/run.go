@@ -357,7 +357,8 @@ run:
 	}
 	drained := time.Since(r.epoch)
 	cost1 := r.readCost(true)
-	tcp := r.tcpInfo(true)
+	var tcpConns []TCPConnInfo
+	tcp := r.tcpInfo(true, &tcpConns)
 	locals := r.localAddrs()
 	sinkRep := finish() // aborts what the drain left behind
 	out.clear()
@@ -367,6 +368,9 @@ run:
 	rep.Interrupted = interrupted
 	rep.Sink = sinkRep
 	rep.TCPInfo = tcp
+	if tcp != nil {
+		rep.TCPConns = tcpConns
+	}
 	if msrv != nil {
 		rep.MetricsURL = msrv.url() // served during the run; the text report leaves it out
 	}
@@ -663,8 +667,9 @@ func (r *runner) localAddrs() []string {
 
 // tcpInfo reads TCP_INFO of every TCP connection still open (with
 // retired, also what the replaced ones said when they were closed); nil
-// if none.
-func (r *runner) tcpInfo(retired bool) *TCPInfo {
+// if none. With conns, it also appends each open connection's (at most
+// MaxTCPInfoConnections).
+func (r *runner) tcpInfo(retired bool, conns *[]TCPConnInfo) *TCPInfo {
 	var t TCPInfo
 	if retired {
 		r.retiredMu.Lock()
@@ -682,6 +687,11 @@ func (r *runner) tcpInfo(retired bool) *TCPInfo {
 		}
 		if i := tcpInfo(rc); i != nil {
 			t.add(i)
+			if conns != nil && len(*conns) < MaxTCPInfoConnections {
+				ci := TCPConnInfo{Connection: c.id, Local: c.nc.LocalAddr().String()}
+				ci.set(i)
+				*conns = append(*conns, ci)
+			}
 		}
 	}
 	if t.Connections == 0 {

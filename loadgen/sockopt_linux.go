@@ -68,7 +68,31 @@ func (t *TCPInfo) add(i *unix.TCPInfo) {
 	t.Connections++
 	t.Retransmits += uint64(i.Total_retrans)
 	t.BytesRetrans += i.Bytes_retrans
-	t.DeliveryRate += 8 * float64(i.Delivery_rate)
+	rate := 8 * float64(i.Delivery_rate) // bytes/s in TCP_INFO
+	t.DeliveryRate += rate
+	t.DeliveryRateMax = max(t.DeliveryRateMax, rate)
+}
+
+// set fills c from one connection's TCP_INFO.
+func (c *TCPConnInfo) set(i *unix.TCPInfo) {
+	us := func(v uint64) float64 { return float64(v) / 1e6 }
+	c.Retransmits = i.Total_retrans
+	c.BytesRetrans = i.Bytes_retrans
+	c.BytesSent = i.Bytes_sent
+	c.BytesAcked = i.Bytes_acked
+	c.NotSentBytes = i.Notsent_bytes
+	c.RTTSeconds = us(uint64(i.Rtt))
+	c.RTTVarSeconds = us(uint64(i.Rttvar))
+	c.MinRTTSeconds = us(uint64(i.Min_rtt))
+	c.Cwnd = i.Snd_cwnd
+	c.MSS = i.Snd_mss
+	c.DeliveryRate = 8 * float64(i.Delivery_rate)
+	if i.Pacing_rate != ^uint64(0) { // unlimited
+		c.PacingRate = 8 * float64(i.Pacing_rate)
+	}
+	c.BusySeconds = us(i.Busy_time)
+	c.RwndLimited = us(i.Rwnd_limited)
+	c.SndbufLimited = us(i.Sndbuf_limited)
 }
 
 // tcpInfo reads TCP_INFO of a TCP connection; nil otherwise.

@@ -22,6 +22,7 @@ func (e *sockoptError) Error() string { return e.flag + ": " + e.err.Error() }
 type tcpInfoRaw struct{}
 
 func (t *TCPInfo) add(*tcpInfoRaw)             {}
+func (c *TCPConnInfo) set(*tcpInfoRaw)         {}
 func tcpInfo(syscall.RawConn) *tcpInfoRaw      { return nil }
 func cpuTimes() (user, sys time.Duration)      { return 0, 0 }
 func cpuNow() [2]time.Duration                 { return [2]time.Duration{} }

@@ -86,7 +86,14 @@
 // cpu_seconds_per_message, cpu_seconds_per_gb,
 // io_uring_enter_per_message, sqes_per_enter, ...}, tcp_info
 // {retransmits, rtt_mean_seconds, cwnd_min, cwnd_max,
-// delivery_rate_bits_per_second, ...}, dial_attempts, dial_errors,
+// delivery_rate_max_bits_per_second, ...} and tcp_info_connections (each
+// connection's: local address, retransmits, bytes sent and acked, rtt,
+// cwnd, delivery and pacing rates, time limited by the peer's window or
+// the send buffer; the text shows the few with the most retransmits) —
+// the delivery rate is the kernel's estimate from each connection's last
+// ACKed flight (tcpi_delivery_rate), not a throughput: on loopback it
+// reads hundreds of Gbit/s, and the text gives the largest, labelled —,
+// dial_attempts, dial_errors,
 // connect_latency_seconds, omitted_messages, drain_messages, sink,
 // thresholds_failed, the run's settings (shards and shard_index among
 // them), its times — started_at (when sending began), ended_at (when

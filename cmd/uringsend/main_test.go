@@ -275,7 +275,7 @@ func TestE2EJSONSchema(t *testing.T) {
 		"duration_seconds", "ended_at", "errors", "errors_by_kind", "fallback", "histogram_unit", "inflight", "interrupted", "latency_histogram", "latency_kind", "latency_seconds",
 		"merged", "messages", "messages_per_second", "metrics_url", "mode", "omit_seconds", "omitted_bytes", "omitted_messages", "rate", "replace_errors",
 		"segments", "send_seconds", "shard_index", "shards", "sink", "size_bytes", "start_at", "start_lag_seconds", "started_at", "started_late",
-		"sync_completions", "sync_ratio", "target", "tcp_info", "thresholds_failed", "verify", "window_bytes", "zerocopy", "zerocopy_reason", "zerocopy_used",
+		"sync_completions", "sync_ratio", "target", "tcp_info", "tcp_info_connections", "thresholds_failed", "verify", "window_bytes", "zerocopy", "zerocopy_reason", "zerocopy_used",
 	}
 	if got := keys(obj); !slices.Equal(got, want) {
 		t.Errorf("keys\n got  %v\n want %v", got, want)
