@@ -68,6 +68,8 @@ type Engine struct {
 	mu     sync.Mutex
 	socks  map[*Socket]struct{}
 	closed bool
+
+	sys sysCounters // the epoll path's system calls
 }
 
 // NewEngine starts an engine.

@@ -75,6 +75,7 @@ func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 	if s.w.wire > 1 {
 		n, _, errno = unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.w.msg)),
 			uintptr(unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT))
+		s.eng.sys.count(&s.eng.sys.sends, errno)
 		return int(n), errno
 	}
 	o := s.q.Head()
@@ -88,6 +89,7 @@ func (s *Socket) sendWire(fd int) (int, syscall.Errno) {
 	} else {
 		n, _, errno = unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(msg)), uintptr(flags|unix.MSG_DONTWAIT))
 	}
+	s.eng.sys.count(&s.eng.sys.sends, errno)
 	return int(n), errno
 }
 

@@ -382,6 +382,7 @@ func (s *Socket) recvOnce(fd int) (int32, bool) {
 	for {
 		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(s.rx.buf))),
 			uintptr(len(s.rx.buf)), uintptr(s.rx.flags|unix.MSG_DONTWAIT), 0, 0)
+		s.eng.sys.count(&s.eng.sys.recvs, errno)
 		switch errno {
 		case 0:
 			return int32(n), true

@@ -36,6 +36,9 @@ func (e *Engine) ZeroCopySends() uint64 { return 0 }
 // FallbackReason returns ErrNotSupported.
 func (e *Engine) FallbackReason() error { return ErrNotSupported }
 
+// Stats returns zero counters.
+func (e *Engine) Stats() EngineStats { return EngineStats{} }
+
 // DefaultEngine returns ErrNotSupported.
 func DefaultEngine() (*Engine, error) { return nil, ErrNotSupported }
 
