@@ -114,7 +114,7 @@ func multihostTogether(t *testing.T, bin string, p *netnsProm, runners []*netnst
 		t.Fatal(err)
 	}
 	sink := startNetnsSink(t, bin, sinkHost, port, mport)
-	startAt := time.Now().Add(promtest.Timeout(3 * time.Second)) // connect, and be scraped at 0, first
+	startAt := time.Now().Add(scaled(3 * time.Second)) // connect, and be scraped at 0, first
 	procs := startRunners(t, bin, runners, sinkHost.HostPort(port), mport, startAt, dir,
 		"-messages", strconv.Itoa(total), "-rate", "30k/s")
 	reps := make([]*loadgen.Report, len(procs))
@@ -232,7 +232,7 @@ func multihostKilled(t *testing.T, bin string, p *netnsProm, runners []*netnstes
 		t.Fatal(err)
 	}
 	sink := startNetnsSink(t, bin, sinkHost, port, mport)
-	startAt := time.Now().Add(promtest.Timeout(2 * time.Second))
+	startAt := time.Now().Add(scaled(2 * time.Second))
 	procs := startRunners(t, bin, runners, sinkHost.HostPort(port), mport, startAt, dir,
 		"-messages", strconv.Itoa(total), "-rate", "24k/s")
 	time.Sleep(time.Until(startAt.Add(time.Second))) // mid-run: the kill is what is tested, not a negative check
@@ -375,7 +375,7 @@ func (p *proc) wait(t *testing.T) (int, string) {
 	t.Helper()
 	select {
 	case <-p.done:
-	case <-time.After(promtest.Timeout(time.Minute)):
+	case <-time.After(scaled(time.Minute)):
 		t.Fatalf("%v: still running after a minute", p.cmd.Args)
 	}
 	return p.cmd.ProcessState.ExitCode(), p.stderr.String()
@@ -461,7 +461,7 @@ func startNetnsSink(t *testing.T, bin string, h *netnstest.Host, port, mport int
 	case <-listening:
 	case <-s.p.done:
 		t.Fatalf("sink exited: %v", cmd.ProcessState)
-	case <-time.After(promtest.Timeout(10 * time.Second)):
+	case <-time.After(scaled(10 * time.Second)):
 		t.Fatal("sink: not listening after 10 s")
 	}
 	return s
@@ -475,7 +475,7 @@ func (s *netnsSink) stop(t *testing.T) *loadgen.SinkReport {
 	}
 	select {
 	case <-s.p.done:
-	case <-time.After(promtest.Timeout(20 * time.Second)):
+	case <-time.After(scaled(20 * time.Second)):
 		t.Fatal("sink: still running 20 s after SIGTERM")
 	}
 	b, err := os.ReadFile(s.out)
@@ -579,7 +579,7 @@ scrape_configs:
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	p := &netnsProm{url: "http://" + addr, client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
-	deadline := time.Now().Add(promtest.Timeout(20 * time.Second))
+	deadline := time.Now().Add(scaled(20 * time.Second))
 	for {
 		resp, err := p.client.Get(p.url + "/-/ready")
 		if err == nil {
@@ -695,7 +695,7 @@ func (p *netnsProm) one(t *testing.T, expr string) (float64, bool) {
 // waitValue waits (up to 20 s) until expr gives one sample equal to want.
 func (p *netnsProm) waitValue(t *testing.T, expr string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(promtest.Timeout(20 * time.Second))
+	deadline := time.Now().Add(scaled(20 * time.Second))
 	for {
 		v, ok := p.one(t, expr)
 		if ok && v == want {
