@@ -356,7 +356,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		if r.StartedLate {
 			late = fmt.Sprintf("LATE (more than %v): ", StartLateAfter)
 		}
-		fmt.Fprintf(&b, "  start:       %s: %s%s %s it\n", at, late, who, lagText(r.StartLagSeconds))
+		if r.Merged == nil && r.Interrupted && r.StartLagSeconds < 0 && r.Messages == 0 {
+			fmt.Fprintf(&b, "  start:       %s: interrupted %s before it; nothing sent\n", at, latency(-r.StartLagSeconds*1e9))
+		} else {
+			fmt.Fprintf(&b, "  start:       %s: %s%s %s it\n", at, late, who, lagText(r.StartLagSeconds))
+		}
 	}
 	fmt.Fprintf(&b, "  duration:    %.2fs (sending %.2fs, then draining)", r.DurationSeconds, r.SendSeconds)
 	if r.OmitSeconds > 0 {

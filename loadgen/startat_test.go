@@ -158,7 +158,13 @@ func TestRunStartAtInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if !rep.Interrupted || rep.Messages != 0 || rep.Errors != 0 {
-		t.Fatalf("interrupted %v, %d messages, %d errors; want interrupted, nothing sent", rep.Interrupted, rep.Messages, rep.Errors)
+	if !rep.Interrupted || rep.Messages != 0 || rep.Errors != 0 || rep.StartLagSeconds > -3500 {
+		t.Fatalf("interrupted %v, %d messages, %d errors, lag %vs; want interrupted about an hour early, nothing sent",
+			rep.Interrupted, rep.Messages, rep.Errors, rep.StartLagSeconds)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), "s before it; nothing sent\n") {
+		t.Errorf("text:\n%s", b.String())
 	}
 }
