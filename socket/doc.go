@@ -105,6 +105,20 @@
 // io_uring_enter. A relay built on it (cmd/uringproxy -recv engine) makes
 // a fraction of a system call per message.
 //
+// ReceiveChunks is the relay's receive without a buffer of its own: one
+// multishot IORING_OP_RECV (6.0) stays armed and takes a buffer from the
+// ring's provided buffer ring (5.19; several with recv bundles, 6.10)
+// only when data arrives, so an idle connection holds none. Each buffer
+// the kernel filled reaches the handler as a Chunk, in stream order; the
+// handler sends its Bytes on (no copy) and Releases it when that send
+// completes. A socket whose handler holds WithChunkLimit chunks, or that
+// finds the pool empty (ENOBUFS), stops receiving until chunks come back
+// — on io_uring the limit is soft by what the kernel received before it
+// saw the cancel (up to a few dozen buffers). The stream ends with one
+// last call, c == nil: io.EOF, ErrClosed or the socket's error. The epoll
+// backend keeps the same contract with a reader goroutine that takes a
+// buffer only inside its non-blocking recv(2). See stream_linux.go.
+//
 // # Writers
 //
 // Socket is an io.Writer and io.ReaderFrom over SendAsync, and WriteAsync

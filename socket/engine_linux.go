@@ -48,6 +48,14 @@ type EngineConfig struct {
 	// ZeroCopyThreshold is the smallest wire sent with zero-copy.
 	// Default 16 KiB.
 	ZeroCopyThreshold int
+	// RecvBuffers and RecvBufferSize size the receive pool of stream
+	// receives (ReceiveChunks), one per ring on io_uring (a provided
+	// buffer ring: RecvBuffers rounds up to a power of two, at most
+	// 32768), one per engine on epoll. Memory is taken as the kernel
+	// fills buffers; the pool is made on the first ReceiveChunks.
+	// Defaults 1024 and 16 KiB.
+	RecvBuffers    int
+	RecvBufferSize int
 }
 
 // Engine executes sends: on io_uring rings with a reaper goroutine each,
@@ -70,6 +78,10 @@ type Engine struct {
 	closed bool
 
 	sys sysCounters // the epoll path's system calls
+
+	recvBufs, recvBufSize int        // the receive pool's size (stream_linux.go)
+	poolMu                sync.Mutex // epoll: the engine's pool, made on first use
+	pool                  *chunkPool
 }
 
 // NewEngine starts an engine.
@@ -127,7 +139,9 @@ func (e *Engine) configure(cfg EngineConfig) error {
 	if e.zcThreshold <= 0 {
 		e.zcThreshold = 16 << 10
 	}
-	return nil
+	var err error
+	e.recvBufs, e.recvBufSize, err = recvPoolSize(cfg.RecvBuffers, cfg.RecvBufferSize)
+	return err
 }
 
 func (e *Engine) startRings(cfg EngineConfig) error {
@@ -298,8 +312,17 @@ func errnoOf(err error) syscall.Errno {
 type raiseQueue struct {
 	mu      sync.Mutex
 	q       op.Queue
+	dq      []delivery // stream receives' handler calls (stream_linux.go), in order
+	dqSpare []delivery // the raiser's: dq's last backing array, for reuse
 	raising atomic.Bool
 	tid     atomic.Int32 // the raiser's thread while it runs handlers; 0 otherwise
+}
+
+// pushDelivery appends one call of a stream receive's handler.
+func (r *raiseQueue) pushDelivery(d delivery) {
+	r.mu.Lock()
+	r.dq = append(r.dq, d)
+	r.mu.Unlock()
 }
 
 // pushAll appends every op of q, in order, and empties q.
@@ -319,7 +342,7 @@ func (r *raiseQueue) needsWake() bool {
 		return false
 	}
 	r.mu.Lock()
-	n := r.q.Len()
+	n := r.q.Len() + len(r.dq)
 	r.mu.Unlock()
 	return n > 0
 }
@@ -333,7 +356,7 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 		r.mu.Lock()
 		q := r.q
 		r.q = op.Queue{}
-		if q.Len() == 0 {
+		if q.Len() == 0 && len(r.dq) == 0 {
 			// Clear the flag under the lock: a push after this
 			// sees raising == false and wakes the reaper.
 			r.raising.Store(false)
@@ -344,6 +367,8 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 			}
 			return
 		}
+		dq := r.dq
+		r.dq, r.dqSpare = r.dqSpare, nil
 		r.mu.Unlock()
 		if !locked {
 			locked = true
@@ -351,6 +376,11 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 			r.tid.Store(int32(unix.Gettid()))
 		}
 		eng.raiseAll(&q, lb)
+		for i := range dq {
+			dq[i].run()
+		}
+		clear(dq)
+		r.dqSpare = dq[:0]
 	}
 }
 

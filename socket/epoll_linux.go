@@ -60,6 +60,15 @@ func (d *dispatcher) push(q *op.Queue) {
 	}
 }
 
+// deliver hands one call of a stream receive's handler to the dispatcher.
+func (d *dispatcher) deliver(dl delivery) {
+	d.q.pushDelivery(dl)
+	select {
+	case d.wake <- struct{}{}:
+	default: // already due to run
+	}
+}
+
 // close raises what is left and stops the dispatcher.
 func (d *dispatcher) close() {
 	close(d.stop)

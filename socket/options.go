@@ -15,6 +15,7 @@ type options struct {
 	async        bool
 	maxInflight  int
 	writeTimeout time.Duration
+	chunkLimit   int // ReceiveChunks: chunk.go
 }
 
 // WithBatching puts a socket in batching mode, for pipelines that keep

@@ -69,7 +69,8 @@ type rxState struct {
 	// not begun: while there are any, a new receive does not complete
 	// inline, so receives complete in call order.
 	toRaise atomic.Int64
-	reading bool // epoll: the reader goroutine runs
+	reading bool      // epoll: the reader goroutine runs
+	stream  *rxStream // ReceiveChunks (stream_linux.go); set once
 
 	// The wire, owned by its owner.
 	buf   []byte
@@ -126,6 +127,9 @@ func (s *Socket) ReceiveAsync(e *sendop.Args) (pending bool, err error) {
 	case rxRefused:
 		o.Abandon()
 		return false, ErrClosed
+	case rxStreaming:
+		o.Abandon()
+		return false, ErrReceiving
 	case rxQueued:
 		return true, nil
 	case rxHandedOff:
@@ -150,6 +154,7 @@ const (
 	rxQueued           // behind the wire
 	rxHandedOff        // on the wire, but must not complete inline (rxHandOff)
 	rxRefused          // the socket is closing
+	rxStreaming        // the socket receives with ReceiveChunks
 )
 
 // rxEnqueue queues o (e's op) in call order and decides, under rx.mu, how
@@ -159,6 +164,9 @@ func (s *Socket) rxEnqueue(o *op.Op, e *sendop.Args) int {
 	defer s.rx.mu.Unlock()
 	if s.life.closing() {
 		return rxRefused
+	}
+	if s.rx.stream != nil {
+		return rxStreaming
 	}
 	s.rx.q.Push(o)
 	if s.rx.wire {
@@ -312,6 +320,10 @@ func (u *uring) onRecv(c *ring.CQE) {
 		u.staleCQE(c)
 		return
 	}
+	if s.rx.stream != nil {
+		u.onStream(s, c)
+		return
+	}
 	res := c.Result()
 	if retriable(res) {
 		// Nothing was received (see retriable): ask again, with poll
@@ -334,12 +346,16 @@ func (u *uring) onRecv(c *ring.CQE) {
 // not go on receiving after it failed.
 func (s *Socket) markRxClosing() (busy bool) {
 	s.rx.mu.Lock()
-	defer s.rx.mu.Unlock()
-	if s.rx.wire || s.rx.reading {
+	busy = s.rx.wire || s.rx.reading
+	if busy {
 		s.life.holdSide(lifeRxHeld) // Close's own hold keeps it above 0 until now
-		return true
 	}
-	return false
+	final := s.streamCloseLocked() // a parked stream ends here
+	s.rx.mu.Unlock()
+	if final {
+		s.pushDelivery(delivery{s: s, err: ErrClosed})
+	}
+	return busy
 }
 
 // rxIdleLocked reports, with rx.mu held on a closing socket, whether the

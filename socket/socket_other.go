@@ -22,6 +22,8 @@ type EngineConfig struct {
 	Metrics           Observer
 	ZeroCopy          string
 	ZeroCopyThreshold int
+	RecvBuffers       int
+	RecvBufferSize    int
 }
 
 // Engine is not available on this platform.
@@ -115,3 +117,11 @@ func (l *Listener) Addr() net.Addr { return nil }
 
 // Close does nothing.
 func (l *Listener) Close() error { return nil }
+
+type chunkPool struct{}
+
+// ReceiveChunks returns ErrNotSupported.
+func (s *Socket) ReceiveChunks(h func(c *Chunk, err error)) error { return ErrNotSupported }
+
+// Release does nothing.
+func (c *Chunk) Release() {}

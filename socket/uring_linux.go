@@ -37,6 +37,9 @@ type uring struct {
 	zcMsg    bool          // the kernel has SENDMSG_ZC (6.1), not only SEND_ZC
 	zcFlags  uint16        // ioprio of a zero-copy send: REPORT_USAGE where known (6.2)
 	lat      latencyBatch  // the reaper's; empty without an Observer
+
+	poolMu sync.Mutex // stream receives' pool, made on first use (stream_linux.go)
+	pool   *chunkPool
 }
 
 // user_data: gen<<32 | socket index. gen keeps below tmoBit, which tags
