@@ -285,9 +285,7 @@ func (u *uring) rxLaunch(s *Socket) {
 			s.rx.pin.Pin(p)
 			s.rx.pinnedAt = p
 		}
-		gen := u.nextGen()
-		s.rx.gen.Store(gen)
-		ud := uint64(gen|rxBit)<<32 | uint64(s.w.idx)
+		ud := u.rxUserData(s)
 		u.r.LockSQ()
 		sqe, err := u.r.GetSQE()
 		if err == nil {
@@ -309,6 +307,14 @@ func (u *uring) rxLaunch(s *Socket) {
 			return
 		}
 	}
+}
+
+// rxUserData gives s's next receive request a new generation and returns
+// its user_data.
+func (u *uring) rxUserData(s *Socket) uint64 {
+	gen := u.nextGen()
+	s.rx.gen.Store(gen)
+	return uint64(gen|rxBit)<<32 | uint64(s.w.idx)
 }
 
 // onRecv handles the CQE of a receive (user_data with rxBit), with the

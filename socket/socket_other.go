@@ -8,23 +8,8 @@ import (
 	"io"
 	"net"
 
-	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/sendop"
 )
-
-// EngineConfig configures an Engine (Linux only).
-type EngineConfig struct {
-	Backend           string
-	Rings             int
-	Entries           uint32
-	CQEntries         uint32
-	Ring              ring.Config
-	Metrics           Observer
-	ZeroCopy          string
-	ZeroCopyThreshold int
-	RecvBuffers       int
-	RecvBufferSize    int
-}
 
 // Engine is not available on this platform.
 type Engine struct{}

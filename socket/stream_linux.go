@@ -283,9 +283,7 @@ func (s *Socket) streamCloseLocked() bool {
 // caller, or by the reaper's next enter).
 func (u *uring) streamArm(s *Socket) {
 	st := s.rx.stream
-	gen := u.nextGen()
-	s.rx.gen.Store(gen)
-	ud := uint64(gen|rxBit)<<32 | uint64(s.w.idx)
+	ud := u.rxUserData(s)
 	u.r.LockSQ()
 	sqe, err := u.r.GetSQE()
 	if err == nil {
