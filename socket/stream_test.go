@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -484,6 +485,41 @@ func TestReceiveChunksRelay(t *testing.T) {
 		}
 		if sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Fatalf("relayed %d of %d bytes, hash differs", len(got), len(data))
+		}
+	})
+}
+
+// A peer that resets the connection ends the stream with the reset, as a
+// *net.OpError that Is ECONNRESET, after every byte it sent before.
+func TestReceiveChunksPeerReset(t *testing.T) {
+	eachStreamBackend(t, EngineConfig{}, func(t *testing.T, eng *Engine) {
+		s, p := rxPair(t, eng)
+		k := newChunkSink()
+		if err := s.ReceiveChunks(k.handle); err != nil {
+			t.Fatal(err)
+		}
+		p.Write([]byte("before the reset"))
+		// Wait for the bytes, so that the RST is not what drops them.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			k.mu.Lock()
+			n := k.n
+			k.mu.Unlock()
+			if n == int64(len("before the reset")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("got %d bytes", n)
+			}
+		}
+		p.SetLinger(0)
+		p.Close()
+		err := k.waitEnd(t)
+		var oe *net.OpError
+		if !errors.Is(err, syscall.ECONNRESET) || !errors.As(err, &oe) {
+			t.Fatalf("end %v (%T), want a *net.OpError that Is ECONNRESET", err, err)
+		}
+		if k.h.b.String() != "before the reset" || k.ends != 1 {
+			t.Fatalf("got %q, %d last calls", k.h.b.String(), k.ends)
 		}
 	})
 }
