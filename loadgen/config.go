@@ -386,7 +386,9 @@ const RunUsage = `usage: uringsend run [flags]
 
 Sends messages through the uringsend engine and reports throughput,
 send-completion latency, how many sends completed synchronously and what
-it cost (CPU, io_uring_enter calls).
+it cost: CPU, and system calls per message (io_uring_enter calls and SQEs
+per enter on io_uring; sendmsg/sendto calls and the share that would
+block, EAGAIN, on epoll).
 
 Examples:
   uringsend run                                    # 10 s against an embedded sink
@@ -407,7 +409,8 @@ const RRUsage = `usage: uringsend rr -target URL [flags]
 Request–response: each connection sends a message and waits for the same
 number of bytes to come back from an echo peer ("uringsend sink -echo",
 socat PIPE, ...), checks every byte, and sends the next. Reports
-round-trip latency, transactions per second and what it cost. The flags
+round-trip latency, transactions per second and what it cost (CPU;
+io_uring_enter, or sendmsg/sendto and recvfrom, calls per request). The flags
 are run's; one request is in flight per connection; -rate makes the loop
 open (latency from each request's due time).
 
@@ -604,7 +607,8 @@ type SinkConfig struct {
 const SinkUsage = `usage: uringsend sink -listen URL [flags]
 
 Accepts any number of connections (or datagrams), counts what arrives,
-prints receive rates and, on SIGINT or SIGTERM, a summary.
+prints receive rates and, on SIGINT or SIGTERM, a summary with its cost:
+CPU and read calls. The sink reads with Go's net package, not the engine.
 
 Examples:
   uringsend sink -listen tcp://0.0.0.0:9000

@@ -29,6 +29,7 @@ const (
 // peerCounts is what one connection to the sink carried.
 type peerCounts struct {
 	bytes uint64
+	reads uint64 // the sink's Read calls on it (datagrams: one each)
 	verifyCounts
 }
 
@@ -104,7 +105,7 @@ func (s *Sink) control(c net.Conn, rest []byte) {
 // only, as lookup finds them.
 func (s *Sink) sumPeers(want []string, lookup func(string) (peerCounts, bool)) SinkReport {
 	rep := s.Report()
-	rep.Conns, rep.Bytes, rep.Messages = 0, 0, 0
+	rep.Conns, rep.Bytes, rep.Messages, rep.Reads = 0, 0, 0, 0
 	rep.Verified, rep.Corrupt, rep.OutOfOrder, rep.Lost = 0, 0, 0, 0
 	for _, a := range want {
 		p, ok := lookup(a)
@@ -113,6 +114,7 @@ func (s *Sink) sumPeers(want []string, lookup func(string) (peerCounts, bool)) S
 		}
 		rep.Conns++
 		rep.Bytes += p.bytes
+		rep.Reads += p.reads
 		rep.Messages += p.messages
 		rep.Verified += p.verified
 		rep.Corrupt += p.corrupt
@@ -123,6 +125,7 @@ func (s *Sink) sumPeers(want []string, lookup func(string) (peerCounts, bool)) S
 	if d := rep.DurationSeconds; d > 0 {
 		rep.BitsPerSecond = 8 * float64(rep.Bytes) / d
 	}
+	rep.setReadsPerMessage()
 	return rep
 }
 

@@ -49,9 +49,14 @@
 //
 // The report gives the process's user and system CPU time (getrusage)
 // from the start of sending (or the end of Omit) to the end of the
-// drain, per message and per GB, and on io_uring the engine's
-// io_uring_enter calls and the SQEs they submitted, read from the ring
-// counters the engine exports to the run's private Prometheus registry.
+// drain, per message and per GB, and the engine's system calls, read
+// from Engine.Stats (which allocates nothing): on io_uring its
+// io_uring_enter calls per message, the SQEs per enter and how many
+// enters waited; on epoll its sendmsg/sendto calls per message (rr: and
+// recvfrom calls per request) and the share of them that answered
+// EAGAIN. With JSONStream every interval carries its own. The sink reads
+// with Go's net package, not the engine: its cost is its CPU time and
+// Read calls (SinkReport).
 //
 // # Stopping
 //

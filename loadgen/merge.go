@@ -530,11 +530,7 @@ func sumReports(reps []*Report, names []string) (*Report, error) {
 			if cost == nil {
 				cost = &Cost{}
 			}
-			cost.UserSeconds += c.UserSeconds
-			cost.SystemSeconds += c.SystemSeconds
-			cost.Enters += c.Enters
-			cost.SQEs += c.SQEs
-			cost.IncludesSink = cost.IncludesSink || c.IncludesSink
+			cost.add(c)
 		}
 		if t := r.TCPInfo; t != nil && tcp != nil {
 			tcp.merge(t)
@@ -594,6 +590,7 @@ func sumReports(reps []*Report, names []string) (*Report, error) {
 		if s := sink.DurationSeconds; s > 0 {
 			sink.BitsPerSecond = 8 * float64(sink.Bytes) / s
 		}
+		sink.setReadsPerMessage()
 		m.Sink = sink
 	}
 	sort.Strings(m.Failed)
@@ -653,6 +650,9 @@ func (s *SinkReport) merge(o *SinkReport) {
 	s.Lost += o.Lost
 	s.Echo = s.Echo || o.Echo
 	s.Reads += o.Reads
+	if s.Reader == "" {
+		s.Reader = o.Reader
+	}
 	s.UserSeconds += o.UserSeconds
 	s.SystemSeconds += o.SystemSeconds
 	s.Missing += o.Missing

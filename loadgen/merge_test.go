@@ -34,7 +34,7 @@ func shardReport(i, n int, lats []int64, start time.Time, d time.Duration) *Repo
 		SyncCompletions: msgs / 2, DurationSeconds: d.Seconds(), SendSeconds: d.Seconds() - 0.1,
 		Latency: latencyOf(h), LatencyKind: "send_completion", LatencyHistogram: encodeHist(h), HistogramUnit: "ns",
 		ConnectLatency: latencyOf(c), ConnectLatencyHistogram: encodeHist(c),
-		DialAttempts: 2, Cost: &Cost{UserSeconds: 1, SystemSeconds: 0.5, Enters: 10, SQEs: 30},
+		DialAttempts: 2, Cost: &Cost{UserSeconds: 1, SystemSeconds: 0.5, Enters: 10, SQEs: 30, SendCalls: 4, RecvCalls: 6, WouldBlock: 5},
 		TCPInfo: &TCPInfo{Connections: 2, Retransmits: uint64(i), RTTMeanSeconds: float64(i+1) / 1e3, RTTMaxSeconds: float64(i+1) / 1e3, CwndMin: 10, CwndMax: uint32(10 + i)},
 	}
 }
@@ -75,7 +75,8 @@ func TestMergeExact(t *testing.T) {
 		m.StartAt != srcs[0].Report.StartAt || m.StartLagSeconds != 0.002 || m.MessagesPerSecond != 3003 {
 		t.Errorf("times: %s to %s (%vs), start_at %s, lag %v, %v msg/s", m.StartedAt, m.EndedAt, m.DurationSeconds, m.StartAt, m.StartLagSeconds, m.MessagesPerSecond)
 	}
-	if c := m.Cost; c == nil || c.UserSeconds != 3 || c.Enters != 30 || c.SQEsPerEnter != 3 {
+	if c := m.Cost; c == nil || c.UserSeconds != 3 || c.Enters != 30 || c.SQEsPerEnter != 3 || c.SendCalls != 12 || c.RecvCalls != 18 || c.WouldBlockRatio != 0.5 ||
+		c.SendCallsPerMessage != 12.0/6006 {
 		t.Errorf("cost %+v", c)
 	}
 	if ti := m.TCPInfo; ti == nil || ti.Connections != 6 || ti.Retransmits != 3 || ti.RTTMeanSeconds != 0.002 || ti.RTTMaxSeconds != 0.003 || ti.CwndMax != 12 {

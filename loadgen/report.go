@@ -391,11 +391,8 @@ func (r *Report) WriteText(w io.Writer) error {
 			b.WriteString(" (the embedded sink's included)")
 		}
 		b.WriteString("\n")
-		switch {
-		case c.Enters > 0:
-			fmt.Fprintf(&b, "  syscalls:    %.4f io_uring_enter per message, %.1f SQEs per enter\n", c.EntersPerMessage, c.SQEsPerEnter)
-		case r.Backend == "epoll":
-			b.WriteString("  syscalls:    not counted on epoll (the engine does not count its sendmsg calls)\n")
+		if s := syscallsText(c, r.Command == "rr"); s != "" {
+			fmt.Fprintf(&b, "  syscalls:    %s\n", s)
 		}
 	}
 	if t := r.TCPInfo; t != nil {
@@ -459,6 +456,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if sent := r.Messages + r.OmittedMessages; !s.Stream && s.Messages < sent {
 			fmt.Fprintf(&b, "; %s of %s datagrams lost", grouped(sent-s.Messages), grouped(sent))
+		}
+		if s.Reads > 0 {
+			fmt.Fprintf(&b, "; %s read calls", grouped(s.Reads))
+			if sent := r.Messages + r.OmittedMessages; sent > 0 {
+				fmt.Fprintf(&b, " (%.3f per message sent)", float64(s.Reads)/float64(sent))
+			}
+			if s.Reader == ReaderGoNet {
+				b.WriteString(" through Go's net")
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -608,12 +614,19 @@ type SinkReport struct {
 	OutOfOrder uint64 `json:"out_of_order"`
 	Lost       uint64 `json:"lost"`
 	Echo       bool   `json:"echo"` // wrote what it received back
-	// Its cost: read(2) calls (recvfrom on UDP), per message where
-	// messages are counted, and the sink process's CPU time since it
-	// started (with an embedded sink: the whole process's).
-	Reads         uint64  `json:"read_calls"`
-	UserSeconds   float64 `json:"user_seconds"`
-	SystemSeconds float64 `json:"system_seconds"`
+	// Its cost. Reader says what reads: "go_net", Go's net package, not
+	// the engine — so there are no io_uring_enter or epoll-engine counts
+	// for a sink. Reads counts its Read calls (ReadFrom on UDP): each one
+	// read(2) (recvfrom) that returned data or an error; a read(2) that
+	// answered EAGAIN, after which Go's netpoller waited, is not counted.
+	// ReadsPerMessage is Reads per message where messages are counted (0
+	// otherwise). The CPU time is the sink process's since it started
+	// (with an embedded sink: the whole process's).
+	Reader          string  `json:"reader"`
+	Reads           uint64  `json:"read_calls"`
+	ReadsPerMessage float64 `json:"read_calls_per_message"`
+	UserSeconds     float64 `json:"user_seconds"`
+	SystemSeconds   float64 `json:"system_seconds"`
 	// Missing, in an answer to -sink-report: connections of the run the
 	// sink had not seen finish.
 	Missing uint64 `json:"missing_connections"`
@@ -655,9 +668,53 @@ func (s *SinkReport) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  cost:        %.2fs user + %.2fs system, %s read calls", s.UserSeconds, s.SystemSeconds, grouped(s.Reads))
 	if s.Messages > 0 {
-		fmt.Fprintf(&b, " (%.3f per message)", float64(s.Reads)/float64(s.Messages))
+		fmt.Fprintf(&b, " (%.3f per message)", s.ReadsPerMessage)
+	}
+	if s.Reader == ReaderGoNet {
+		b.WriteString(" through Go's net, not the engine (no io_uring or epoll-engine counts; EAGAINs not counted)")
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// syscallsText is the report's syscalls line: the engine's system calls
+// per message (rr: per request) — io_uring_enter calls and what they
+// carried, and the direct sendmsg/sendto and recvfrom calls (all of
+// epoll's) with the share that answered EAGAIN; "" if it made none. An
+// embedded sink's reads are not the engine's: the sink line gives them.
+func syscallsText(c *Cost, rr bool) string {
+	per := "message"
+	if rr {
+		per = "request"
+	}
+	var parts []string
+	if c.Enters > 0 {
+		s := fmt.Sprintf("%.4f io_uring_enter per %s, %.1f SQEs per enter, %.1f%% of enters waited for a completion",
+			c.EntersPerMessage, per, c.SQEsPerEnter, 100*float64(c.Waits)/float64(c.Enters))
+		if c.Parks > 0 {
+			s += ", reapers parked " + times(c.Parks)
+		}
+		if c.SQFull > 0 {
+			s += ", SQ full " + times(c.SQFull)
+		}
+		parts = append(parts, s)
+	}
+	if c.SendCalls+c.RecvCalls > 0 {
+		s := fmt.Sprintf("%.3f sendmsg/sendto per %s", c.SendCallsPerMessage, per)
+		if c.RecvCalls > 0 {
+			s += fmt.Sprintf(", %.3f recvfrom per %s", c.RecvCallsPerMessage, per)
+		}
+		s += fmt.Sprintf(", %.1f%% of them would block (EAGAIN)", 100*c.WouldBlockRatio)
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// times is "once" or "n times".
+func times(n uint64) string {
+	if n == 1 {
+		return "once"
+	}
+	return grouped(n) + " times"
 }

@@ -42,12 +42,23 @@ func TestReportText(t *testing.T) {
 		t.Errorf("names the stopped metrics server or a threshold that was not the reason:\n%s", out)
 	}
 
-	srep := &SinkReport{Listen: "tcp://127.0.0.1:9000", Verify: true, Verified: 300006, Corrupt: 150001, OutOfOrder: 1234, Lost: 5678, Reads: 1000, Messages: 2000}
+	// epoll: the engine's direct calls, per request for rr.
+	rep.Command, rep.Backend = "rr", "epoll"
+	rep.Cost = &Cost{SendCalls: 1000, RecvCalls: 3000, WouldBlock: 2000}
+	rep.Cost.setRatios(1000, 64000)
+	b.Reset()
+	rep.WriteText(&b)
+	if want := "syscalls:    1.000 sendmsg/sendto per request, 3.000 recvfrom per request, 50.0% of them would block (EAGAIN)\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("lacks %q:\n%s", want, b.String())
+	}
+
+	srep := &SinkReport{Listen: "tcp://127.0.0.1:9000", Verify: true, Verified: 300006, Corrupt: 150001, OutOfOrder: 1234, Lost: 5678, Reads: 1000, Messages: 2000, Reader: ReaderGoNet}
+	srep.setReadsPerMessage()
 	b.Reset()
 	if err := srep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"verified:    300,006 ok, 150,001 corrupt, 1,234 out of order, 5,678 lost", "1,000 read calls (0.500 per message)"} {
+	for _, want := range []string{"verified:    300,006 ok, 150,001 corrupt, 1,234 out of order, 5,678 lost", "1,000 read calls (0.500 per message) through Go's net, not the engine"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("sink report lacks %q:\n%s", want, b.String())
 		}

@@ -54,7 +54,6 @@ const sinkGrace = 2 * time.Second
 type runner struct {
 	cfg Config
 	eng *socket.Engine
-	reg *prometheus.Registry
 	// pos holds the run's connections, one per position; -conn-lifetime
 	// replaces a position's connection with a new one. retired are the
 	// connections replaced, kept to be closed and reported.
@@ -198,13 +197,18 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 		return &rep
 	}
 
-	// The engine's metrics join the run's registry, served below; the
-	// report reads the ring counters from it too.
-	reg := prometheus.NewRegistry()
-	em, err := metrics.New(reg, metrics.Options{})
-	if err != nil {
-		closeSink()
-		return nil, fmt.Errorf("metrics: %w", err)
+	// With -metrics-addr the engine's metrics join the run's registry,
+	// served below. The report's cost reads Engine.Stats, not the
+	// registry: without -metrics-addr there is none.
+	var reg *prometheus.Registry
+	var em *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		reg = prometheus.NewRegistry()
+		var err error
+		if em, err = metrics.New(reg, metrics.Options{}); err != nil {
+			closeSink()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	eng, err := socket.NewEngine(socket.EngineConfig{
 		Backend: string(cfg.Backend), ZeroCopy: string(cfg.ZeroCopy), Metrics: em,
@@ -222,7 +226,6 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 	r := &runner{
 		cfg:     cfg,
 		eng:     eng,
-		reg:     reg,
 		st:      newStats(cfg.Conns),
 		stopCh:  make(chan struct{}),
 		idle:    make(chan struct{}, 1),
@@ -269,7 +272,7 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 	}
 
 	// Go.
-	r.cost0 = r.readCost(false) // the rings have entered the kernel for nothing yet
+	r.cost0 = r.readCost()
 	r.epoch = time.Now()
 	if interrupted {
 		r.stop() // a signal while waiting: the report says nothing was sent
@@ -308,6 +311,7 @@ func RunStream(cfg Config, sig <-chan os.Signal, status, stream io.Writer) (*Rep
 	}
 	var prev snapshot
 	prevAt := time.Duration(0)
+	prevCost := r.cost0
 	var streamErr error
 run:
 	for {
@@ -317,7 +321,9 @@ run:
 			snap := r.st.collect()
 			out.status(r.statusLine(at, at-prevAt, &snap, &prev))
 			if stream != nil && streamErr == nil {
-				streamErr = r.writeInterval(stream, at, at-prevAt, &snap, &prev)
+				now := r.readCost()
+				streamErr = r.writeInterval(stream, at, at-prevAt, &snap, &prev, &now, &prevCost, sink != nil)
+				prevCost = now
 			}
 			prev, prevAt = snap, at
 		case <-omit:
@@ -325,7 +331,7 @@ run:
 			snap := r.st.collect()
 			r.st.resetTotal()
 			r.omitted, r.omittedKinds, r.omitAt = snap.counts, snap.byKind, time.Since(r.epoch)
-			r.omitCost = r.readCost(true)
+			r.omitCost = r.readCost()
 		case <-end:
 			break run
 		case <-r.stopCh:
@@ -356,7 +362,7 @@ run:
 		return nil, ErrInterrupted
 	}
 	drained := time.Since(r.epoch)
-	cost1 := r.readCost(true)
+	cost1 := r.readCost()
 	var tcpConns []TCPConnInfo
 	tcp := r.tcpInfo(true, &tcpConns)
 	locals := r.localAddrs()
@@ -383,8 +389,7 @@ run:
 			rep.Sink = sr
 		}
 	}
-	rep.setCost(r, cost1)
-	rep.Cost.IncludesSink = sink != nil
+	rep.setCost(r, &cost1, sink != nil)
 	rep.setTimes(r.epoch, drained, cfg.StartAt)
 	if rep.StartedLate {
 		out.notef("uringsend: sending started %v after -start-at %s", time.Duration(rep.StartLagSeconds*1e9).Round(time.Microsecond), rep.StartAt)

@@ -17,6 +17,18 @@ import (
 	"time"
 )
 
+// ReaderGoNet is SinkReport.Reader of a uringsend sink: it reads with
+// Go's net package, not with the engine.
+const ReaderGoNet = "go_net"
+
+// setReadsPerMessage sets ReadsPerMessage from Reads and Messages.
+func (s *SinkReport) setReadsPerMessage() {
+	s.ReadsPerMessage = 0
+	if s.Messages > 0 {
+		s.ReadsPerMessage = float64(s.Reads) / float64(s.Messages)
+	}
+}
+
 // Sink receives what runs send: it accepts any number of connections (or
 // reads datagrams), counts bytes and messages, and with Verify checks
 // every message's checksum and its stream's sequence. It reads with
@@ -166,6 +178,7 @@ func (s *Sink) serve(c net.Conn) {
 	for {
 		n, err := c.Read(buf[held:])
 		s.reads.Add(1)
+		mine.reads++
 		if first && n > 0 {
 			k := held + n
 			switch m := min(k, len(controlMagic)); {
@@ -372,6 +385,7 @@ func (s *Sink) readDatagrams() {
 		}
 		s.bytes.Add(uint64(n))
 		p.bytes += uint64(n)
+		p.reads++
 		c.messages++
 		if s.cfg.Verify {
 			verifyDatagram(buf[:n], int(s.cfg.MaxSize), streams, &c)
@@ -419,11 +433,13 @@ func (s *Sink) Report() SinkReport {
 		Lost:            s.lost.Load(),
 		Stream:          s.addr.Stream(),
 		Echo:            s.cfg.Echo,
+		Reader:          ReaderGoNet,
 		Reads:           s.reads.Load(),
 	}
 	if d > 0 {
 		r.BitsPerSecond = 8 * float64(r.Bytes) / d.Seconds()
 	}
+	r.setReadsPerMessage()
 	r.UserSeconds, r.SystemSeconds = cpuSince(s.cpu0)
 	return r
 }

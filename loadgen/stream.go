@@ -21,11 +21,13 @@ type IntervalReport struct {
 	Latency           Latency  `json:"latency_seconds"` // of this interval's completions
 	ConnectionsOpen   int      `json:"connections_open"`
 	TCPInfo           *TCPInfo `json:"tcp_info"`
+	Cost              *Cost    `json:"cost"` // this interval's CPU and system calls
 }
 
 // writeInterval writes the interval that ended at "at" and lasted dt as
-// one JSON line.
-func (r *runner) writeInterval(w io.Writer, at, dt time.Duration, now, prev *snapshot) error {
+// one JSON line: now and prev are the counts at its end and its start,
+// nowCost and prevCost the costs.
+func (r *runner) writeInterval(w io.Writer, at, dt time.Duration, now, prev *snapshot, nowCost, prevCost *cost, includesSink bool) error {
 	d := now.counts.sub(prev.counts)
 	ir := IntervalReport{
 		Type:            "interval",
@@ -38,6 +40,7 @@ func (r *runner) writeInterval(w io.Writer, at, dt time.Duration, now, prev *sna
 		Latency:         latencyOf(r.st.interval),
 		ConnectionsOpen: len(r.pos) - int(r.failed.Load()),
 		TCPInfo:         r.tcpInfo(false, nil),
+		Cost:            nowCost.since(prevCost, d.messages, d.bytes, includesSink),
 	}
 	if s := dt.Seconds(); s > 0 {
 		ir.MessagesPerSecond = float64(d.messages) / s

@@ -83,9 +83,12 @@
 // messages_per_second, bits_per_second, sync_ratio, backend,
 // latency_seconds {p50, p90, p99, p999, max} and latency_kind
 // (send_completion or round_trip), cost {user_seconds, system_seconds,
-// cpu_seconds_per_message, cpu_seconds_per_gb,
-// io_uring_enter_per_message, sqes_per_enter, ...}, tcp_info
-// {retransmits, rtt_mean_seconds, cwnd_min, cwnd_max,
+// cpu_seconds_per_message, cpu_seconds_per_gb; the engine's system calls:
+// on io_uring io_uring_enter_per_message, sqes_per_enter, io_uring_waits,
+// ...; on epoll send_calls_per_message (sendmsg/sendto),
+// recv_calls_per_message (recvfrom, rr) and would_block_ratio (the share
+// that answered EAGAIN), ...; per message means per request for rr},
+// tcp_info {retransmits, rtt_mean_seconds, cwnd_min, cwnd_max,
 // delivery_rate_max_bits_per_second, ...} and tcp_info_connections (each
 // connection's: local address, retransmits, bytes sent and acked, rtt,
 // cwnd, delivery and pacing rates, time limited by the peer's window or
@@ -104,13 +107,13 @@
 // precision are inside the encoding; connect_latency_histogram alike),
 // which merge adds up and any HdrHistogram library decodes. With -json-stream stdout is
 // NDJSON: one object per interval ("type": "interval", with that
-// interval's rates, percentiles and TCP_INFO), then the report on one
-// line.
+// interval's rates, percentiles, TCP_INFO and cost), then the report on
+// one line.
 //
 // -sink-report asks a "uringsend sink" target, after the run, what it
 // received from the run's connections (bytes, messages —
 // on UDP the loss is the run's messages less the sink's —, the -verify
-// verdict, its read calls and CPU time) and puts it in the report's sink
+// verdict, its read calls on them and CPU time) and puts it in the report's sink
 // (as iperf3's --get-server-output); a target that is no uringsend sink
 // leaves sink_error set. The sink knows the run's connections by their
 // addresses (on unix, abstract names the run binds them to). The
@@ -141,8 +144,11 @@
 // The sink accepts any number of connections (for UDP, datagrams from any
 // peer), prints the receive rate every -interval on stderr and, on SIGINT
 // or SIGTERM, waits up to 2 s for senders to finish and prints a summary
-// with its cost (read calls, CPU seconds). Its first line on stderr says
-// where it listens ("listening on tcp://127.0.0.1:40123" for port 0).
+// with its cost (read calls, CPU seconds): the sink reads with Go's net
+// package, not the engine, so it has no io_uring or sendmsg figures
+// (JSON: "reader": "go_net", read_calls, read_calls_per_message). Its
+// first line on stderr says where it listens ("listening on
+// tcp://127.0.0.1:40123" for port 0).
 // -echo writes what arrives back to its sender (tcp and unix).
 //
 // # Many generators as one run

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,24 +57,42 @@ type fullReport struct {
 		Lost     uint64 `json:"lost"`
 		Missing  uint64 `json:"missing_connections"`
 		Echo     bool   `json:"echo"`
+		Reader   string `json:"reader"`
 		Reads    uint64 `json:"read_calls"`
 	} `json:"sink"`
-	Cost *struct {
-		User         float64 `json:"user_seconds"`
-		Sys          float64 `json:"system_seconds"`
-		PerMessage   float64 `json:"cpu_seconds_per_message"`
-		PerGB        float64 `json:"cpu_seconds_per_gb"`
-		EntersPerMsg float64 `json:"io_uring_enter_per_message"`
-		SQEsPerEnter float64 `json:"sqes_per_enter"`
-		Enters       uint64  `json:"io_uring_enter_calls"`
-		SQEs         uint64  `json:"sqes_submitted"`
-		IncludesSink bool    `json:"includes_sink"`
-	} `json:"cost"`
+	Cost    *costReport `json:"cost"`
 	TCPInfo *struct {
 		Connections int     `json:"connections"`
 		RTTMean     float64 `json:"rtt_mean_seconds"`
 		CwndMin     uint32  `json:"cwnd_min"`
 	} `json:"tcp_info"`
+}
+
+// costReport is the report's cost (and an interval's).
+type costReport struct {
+	User            float64 `json:"user_seconds"`
+	Sys             float64 `json:"system_seconds"`
+	PerMessage      float64 `json:"cpu_seconds_per_message"`
+	PerGB           float64 `json:"cpu_seconds_per_gb"`
+	EntersPerMsg    float64 `json:"io_uring_enter_per_message"`
+	SQEsPerEnter    float64 `json:"sqes_per_enter"`
+	Enters          uint64  `json:"io_uring_enter_calls"`
+	SQEs            uint64  `json:"sqes_submitted"`
+	Waits           uint64  `json:"io_uring_waits"`
+	SendCalls       uint64  `json:"send_calls"`
+	RecvCalls       uint64  `json:"recv_calls"`
+	WouldBlock      uint64  `json:"would_block"`
+	SendCallsPerMsg float64 `json:"send_calls_per_message"`
+	RecvCallsPerMsg float64 `json:"recv_calls_per_message"`
+	WouldBlockRatio float64 `json:"would_block_ratio"`
+	IncludesSink    bool    `json:"includes_sink"`
+}
+
+// costKeys are the keys of the report's cost object.
+var costKeys = []string{
+	"cpu_seconds_per_gb", "cpu_seconds_per_message", "includes_sink", "io_uring_enter_calls", "io_uring_enter_per_message", "io_uring_waits",
+	"reaper_parks", "recv_calls", "recv_calls_per_message", "send_calls", "send_calls_per_message", "sq_full", "sqes_per_enter", "sqes_submitted",
+	"system_seconds", "user_seconds", "would_block", "would_block_ratio",
 }
 
 // needSocat returns socat's path, or skips (fails on CI).
@@ -262,11 +282,13 @@ func TestE2ERREchoSink(t *testing.T) {
 	}
 	code, out := sink.stop(t)
 	var srep struct {
-		Bytes uint64 `json:"bytes"`
-		Echo  bool   `json:"echo"`
-		Reads uint64 `json:"read_calls"`
+		Bytes  uint64 `json:"bytes"`
+		Echo   bool   `json:"echo"`
+		Reader string `json:"reader"`
+		Reads  uint64 `json:"read_calls"`
 	}
-	if err := json.Unmarshal([]byte(out), &srep); err != nil || code != 0 || srep.Bytes != 600000 || !srep.Echo || srep.Reads == 0 {
+	// The sink reads with Go's net, not the engine: its cost is read calls.
+	if err := json.Unmarshal([]byte(out), &srep); err != nil || code != 0 || srep.Bytes != 600000 || !srep.Echo || srep.Reads == 0 || srep.Reader != "go_net" {
 		t.Errorf("sink exit %d: %v %s", code, err, out)
 	}
 }
@@ -319,6 +341,9 @@ func TestE2ERRMismatch(t *testing.T) {
 }
 
 // The report gives the run's own cost, TCP_INFO and the connect latency.
+// The cost's system calls are the engine's (Engine.Stats): io_uring_enter
+// calls on io_uring, where a TCP send makes no direct system call;
+// sendmsg/sendto calls on epoll.
 func TestE2ECostAndTCPInfo(t *testing.T) {
 	bin := build(t)
 	for _, backend := range []string{"io_uring", "epoll"} {
@@ -327,22 +352,101 @@ func TestE2ECostAndTCPInfo(t *testing.T) {
 			t.Fatalf("%s: exit %d\n%s", backend, res.code, res.stderr)
 		}
 		rep := decode[fullReport](t, res.stdout)
+		checkCostKeys(t, backend, res.stdout)
 		c := rep.Cost
 		if c == nil || c.User+c.Sys <= 0 || c.PerMessage <= 0 || c.PerGB <= 0 || !c.IncludesSink {
 			t.Errorf("%s: cost %+v", backend, c)
 			continue
 		}
-		if backend == "io_uring" && (c.Enters == 0 || c.SQEs < c.Enters || c.EntersPerMsg <= 0 || c.EntersPerMsg >= 1 || c.SQEsPerEnter < 1) {
+		if backend == "io_uring" && (c.Enters == 0 || c.SQEs < c.Enters || c.EntersPerMsg <= 0 || c.EntersPerMsg >= 1 || c.SQEsPerEnter < 1 ||
+			c.Waits > c.Enters || c.SendCalls != 0 || c.SendCallsPerMsg != 0) {
 			t.Errorf("io_uring: cost %+v", c)
 		}
-		if backend == "epoll" && (c.Enters != 0 || c.SQEs != 0) {
-			t.Errorf("epoll: io_uring counts %+v", c)
+		// Batching coalesces queued sends: at most one call per message
+		// and each EAGAIN, at least one per coalesced wire.
+		if backend == "epoll" && (c.Enters != 0 || c.SQEs != 0 || c.SendCalls == 0 || c.SendCallsPerMsg <= 0 ||
+			c.SendCalls > rep.Messages+c.WouldBlock || c.RecvCalls != 0 || c.WouldBlockRatio < 0 || c.WouldBlockRatio >= 1) {
+			t.Errorf("epoll: cost %+v, %d messages", c, rep.Messages)
 		}
 		if rep.TCPInfo == nil || rep.TCPInfo.Connections != 3 || rep.TCPInfo.RTTMean <= 0 || rep.TCPInfo.CwndMin == 0 {
 			t.Errorf("%s: tcp_info %+v", backend, rep.TCPInfo)
 		}
 		if rep.DialAttempts != 3 || rep.DialErrors != 0 || rep.ConnectLatency["p50"] <= 0 {
 			t.Errorf("%s: dial %d attempts, %d errors, connect latency %v", backend, rep.DialAttempts, rep.DialErrors, rep.ConnectLatency)
+		}
+	}
+}
+
+// checkCostKeys checks that the report's cost has every key.
+func checkCostKeys(t *testing.T, what, report string) {
+	t.Helper()
+	var obj struct {
+		Cost map[string]json.RawMessage `json:"cost"`
+	}
+	if err := json.Unmarshal([]byte(report), &obj); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	got := make([]string, 0, len(obj.Cost))
+	for k := range obj.Cost {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, costKeys) {
+		t.Errorf("%s: cost keys\n got  %v\n want %v", what, got, costKeys)
+	}
+}
+
+// With one send in flight and no batching, an epoll send is one
+// sendto(2) that sends the whole 64 B message (it completes inside
+// SendAsync) or answers EAGAIN, and the message is sent again when the
+// netpoller says the socket is writable: send_calls is messages plus
+// would_block, send_calls_per_message 1 plus the EAGAINs per message.
+// An rr request is one send and at least one recvfrom that returns
+// bytes, plus the EAGAINs; on io_uring it takes io_uring_enter calls
+// and no direct ones. The text report gives the same figures.
+func TestE2ESyscallsPerMessage(t *testing.T) {
+	bin := build(t)
+	res := runBin(t, bin, "run", "-backend", "epoll", "-conns", "1", "-inflight", "1", "-size", "64", "-duration", "500ms", "-json")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	rep := decode[fullReport](t, res.stdout)
+	c := rep.Cost
+	if c == nil || rep.Messages == 0 || rep.Errors != 0 || c.SendCalls != rep.Messages+c.WouldBlock || c.RecvCalls != 0 ||
+		c.SendCallsPerMsg < 1 || c.SendCallsPerMsg > 1+float64(c.WouldBlock)/float64(rep.Messages)+1e-9 || c.SendCallsPerMsg > 2 {
+		t.Errorf("epoll, one in flight: %d messages, cost %+v", rep.Messages, c)
+	}
+
+	for _, backend := range []string{"epoll", "io_uring"} {
+		res := runBin(t, bin, "rr", "-backend", backend, "-conns", "2", "-messages", "2000", "-json")
+		if res.code != 0 {
+			t.Fatalf("rr %s: exit %d\n%s", backend, res.code, res.stderr)
+		}
+		checkCostKeys(t, "rr "+backend, res.stdout)
+		rep := decode[fullReport](t, res.stdout)
+		c := rep.Cost
+		switch {
+		case c == nil || rep.Messages != 2000:
+			t.Errorf("rr %s: %s", backend, res.stdout)
+		case backend == "epoll" && (c.Enters != 0 || c.SendCalls < rep.Messages || c.RecvCalls < rep.Messages ||
+			c.SendCalls+c.RecvCalls > 2*(rep.Messages+1)+c.WouldBlock || c.SendCallsPerMsg < 1 || c.RecvCallsPerMsg < 1):
+			t.Errorf("rr epoll: cost %+v", c)
+		case backend == "io_uring" && (c.Enters == 0 || c.EntersPerMsg <= 0 || c.SendCalls+c.RecvCalls != 0):
+			t.Errorf("rr io_uring: cost %+v", c)
+		}
+		if rep.Sink == nil || rep.Sink.Reader != "go_net" || rep.Sink.Reads == 0 {
+			t.Errorf("rr %s: the embedded sink's reads: %+v", backend, rep.Sink)
+		}
+	}
+
+	for backend, want := range map[string]*regexp.Regexp{
+		"epoll":    regexp.MustCompile(`\n  syscalls:    1\.\d{3} sendmsg/sendto per message, \d+\.\d% of them would block \(EAGAIN\)\n`),
+		"io_uring": regexp.MustCompile(`\n  syscalls:    \d\.\d{4} io_uring_enter per message, \d+\.\d SQEs per enter, `),
+	} {
+		res := runBin(t, bin, "run", "-backend", backend, "-conns", "1", "-inflight", "1", "-duration", "300ms")
+		if res.code != 0 || !want.MatchString(res.stdout) || !strings.Contains(res.stdout, " read calls (") ||
+			!strings.Contains(res.stdout, "through Go's net") {
+			t.Errorf("%s: exit %d, text does not match %v:\n%s", backend, res.code, want, res.stdout)
 		}
 	}
 }
@@ -423,7 +527,7 @@ func TestE2EJSONStream(t *testing.T) {
 		t.Fatalf("%d lines, want 3 to 5 intervals and the report:\n%s", len(lines), res.stdout)
 	}
 	last := len(lines) - 1
-	var sum uint64
+	var sum, calls uint64
 	for i, l := range lines[:last] {
 		var ir struct {
 			Type     string  `json:"type"`
@@ -432,15 +536,18 @@ func TestE2EJSONStream(t *testing.T) {
 			TCPInfo  *struct {
 				Connections int `json:"connections"`
 			} `json:"tcp_info"`
+			Cost *costReport `json:"cost"`
 		}
 		// A late tick on a loaded machine can leave an interval empty.
-		if err := json.Unmarshal([]byte(l), &ir); err != nil || ir.Type != "interval" || ir.TCPInfo == nil || ir.TCPInfo.Connections != 2 {
+		if err := json.Unmarshal([]byte(l), &ir); err != nil || ir.Type != "interval" || ir.TCPInfo == nil || ir.TCPInfo.Connections != 2 || ir.Cost == nil {
 			t.Errorf("line %d: %v %s", i, err, l)
+			continue
 		}
 		sum += ir.Messages
+		calls += ir.Cost.Enters + ir.Cost.SendCalls
 	}
-	if sum == 0 {
-		t.Errorf("no interval counted a message:\n%s", res.stdout)
+	if sum == 0 || calls == 0 {
+		t.Errorf("no interval counted a message (or a system call):\n%s", res.stdout)
 	}
 	rep := decode[fullReport](t, lines[last])
 	if rep.Messages < sum || rep.Messages == 0 {
