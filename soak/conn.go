@@ -39,6 +39,8 @@ type plan struct {
 	close   string // "", close-async, close-handler, close-sender, engine-close-async, engine-close-handler
 	closeAt int    // close-handler / close-sender: after this many completions / sends
 	delayUs int    // close-async: after this long
+
+	chunkLimit int // a chunk relay's in-Socket: WithChunkLimit, if > 0 (chunks.go)
 }
 
 func (s *soak) newPlan(rng *rand.Rand) plan {
@@ -149,7 +151,7 @@ type slot struct {
 
 // connection runs one connection of a random kind: stream sends (most),
 // UDP datagrams (udp.go), or a relay or echo through ReceiveAsync
-// (relay.go).
+// (relay.go) or ReceiveChunks (chunks.go).
 func (s *soak) connection(rng *rand.Rand, be string, id uint64) {
 	switch r := rng.IntN(20); {
 	case r < 5:
@@ -304,6 +306,9 @@ func (s *soak) open(eng *engine, p plan, id uint64) (*socket.Socket, net.Conn, f
 	opts = append(opts, socket.WithEngine(eng.Engine))
 	if p.batch {
 		opts = append(opts, socket.WithBatching())
+	}
+	if p.chunkLimit > 0 {
+		opts = append(opts, socket.WithChunkLimit(p.chunkLimit))
 	}
 	rcvbuf := func(_, _ string, rc syscall.RawConn) error {
 		if p.smallBufs {

@@ -25,7 +25,20 @@
 // (relay.go): ReceiveAsync, then SendAsync of what came, then the next
 // receive, from Completed handlers; the source and the far end fault as
 // the peers above, and the bytes received and delivered are compared with
-// the source's by SHA-256.
+// the source's by SHA-256. Half of them receive with ReceiveChunks
+// instead (chunks.go: kinds relay-chunks and echo-chunks): each chunk of
+// the engine's receive pool is sent on as it is and released when its send
+// has completed (from Completed, or later from a goroutine of the
+// relay's), with chunk limits from 1 to 64, on the shared engines' default
+// pools, on a long-lived engine per backend whose pool is 8 buffers of
+// 2 KiB shared by every relay on it, or on engines of their own with pools
+// of 2 to 16 buffers of 512 B to 4 KiB, so that streams park on an empty
+// pool (ENOBUFS) and resume; the same faults, the same checks, and: one
+// last call with io.EOF, ErrClosed or the reset the fault explains; every
+// chunk delivered is released exactly once, none is delivered again while
+// held, none after the last call, none larger than a buffer; a held
+// chunk's bytes do not change; no engine's relays hold more chunks than its
+// pool has buffers.
 //
 // Every connection is checked when it ends: each accepted send completed
 // exactly once (a synchronous result or one Completed), with Success or
@@ -37,7 +50,9 @@
 // SIGPIPE arrived.
 //
 // It prints one summary line — connections by kind, sends (ops, bytes),
-// receives, datagrams (sent, received, dropped by their socket, lost
+// receives, chunks (delivered; times the relays of an engine held its
+// whole pool, so that the next receive parks on ENOBUFS; times a relay held
+// its chunk limit), datagrams (sent, received, dropped by their socket, lost
 // otherwise, packets of many datagrams seen by UDP_GRO receivers), faults
 // injected, violations —
 // and exits with status 1 if there was any violation. Memory is bounded:
@@ -46,6 +61,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -120,6 +136,10 @@ type soak struct {
 	dgramsSent, dgramsGot, dgramDrops atomic.Int64
 	dgramsLost, gsoPackets            atomic.Int64
 
+	// Stream receives (chunks.go): chunks delivered, times an engine's
+	// relays held its whole pool, times a relay held its chunk limit.
+	chunks, chunkPoolFull, chunkAtLimit atomic.Int64
+
 	zc zcStats // the zero-copy shape over network namespaces (zerocopy.go)
 }
 
@@ -135,7 +155,13 @@ func (s *soak) logf(format string, args ...any) { log.Printf(format, args...) }
 type engine struct {
 	*socket.Engine
 	inflight func() float64
+	poolN    int          // buffers in its receive pool (per ring: it has one)
+	held     atomic.Int64 // chunks its relays hold (chunks.go)
 }
+
+// tinyPool names the long-lived engine of a backend whose receive pool is
+// tiny, shared by the chunk relays that choose it (chunks.go).
+func tinyPool(be string) string { return be + "+tiny-pool" }
 
 // engineFor returns the engine a connection (who names it in violations)
 // runs on, with the function to call when the connection is done: the
@@ -145,16 +171,21 @@ func (s *soak) engineFor(rng *rand.Rand, be string, ephemeral bool, who string) 
 	if !ephemeral {
 		return s.engines[be], func() {}
 	}
-	return s.ephemeralEngine(rng, be, who)
+	return s.ephemeralEngine(rng, be, who, nil)
 }
 
 // ephemeralEngine starts a small engine of its own for one connection
 // (who names it in violations) and returns it with the function that
 // closes it and checks that nothing is left in flight; nil if it could not
 // start (a violation is recorded).
-func (s *soak) ephemeralEngine(rng *rand.Rand, be, who string) (*engine, func()) {
+// With cfg (may be nil) the connection adjusts the engine's configuration.
+func (s *soak) ephemeralEngine(rng *rand.Rand, be, who string, cfg func(*socket.EngineConfig)) (*engine, func()) {
 	entries := []uint32{2, 4, 8, 64}[rng.IntN(4)]
-	eng, err := newEngine(socket.EngineConfig{Backend: be, Entries: entries, CQEntries: 2 * entries})
+	ecfg := socket.EngineConfig{Backend: be, Entries: entries, CQEntries: 2 * entries}
+	if cfg != nil {
+		cfg(&ecfg)
+	}
+	eng, err := newEngine(ecfg)
 	if err != nil {
 		s.violation("setup", "ephemeral engine: %v", err)
 		return nil, nil
@@ -184,7 +215,11 @@ func newEngine(cfg socket.EngineConfig) (*engine, error) {
 		eng.Close()
 		return nil, fmt.Errorf("engine %s runs on %s", cfg.Backend, eng.Backend())
 	}
-	return &engine{Engine: eng, inflight: func() float64 { return gauge(reg, metrics.NameInflightSends) }}, nil
+	poolN := 1
+	for poolN < cmp.Or(cfg.RecvBuffers, 1024) {
+		poolN <<= 1 // as the engine rounds it
+	}
+	return &engine{Engine: eng, inflight: func() float64 { return gauge(reg, metrics.NameInflightSends) }, poolN: poolN}, nil
 }
 
 // gauge reads a gauge from reg.
@@ -249,6 +284,18 @@ func run(cfg config, out io.Writer) int {
 			log.Fatalf("engine %s: %v", be, err)
 		}
 		s.engines[be] = e
+		t, err := newEngine(socket.EngineConfig{Backend: be, RecvBuffers: 8, RecvBufferSize: 2 << 10})
+		if err != nil {
+			log.Fatalf("engine %s: %v", tinyPool(be), err)
+		}
+		s.engines[tinyPool(be)] = t
+	}
+	// The long-lived engines' receive pools are made on their first
+	// ReceiveChunks: before the heap is measured, not by a relay.
+	for be, e := range s.engines {
+		if err := primePool(e); err != nil {
+			log.Fatalf("engine %s: receive pool: %v", be, err)
+		}
 	}
 
 	startHeap := liveHeap()
@@ -363,9 +410,9 @@ func run(cfg config, out io.Writer) int {
 	if len(vk) > 0 {
 		viol += " (" + strings.Join(vk, " ") + ")"
 	}
-	fmt.Fprintf(out, "soak: %v seed=%d conns=%d (%s) ops=%d bytes=%d (%.1f MiB/s) recvs=%d recv-bytes=%d relayed=%d dgrams=%d received=%d dropped=%d lost=%d (rcvbuf-errors=%d backlog-drops=%d) gso-packets=%d faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB %s\n",
+	fmt.Fprintf(out, "soak: %v seed=%d conns=%d (%s) ops=%d bytes=%d (%.1f MiB/s) recvs=%d recv-bytes=%d relayed=%d chunks=%d (pool-full=%d at-limit=%d) dgrams=%d received=%d dropped=%d lost=%d (rcvbuf-errors=%d backlog-drops=%d) gso-packets=%d faults=%d (%s) violations=%s goroutines=%d->%d fds=%d->%d sigpipe=%d live-heap=%.0f->%.0fMiB peak-heap=%.0fMiB %s\n",
 		elapsed, cfg.seed, s.conns.Load(), strings.Join(kk, " "), s.ops.Load(), s.bytes.Load(), float64(s.bytes.Load())/elapsed.Seconds()/(1<<20),
-		s.recvs.Load(), s.recvBytes.Load(), s.relayed.Load(),
+		s.recvs.Load(), s.recvBytes.Load(), s.relayed.Load(), s.chunks.Load(), s.chunkPoolFull.Load(), s.chunkAtLimit.Load(),
 		s.dgramsSent.Load(), s.dgramsGot.Load(), s.dgramDrops.Load(), s.dgramsLost.Load(), rcvbufErrs, softnet, s.gsoPackets.Load(),
 		total, strings.Join(fk, " "), viol, startG, endG, startFDs, endFDs, sigpipes.Load(),
 		float64(startHeap)/(1<<20), float64(endHeap)/(1<<20), float64(s.peakHeap.Load())/(1<<20), s.zc.summary())

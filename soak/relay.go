@@ -27,7 +27,8 @@ import (
 // handlers, except the first receives and what completes synchronously.
 // The far end (a peer as the send connections have) reads and hashes what
 // arrives. An echo connection is one Socket: in and out are the same, and
-// the source's own connection reads back what it wrote.
+// the source's own connection reads back what it wrote. Half of the
+// relays receive with ReceiveChunks instead of ReceiveAsync (chunks.go).
 //
 // Receives on a Socket complete in call order, but a synchronous result
 // can be seen before the Completed of the receive ahead of it has run, so
@@ -62,6 +63,14 @@ type relayPlan struct {
 	closeOut  bool   // close the out-Socket (else in)
 	closeAt   int
 	delayUs   int
+
+	// Chunk relays (chunks.go): the in-Socket receives with ReceiveChunks
+	// (its limit is in.chunkLimit).
+	chunks      bool
+	pool        string // default (the shared engine's), shared-tiny (tinyPool's), own (an engine of its own)
+	recvBufs    int    // own: the pool's buffers and their size
+	recvBufSize int
+	lateRelease bool // chunks released by a goroutine of the relay's, a while after their send completed
 }
 
 func (s *soak) newRelayPlan(rng *rand.Rand) relayPlan {
@@ -81,6 +90,17 @@ func (s *soak) newRelayPlan(rng *rand.Rand) relayPlan {
 		bufSize:   []int{1, 1 + rng.IntN(512), 4 << 10, 16 << 10, 64 << 10}[rng.IntN(5)],
 		total:     []int64{0, rng.Int64N(64 << 10), rng.Int64N(1 << 20), rng.Int64N(4 << 20)}[rng.IntN(4)],
 		chunk:     []int{1 + rng.IntN(100), 4 << 10, 64 << 10}[rng.IntN(3)],
+	}
+	if rng.IntN(2) == 0 {
+		p.chunks = true
+		p.in.chunkLimit = []int{0, 1, 2, 4, 16, 64}[rng.IntN(6)]
+		p.lateRelease = rng.IntN(3) == 0
+		p.pool = []string{"default", "shared-tiny", "own"}[rng.IntN(3)]
+		p.ephemeral = p.pool == "own"
+		if p.ephemeral {
+			p.recvBufs = []int{2, 4, 8, 16}[rng.IntN(4)]
+			p.recvBufSize = []int{512, 1024, 1500, 4096}[rng.IntN(4)]
+		}
 	}
 	// At most ~3000 writes (of chunk/2 on average), paused or not: a
 	// relay ends in seconds.
@@ -132,6 +152,7 @@ type rentry struct {
 	size    int
 	pending bool
 	a       *rop
+	chunk   *socket.Chunk // a chunk relay's send: the chunk it sends
 	outcome
 }
 
@@ -183,7 +204,18 @@ type source struct {
 
 func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 	p := s.newRelayPlan(rng)
-	eng, release := s.engineFor(rng, be, p.ephemeral, fmt.Sprintf("relay %d", id))
+	var eng *engine
+	release := func() {}
+	switch {
+	case p.pool == "shared-tiny":
+		eng = s.engines[tinyPool(be)]
+	case p.pool == "own":
+		eng, release = s.ephemeralEngine(rng, be, fmt.Sprintf("relay %d", id), func(c *socket.EngineConfig) {
+			c.RecvBuffers, c.RecvBufferSize = p.recvBufs, p.recvBufSize
+		})
+	default:
+		eng, release = s.engineFor(rng, be, p.ephemeral, fmt.Sprintf("relay %d", id))
+	}
 	if eng == nil {
 		return
 	}
@@ -209,11 +241,14 @@ func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 		r.out, r.closeOut, sinkConn = out, closeOut, c
 	}
 	s.conns.Add(1)
+	kind := "relay"
 	if p.echo {
-		s.kind("echo")
-	} else {
-		s.kind("relay")
+		kind = "echo"
 	}
+	if p.chunks {
+		kind += "-chunks"
+	}
+	s.kind(kind)
 	for _, f := range []string{p.out.peer, p.src, p.close} {
 		if f != "" {
 			s.fault(f)
@@ -237,37 +272,46 @@ func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 		})
 	}
 
-	r.mu.Lock()
-	for range p.depth {
-		a := &rop{buf: make([]byte, p.bufSize)}
-		a.Completed = r.completed
-		r.receive(a)
+	var cr *chunkRelay
+	if p.chunks {
+		cr = r.startChunks(rand.New(rand.NewPCG(rng.Uint64(), id)))
+	} else {
+		r.mu.Lock()
+		for range p.depth {
+			a := &rop{buf: make([]byte, p.bufSize)}
+			a.Completed = r.completed
+			r.receive(a)
+		}
+		stop := r.pump()
+		r.mu.Unlock()
+		r.after(stop)
 	}
-	stop := r.pump()
-	r.mu.Unlock()
-	r.after(stop)
 
 	// The relay ends by itself: at the end of the stream, or stopped by
 	// an error, it closes both Sockets; then every receive and send has
-	// completed.
+	// completed (and a chunk relay's last call has come and every chunk
+	// has been released).
 	finished := func() bool {
-		return r.inClosed.Load() && r.outClosed.Load() && r.left.Load() == 0 && r.busy.Load() == 0
+		return r.inClosed.Load() && r.outClosed.Load() && r.left.Load() == 0 && r.busy.Load() == 0 && cr.settled()
 	}
 	// A hang is a relay that stops moving, not one that is slow: tiny
 	// buffers (a few bytes per receive) relaying megabytes on a loaded
 	// machine can take minutes, one completion after the other.
 	if !r.waitProgress(30*time.Second, finished) {
 		r.mu.Lock()
-		s.violation("hang", "relay %d (%+v): stuck (nothing completed for 30 s): %d operations pending, eof=%v stopped=%v sending=%d received=%d",
-			id, p, r.left.Load(), r.eof, r.stopped, r.sending, r.recvd)
+		s.violation("hang", "relay %d on %s (%+v): stuck (nothing completed for 30 s): %d operations pending, eof=%v stopped=%v sending=%d received=%d (source wrote %d)%s",
+			id, r.in.Backend(), p, r.left.Load(), r.eof, r.stopped, r.sending, r.recvd, src.written, cr.stateLocked())
 		r.mu.Unlock()
 		r.closedEarly.Store(true)
 		r.closeBoth()
 		if !waitFor(10*time.Second, finished) {
-			s.violation("hang", "relay %d: %d operations never completed, even after Close", id, r.left.Load())
+			r.mu.Lock()
+			s.violation("hang", "relay %d: %d operations never completed, even after Close%s", id, r.left.Load(), cr.stateLocked())
+			r.mu.Unlock()
 			return
 		}
 	}
+	cr.stop()
 	faulters.Wait()
 	if !src.wait(30 * time.Second) {
 		s.violation("hang", "relay %d (%+v): the source never finished (%d bytes written)", id, p, src.written)
@@ -281,6 +325,7 @@ func (s *soak) relayConnection(rng *rand.Rand, be string, id uint64) {
 	}
 	srcConn.Close()
 	r.verify(src, sink)
+	cr.verify(src, sink)
 }
 
 // startSource writes p.total bytes (or until the soak ends) to c, then
@@ -362,6 +407,12 @@ func (r *relay) completed(e *sendop.Args) {
 	stop := r.pump()
 	r.mu.Unlock()
 	r.after(stop)
+	r.tick()
+}
+
+// tick counts a completion (a chunk relay's handler calls too) and
+// injects close-handler's and engine-close-handler's fault at closeAt.
+func (r *relay) tick() {
 	if k := r.completions.Add(1); k == int64(r.p.closeAt) {
 		switch r.p.close {
 		case "close-handler":

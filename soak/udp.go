@@ -279,11 +279,22 @@ func (r *udpPeer) check(d []byte, last int) int {
 	return max(seq, last)
 }
 
+// procNet is the path of /proc/net/name as the process's own network
+// namespace has it. /proc/net is /proc/self/net, the namespace of the
+// process's main thread, and that is not the process's after the
+// zero-copy shape's netnstest Host.Do ran on the main thread: a thread
+// locked into a host's namespace ends with its goroutine, but the runtime
+// wedges the main thread instead, still in that namespace (the soak then
+// read another namespace's counters: datagrams "lost without a trace",
+// RcvbufErrors going backwards). The calling goroutine's thread is in the
+// process's namespace: the threads in hosts' run nothing else.
+func procNet(name string) string { return "/proc/thread-self/net/" + name }
+
 // sockDrops is the kernel's count of datagrams dropped by this socket.
 func (r *udpPeer) sockDrops() int64 {
-	name := "/proc/net/udp"
+	name := procNet("udp")
 	if r.v6 {
-		name = "/proc/net/udp6"
+		name = procNet("udp6")
 	}
 	f, err := os.Open(name)
 	if err != nil {
@@ -412,7 +423,7 @@ func (s *soak) lost(c *conn, sent, got, drops int64) {
 // softnetDrops is the kernel's count of packets dropped for a full
 // backlog, over all CPUs.
 func softnetDrops() int64 {
-	b, err := os.ReadFile("/proc/net/softnet_stat")
+	b, err := os.ReadFile(procNet("softnet_stat"))
 	if err != nil {
 		return 0
 	}
@@ -431,7 +442,7 @@ func softnetDrops() int64 {
 // because a receive buffer was full (as the bench does; IPv4 and IPv6).
 func udpRcvbufErrors() int64 {
 	var total int64
-	if b, err := os.ReadFile("/proc/net/snmp"); err == nil {
+	if b, err := os.ReadFile(procNet("snmp")); err == nil {
 		var names []string
 		for _, line := range strings.Split(string(b), "\n") {
 			fl := strings.Fields(line)
@@ -450,7 +461,7 @@ func udpRcvbufErrors() int64 {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/net/snmp6"); err == nil {
+	if b, err := os.ReadFile(procNet("snmp6")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if fl := strings.Fields(line); len(fl) == 2 && fl[0] == "Udp6RcvbufErrors" {
 				v, _ := strconv.ParseInt(fl[1], 10, 64)
