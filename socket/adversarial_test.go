@@ -55,7 +55,6 @@ func advRandom(n int, seed uint64) []byte {
 // must reach the kernel even when nothing else happens on the ring — the
 // stream parks (its request ended), and no more buffers are taken.
 func TestAdvChunkLimitCancelReachesKernel(t *testing.T) {
-	t.Skip("BUG: onStream (stream_linux.go:328) takes the cap cancel's SQE with u.prepCancel outside LockSQ/UnlockSQ, so it is never published; u.r.Submit finds nothing to submit and the multishot receive keeps taking buffers past WithChunkLimit until the pool runs dry")
 	eng := streamEngine(t, BackendIOURing, EngineConfig{RecvBufferSize: 4096})
 	s, p := rxPair(t, eng, WithChunkLimit(1))
 	k := newChunkSink()
@@ -153,7 +152,6 @@ func TestAdvChunkBytesValidAfterEngineClose(t *testing.T) {
 // window is a few instructions; -race widens it enough to hit it within a
 // round or two.)
 func TestAdvChunkParkRacesRelease(t *testing.T) {
-	t.Skip("BUG: streamStopped (stream_linux.go:238) stores parked from an earlier load of held; a Release (stream_linux.go:161-164) between the two sees parked == false and does not resume, so the stream parks forever with nothing held")
 	eng := newEngine(t, EngineConfig{Backend: BackendEpoll, RecvBufferSize: 512})
 	for r := range 4 {
 		s, p := rxPair(t, eng, WithChunkLimit(1))
@@ -214,7 +212,6 @@ func sum256(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 // SQE taken without the lock is a data race on the SQ (and two takers may
 // get the same entry).
 func TestAdvChunkLimitCancelSQRace(t *testing.T) {
-	t.Skip("BUG: onStream (stream_linux.go:328) calls u.prepCancel → ring.GetSQE without the submission lock: a data race on the SQ (localTail, the SQE) with every other submitter; -race reports it; also stalls by the lost resume of TestAdvChunkParkRacesRelease")
 	eng := streamEngine(t, BackendIOURing, EngineConfig{RecvBufferSize: 512})
 	s, p := rxPair(t, eng, WithChunkLimit(1))
 	o, po := rxPair(t, eng)
@@ -839,7 +836,6 @@ func TestAdvStatsIOURingUnixgramCounted(t *testing.T) {
 // run with -race, a relay releasing on other goroutines must be race-free
 // and exact.
 func TestAdvChunkNoBundleReleaseOrdering(t *testing.T) {
-	t.Skip("BUG (-race, kernels without recv bundles): Chunk.Release writes c.b/c.s (stream_linux.go:159) and chunkOf writes them again (stream_linux.go:189) with no happens-before the race detector can see (Buf, unlike Bundle, loads no br.pos)")
 	eng := streamEngine(t, BackendIOURing, EngineConfig{RecvBuffers: 4, RecvBufferSize: 1024})
 	// The limit above the pool: the stream parks on ENOBUFS, never on the
 	// limit (whose cancel is TestAdvChunkLimitCancelSQRace's).

@@ -113,8 +113,10 @@
 // handler sends its Bytes on (no copy) and Releases it when that send
 // completes. A socket whose handler holds WithChunkLimit chunks, or that
 // finds the pool empty (ENOBUFS), stops receiving until chunks come back
-// — on io_uring the limit is soft by what the kernel received before it
-// saw the cancel (up to a few dozen buffers). The stream ends with one
+// — on io_uring each request carries a byte budget of what the limit
+// leaves (6.15), so a burst stops there; older kernels see only the cancel
+// at the limit, and may fill a few dozen buffers more. The stream ends
+// with one
 // last call, c == nil: io.EOF, ErrClosed or the socket's error. The epoll
 // backend keeps the same contract with a reader goroutine that takes a
 // buffer only inside its non-blocking recv(2). See stream_linux.go.

@@ -12,7 +12,10 @@ package socket
 // the idle cost are the same.
 //
 // Flow control: a socket whose handler holds its limit of chunks stops
-// receiving — io_uring cancels its request; epoll's reader stops — and a
+// receiving — io_uring arms each request with a byte budget of what the
+// limit leaves (optlen, 6.15), so the kernel stops it there, and cancels
+// it at the limit where the kernel has no budget; epoll's reader stops —
+// and a
 // socket finding the pool empty (ENOBUFS) stops too; both are parked, and
 // Release arms them again (a parked socket resumes once it holds at most
 // half its limit, so a relay that is backpressured does not cancel and
@@ -37,6 +40,7 @@ package socket
 import (
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,6 +66,7 @@ type rxStream struct {
 	parked atomic.Bool  // stopped for want of buffers; changes under rx.mu
 	// Under rx.mu.
 	capCancel bool // io_uring: the request was cancelled at the limit
+	limited   bool // io_uring: the request was armed with a byte budget
 	ended     bool // the last call of the handler is due
 
 	// epoll: the reader's callback and result (its goroutine's own).
@@ -186,10 +191,13 @@ func (s *Socket) streamResume() {
 func (s *Socket) chunkOf(bid uint16, b []byte) *Chunk {
 	st := s.rx.stream
 	c := &st.pool.chunks[bid]
+	// The pool's count first: Release changed it after it cleared c's
+	// fields, so this orders the two for the race detector too (the
+	// kernel orders them by handing bid out again).
+	st.pool.out.Add(1)
 	c.b, c.s = b, s
 	c.out.Store(true)
 	st.held.Add(1)
-	st.pool.out.Add(1)
 	return c
 }
 
@@ -222,8 +230,12 @@ func (s *Socket) streamStopped(res int32, why int) (again bool) {
 	var final error
 	enobufs := false
 	s.rx.mu.Lock()
-	capped := why == stopCapped || st.capCancel
+	// At the limit: the cancel did it, or the kernel stopped at the
+	// arm's byte budget (res > 0 without CQEFMore) with the limit reached.
+	capped := why == stopCapped || st.capCancel || res > 0 && st.held.Load() >= st.limit
 	st.capCancel = false
+	limited := st.limited
+	st.limited = false
 	switch {
 	case s.life.closing():
 		final = ErrClosed
@@ -234,9 +246,20 @@ func (s *Socket) streamStopped(res int32, why int) (again bool) {
 	case res == -int32(unix.ENOBUFS):
 		enobufs = true
 		st.parked.Store(true)
+	case res == -int32(unix.EINVAL) && limited:
+		// The kernel has no byte budget for multishot receives (before
+		// 6.15): arm without one from now on; the cancel at the limit
+		// still bounds the stream, if less tightly.
+		st.pool.noBudget.Store(true)
+		again = true
 	case capped && (res >= 0 || retriable(res)):
-		st.parked.Store(st.held.Load() > st.limit/2)
-		again = !st.parked.Load()
+		// Parked first, then held read: a Release in between sees the
+		// park and resumes the stream; one before it shows in held.
+		st.parked.Store(true)
+		if st.held.Load() <= st.limit/2 {
+			st.parked.Store(false)
+			again = true
+		}
 	case res > 0 || retriable(res):
 		again = true
 	default:
@@ -284,10 +307,22 @@ func (s *Socket) streamCloseLocked() bool {
 func (u *uring) streamArm(s *Socket) {
 	st := s.rx.stream
 	ud := u.rxUserData(s)
+	// A byte budget (the SQE's optlen, 6.15) stops the request by itself
+	// once the chunks it may fill reach the socket's limit: a burst then
+	// cannot take more buffers than the limit before the kernel sees a
+	// cancel.
+	budget := int64(st.limit-st.held.Load()) * int64(st.pool.size)
+	useBudget := budget > 0 && budget <= math.MaxInt32 && !st.pool.noBudget.Load()
+	s.rx.mu.Lock()
+	st.limited = useBudget
+	s.rx.mu.Unlock()
 	u.r.LockSQ()
 	sqe, err := u.r.GetSQE()
 	if err == nil {
 		ring.PrepRecvMultishot(sqe, s.fd, st.pool.br.Group(), st.bundle)
+		if useBudget {
+			sqe.SetSpliceFdIn(int32(budget)) // optlen: the union's other name
+		}
 		sqe.SetUserData(ud)
 	}
 	u.r.UnlockSQ()
@@ -325,7 +360,7 @@ func (u *uring) onStream(s *Socket, c *ring.CQE) {
 			if first {
 				// Submitted now, not at the next enter: the kernel goes
 				// on filling buffers for the socket until it sees it.
-				u.prepCancel(c.UserData())
+				u.cancelUD(c.UserData())
 				u.r.Submit()
 			}
 		}
@@ -415,6 +450,8 @@ type chunkPool struct {
 	slab []byte // epoll
 	mu   sync.Mutex
 	free []uint16
+
+	noBudget atomic.Bool // io_uring: the kernel refused a multishot byte budget
 
 	// Streams parked on an empty pool, resumed as buffers come back.
 	nwait   atomic.Int32

@@ -69,7 +69,6 @@ func TestSoakChunkHeldPastEngineClose(t *testing.T) {
 // the race detector reports it (without -race the test passes, unless the
 // SQE is lost and a Write never returns).
 func TestSoakChunkLimitCancelWithoutSQLock(t *testing.T) {
-	t.Skip("BUG: onStream's limit cancel takes an SQE without the submission lock (run with -race)")
 	eng := streamEngine(t, BackendIOURing, EngineConfig{RecvBufferSize: 1024})
 	out, pout := rxPair(t, eng)
 	go io.Copy(io.Discard, pout)
