@@ -9,9 +9,11 @@
 // zero-copy send posts two CQEs), COOP_TASKRUN|TASKRUN_FLAG and SUBMIT_ALL
 // where the kernel has them, reads the features back and probes opcode
 // support (Supports). By default the ring is created disabled, limited with
-// IORING_REGISTER_RESTRICTIONS to DefaultOps and AllowedSQEFlags, and then
-// enabled: a process that is tricked into submitting another opcode gets
-// -EACCES in the CQE. Kernels 5.6–5.9 refuse IORING_SETUP_R_DISABLED
+// IORING_REGISTER_RESTRICTIONS to DefaultOps, AllowedSQEFlags and the
+// io_uring_register opcodes of buffer rings and registered ring fds, and
+// then enabled: a process that is tricked into submitting another opcode
+// gets -EACCES in the CQE (a kernel before 5.19, which does not know the
+// buffer ring opcodes, gets a ring that refuses every register opcode). Kernels 5.6–5.9 refuse IORING_SETUP_R_DISABLED
 // (EINVAL): there New makes an unrestricted ring rather than none, and
 // Has(FeatureRestrictions) and Restricted report false. Where io_uring is
 // missing or refused (ENOSYS; EPERM from kernel.io_uring_disabled or
@@ -28,9 +30,14 @@
 // flag with -EINVAL), a RECV with POLL_FIRST|MSG_DONTWAIT on a socket with
 // a byte to read (-EAGAIN before any attempt; older kernels refuse the
 // ioprio or read the byte), a zero-copy send with REPORT_USAGE on fd -1,
-// IORING_REGISTER_RESTRICTIONS on an enabled ring (-EBADFD) — or from the
-// IORING_FEAT_* bits. The requests use opcodes DefaultOps allows, complete
-// at once, take microseconds in all, and are not counted in Stats. A probe
+// IORING_REGISTER_RESTRICTIONS on an enabled ring (-EBADFD), a buffer ring
+// of one entry registered and unregistered, a multishot RECV on fd -1
+// (-EBADF; 5.19 refuses the flag), the ring fd registered with the
+// probing thread and unregistered — or from the IORING_FEAT_* bits
+// (bundles). Whether the kernel takes IORING_SETUP_DEFER_TASKRUN is asked
+// once per process, by setting up and closing a small ring with it. The
+// requests use opcodes DefaultOps allows, complete at once, take
+// microseconds in all, and are not counted in Stats. A probe
 // that cannot decide counts as missing. Require turns a missing feature
 // into a *FeatureError that names it and its minimum kernel and Is
 // ErrNotSupported. Config.DisableFeatures and Config.DisableOps make a
@@ -133,4 +140,39 @@
 //
 // user_data values from ReservedUserData up are the ring's own and are
 // never handed to the Handler.
+//
+// # Provided buffers and multishot receive
+//
+// A receive that must not hold a buffer while its socket is idle asks the
+// kernel to pick one when data arrives. RegisterBufRing maps, outside the
+// Go heap, a buffer ring (IORING_REGISTER_PBUF_RING, 5.19): Entries
+// entries of struct io_uring_buf and as many buffers of Size bytes, all
+// in the ring at first, under a buffer group id. PrepRecvMultishot arms
+// one RECV (IORING_RECV_MULTISHOT, 6.0) that selects from the group: for
+// each receive the kernel takes the buffer at the ring's head, fills it
+// and posts a CQE with CQEFBuffer, the buffer's id (BufferID), res = the
+// bytes, and CQEFMore while the request stays armed. With
+// IORING_RECVSEND_BUNDLE (6.10) one CQE covers several buffers, taken
+// from consecutive ring entries: Bundle walks them from the position
+// where the first was put, which is consecutive ids only if they came
+// back in order. The request ends with a final CQE (no CQEFMore): res 0
+// at end of stream, -ENOBUFS when the group ran dry (the data waits in
+// the socket; recycle and arm again, nothing is lost or reordered),
+// -ECANCELED when cancelled, or data when the kernel stopped it (a bundle
+// that emptied the ring). Each request's CQEs come in stream order.
+//
+// A buffer named by a CQE is the caller's until Recycle (or RecycleBatch)
+// writes it at the ring's tail and publishes the tail with a release
+// store, which the kernel reads with an acquire load; the head is the
+// kernel's. Recycling may happen on any goroutine (a send that finishes)
+// and is serialized by the BufRing's own lock, a leaf lock. Bundle relies
+// on two rules: buffers are recycled only after the CQE that named them
+// was read, and a group's CQEs are read in the order they were posted;
+// then the entries a bundle took are not overwritten before its CQE is
+// handled. BufRing.Close unregisters and unmaps once no request selects
+// from the group. Ring.Close unregisters the buffer rings still
+// registered but leaves their memory to BufRing.Close: buffers handed out
+// may be read and sent after the ring has closed, and only their owner
+// knows when the last comes back. After Close abandoned requests, that
+// memory is never unmapped, since the kernel may still write into it.
 package ring

@@ -32,17 +32,44 @@ const (
 	// FeatureExtArg: IORING_FEAT_EXT_ARG, timed waits in io_uring_enter
 	// (SubmitAndWait with a timeout; 5.11).
 	FeatureExtArg
+	// FeatureBufRing: provided buffer rings, IORING_REGISTER_PBUF_RING
+	// (RegisterBufRing; 5.19). Without it RegisterBufRing fails.
+	FeatureBufRing
+	// FeatureRecvMultishot: IORING_RECV_MULTISHOT, one RECV SQE that
+	// posts a CQE per receive into provided buffers (PrepRecvMultishot;
+	// 6.0). It takes its buffers from a buffer ring: use it together with
+	// FeatureBufRing.
+	FeatureRecvMultishot
+	// FeatureRecvBundle: IORING_RECVSEND_BUNDLE, a receive that fills
+	// several provided buffers at once (PrepRecvMultishot's bundle,
+	// BufRing.Bundle; IORING_FEAT_RECVSEND_BUNDLE, 6.10). It needs
+	// FeatureBufRing as well.
+	FeatureRecvBundle
+	// FeatureDeferTaskrun: IORING_SETUP_DEFER_TASKRUN with
+	// IORING_SETUP_SINGLE_ISSUER (6.1): completions run only when the one
+	// issuer thread waits for them. New does not set it up (the reaper
+	// would have to be that thread); Has tells whether it could.
+	FeatureDeferTaskrun
+	// FeatureRegisterRingFD: IORING_REGISTER_RING_FDS (5.18), a ring fd
+	// registered with the calling thread, which io_uring_enter then need
+	// not look up. The registration belongs to one OS thread.
+	FeatureRegisterRingFD
 
 	featureEnd
 )
 
 var featureInfo = [featureEnd]struct{ name, min string }{
-	FeaturePollFirst:     {"IORING_RECVSEND_POLL_FIRST", "5.19"},
-	FeatureCancelFD:      {"IORING_ASYNC_CANCEL_FD", "5.19"},
-	FeatureCancelAny:     {"IORING_ASYNC_CANCEL_ANY", "5.19"},
-	FeatureZCReportUsage: {"IORING_SEND_ZC_REPORT_USAGE", "6.2"},
-	FeatureRestrictions:  {"IORING_REGISTER_RESTRICTIONS", "5.10"},
-	FeatureExtArg:        {"IORING_FEAT_EXT_ARG", "5.11"},
+	FeaturePollFirst:      {"IORING_RECVSEND_POLL_FIRST", "5.19"},
+	FeatureCancelFD:       {"IORING_ASYNC_CANCEL_FD", "5.19"},
+	FeatureCancelAny:      {"IORING_ASYNC_CANCEL_ANY", "5.19"},
+	FeatureZCReportUsage:  {"IORING_SEND_ZC_REPORT_USAGE", "6.2"},
+	FeatureRestrictions:   {"IORING_REGISTER_RESTRICTIONS", "5.10"},
+	FeatureExtArg:         {"IORING_FEAT_EXT_ARG", "5.11"},
+	FeatureBufRing:        {"IORING_REGISTER_PBUF_RING", "5.19"},
+	FeatureRecvMultishot:  {"IORING_RECV_MULTISHOT", "6.0"},
+	FeatureRecvBundle:     {"IORING_RECVSEND_BUNDLE", "6.10"},
+	FeatureDeferTaskrun:   {"IORING_SETUP_DEFER_TASKRUN", "6.1"},
+	FeatureRegisterRingFD: {"IORING_REGISTER_RING_FDS", "5.18"},
 }
 
 func (f Feature) valid() bool { return f > 0 && f < featureEnd }

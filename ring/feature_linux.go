@@ -1,9 +1,12 @@
 package ring
 
 import (
+	"errors"
 	"runtime"
 	"sync/atomic"
+	"unsafe"
 
+	sys "github.com/iceber/iouring-go/syscall"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,6 +59,9 @@ func (r *Ring) probeFeatures() {
 	if r.probe[OpSendZC] {
 		r.setHas(FeatureZCReportUsage, r.probeZCReportUsage())
 	}
+	r.probeBufRing()
+	r.setHas(FeatureRegisterRingFD, r.probeRegisterRingFD())
+	r.setHas(FeatureDeferTaskrun, probeDeferTaskrun())
 }
 
 func (r *Ring) setHas(f Feature, ok bool) {
@@ -115,6 +121,77 @@ func (r *Ring) probePollFirst() bool {
 	})
 	runtime.KeepAlive(buf)
 	return ok && res == -int32(unix.EAGAIN)
+}
+
+// probeBufRing registers a one-entry buffer ring and unregisters it
+// (FeatureBufRing; 5.19 knows the register opcode, older kernels answer
+// EINVAL). The receive features are only asked where it succeeded:
+// multishot receives take their buffers from a ring, and a kernel with
+// buffer rings checks a RECV's ioprio, which older ones ignored.
+// FeatureRecvBundle is the kernel's IORING_FEAT_RECVSEND_BUNDLE bit.
+func (r *Ring) probeBufRing() {
+	br, err := r.registerBufRing(probeBufGroup, 1, 1)
+	if err != nil || br.Close() != nil {
+		return
+	}
+	r.setHas(FeatureBufRing, true)
+	if r.probe[OpRecv] {
+		r.setHas(FeatureRecvMultishot, r.probeRecvMultishot())
+		r.setHas(FeatureRecvBundle, r.features&FeatRecvsendBundle != 0)
+	}
+}
+
+// probeBufGroup is the buffer group id of New's probe, unregistered before
+// New returns.
+const probeBufGroup = 0xffff
+
+// probeRecvMultishot arms a multishot RECV on fd -1: 6.0 accepts
+// IORING_RECV_MULTISHOT and fails the file lookup (-EBADF) before it
+// would select a buffer; 5.19 refuses the ioprio (-EINVAL).
+func (r *Ring) probeRecvMultishot() bool {
+	res, ok := r.probeRequest(func(sqe *SQE) { PrepRecvMultishot(sqe, -1, probeBufGroup, false) })
+	return ok && res == -int32(unix.EBADF)
+}
+
+// probeRegisterRingFD registers the ring's fd with this thread and
+// unregisters it at once (5.18; older kernels answer EINVAL). The slot
+// belongs to the thread, which probeFeatures has locked; leaving it
+// registered would also keep the ring alive until the thread exits.
+func (r *Ring) probeRegisterRingFD() bool {
+	upd := rsrcUpdate{offset: ^uint32(0), data: uint64(r.fd)}
+	if r.register(registerRingFDs, unsafe.Pointer(&upd), 1) != nil {
+		return false
+	}
+	upd.data = 0
+	return r.register(unregisterRingFDs, unsafe.Pointer(&upd), 1) == nil
+}
+
+// deferTaskrun caches probeDeferTaskrun's conclusive answers: 0 unknown,
+// 1 present, 2 missing. It is a property of the kernel, so once per
+// process is enough.
+var deferTaskrun atomic.Int32
+
+// probeDeferTaskrun sets up a small ring with SINGLE_ISSUER|DEFER_TASKRUN
+// and closes it: 6.1 accepts, older kernels answer EINVAL. Any other
+// error (EMFILE, ENOMEM) decides nothing and is asked again next time.
+func probeDeferTaskrun() bool {
+	switch deferTaskrun.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	p := &sys.IOURingParams{Flags: setupSingleIssuer | setupDeferTaskrun}
+	fd, err := sysSetup(2, p)
+	switch {
+	case err == nil:
+		unix.Close(fd)
+		deferTaskrun.Store(1)
+		return true
+	case errors.Is(err, unix.EINVAL):
+		deferTaskrun.Store(2)
+	}
+	return false
 }
 
 // probeRequest submits one request that prep fills, waits for its final
@@ -193,9 +270,15 @@ func (r *Ring) applyDisabled(cfg *Config) {
 	if !r.probe[OpSendZC] {
 		r.has &^= 1 << FeatureZCReportUsage
 	}
+	if !r.probe[OpRecv] {
+		r.has &^= 1<<FeatureRecvMultishot | 1<<FeatureRecvBundle
+	}
 	r.has &^= r.disabledFeatures
 	if !r.Has(FeatureExtArg) {
 		r.features &^= FeatExtArg
+	}
+	if !r.Has(FeatureRecvBundle) {
+		r.features &^= FeatRecvsendBundle
 	}
 }
 

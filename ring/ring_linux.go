@@ -12,49 +12,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Config sets up a Ring. The zero value is a restricted 256-entry ring.
-type Config struct {
-	// Entries is the SQ size, rounded up to a power of two by the kernel.
-	// Default 256.
-	Entries uint32
-	// CQEntries is the CQ size; default 4 × Entries (zero-copy sends post
-	// two CQEs each, and completions of earlier batches may still be there).
-	// It must be at least Entries.
-	CQEntries uint32
-	// NoCoopTaskrun leaves out IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG.
-	// Cooperative task running saves an IPI per completion but lets task
-	// work wait until the submitting thread next enters the kernel.
-	NoCoopTaskrun bool
-	// Unrestricted skips IORING_REGISTER_RESTRICTIONS: every opcode and
-	// SQE flag is allowed. By default the ring is created disabled, limited
-	// to the opcodes of DefaultOps and ExtraOps that the kernel has and to
-	// AllowedSQEFlags, then enabled. A restricted ring also refuses every
-	// io_uring_register opcode (registered files and buffers). A kernel without restrictions (5.6–5.9) gets an
-	// unrestricted ring anyway: see Restricted and FeatureRestrictions.
-	// On an unrestricted ring do not set IOSQE_CQE_SKIP_SUCCESS:
-	// Inflight and Close count on one final CQE per SQE.
-	Unrestricted bool
-	// ExtraOps are opcodes allowed besides DefaultOps.
-	ExtraOps []uint8
-	// DisableFeatures makes Has report these features missing, as on an
-	// older kernel, so that tests and experiments can take every fallback
-	// on a new one. The ring itself then does without them too (Close
-	// without FeatureCancelAny, SubmitAndWait without FeatureExtArg).
-	DisableFeatures []Feature
-	// DisableOps makes Supports report these opcodes missing, for the same
-	// purpose. Without OpSend New fails as on a kernel before 5.6. A
-	// restricted ring still allows them: only the answer changes.
-	DisableOps []uint8
-}
-
 // DefaultOps is what a socket engine needs: the sends, RECV (receives),
 // NOP (wake-ups), ASYNC_CANCEL (Close) and LINK_TIMEOUT (per-send
 // deadlines).
 var DefaultOps = []uint8{OpNop, OpSend, OpSendmsg, OpSendZC, OpSendmsgZC, OpRecv, OpAsyncCancel, OpLinkTimeout}
 
 // AllowedSQEFlags are the SQE flags a restricted ring accepts: IO_LINK for
-// link timeouts, FIXED_FILE for registered files, ASYNC to force io-wq.
-const AllowedSQEFlags = SQEIOLink | SQEFixedFile | SQEAsync
+// link timeouts, FIXED_FILE for registered files, ASYNC to force io-wq,
+// BUFFER_SELECT for receives into a provided buffer ring.
+const AllowedSQEFlags = SQEIOLink | SQEFixedFile | SQEAsync | SQEBufferSelect
+
+// allowedRegisterOps are the io_uring_register opcodes a restricted ring
+// accepts: provided buffer rings (RegisterBufRing) and registering the
+// ring's own fd with a thread. A restricted ring refuses every other one
+// with EACCES, as it refuses opcodes outside DefaultOps.
+var allowedRegisterOps = []uint8{registerPbufRing, unregisterPbufRing, registerRingFDs, unregisterRingFDs}
 
 // Reserved user_data values: the ring's own wake-ups and cancels. PeekBatch
 // never returns them. Callers must keep their user_data below ReservedUserData.
@@ -108,6 +80,11 @@ type Ring struct {
 	drained    chan struct{} // the last user → Close; capacity 1
 	reaperDone chan struct{} // closed by the reaper as it leaves
 	closeDone  chan struct{} // closed by Close once the ring is closed
+
+	// The registered buffer rings by group id, which Close unregisters (a
+	// leaf lock: nothing else is taken while bufMu is held).
+	bufMu    sync.Mutex
+	bufRings map[uint16]*BufRing
 
 	stats struct {
 		enters, submitted, reaped, overflows, waits, parks, sqFull atomic.Uint64
@@ -327,6 +304,8 @@ func (r *Ring) layoutCQ(p *sys.IOURingParams) {
 }
 
 func (r *Ring) unmap() {
+	// Buffer rings first, while the fd is still open to unregister them.
+	r.closeBufRings()
 	if r.sqeMem != nil {
 		unix.Munmap(r.sqeMem)
 		r.sqeMem = nil
@@ -371,14 +350,26 @@ func (r *Ring) loadProbe() {
 }
 
 func (r *Ring) restrict(ops []uint8) error {
-	res := make([]restriction, 0, len(ops)+1)
+	res := make([]restriction, 0, len(ops)+1+len(allowedRegisterOps))
 	for _, op := range ops {
 		if r.probe[op] {
 			res = append(res, restriction{opcode: restrictSQEOp, arg: op})
 		}
 	}
 	res = append(res, restriction{opcode: restrictSQEFlags, arg: AllowedSQEFlags})
-	if err := r.register(registerRestrict, unsafe.Pointer(&res[0]), uint32(len(res))); err != nil {
+	n := len(res)
+	for _, op := range allowedRegisterOps {
+		res = append(res, restriction{opcode: restrictRegisterOp, arg: op})
+	}
+	err := r.register(registerRestrict, unsafe.Pointer(&res[0]), uint32(len(res)))
+	if errors.Is(err, unix.EINVAL) {
+		// Before 5.19 the kernel does not know PBUF_RING and refuses
+		// the whole set (and forgets it): restrict without them, so the
+		// ring refuses every register opcode, as it has no buffer rings
+		// to allow anyway.
+		err = r.register(registerRestrict, unsafe.Pointer(&res[0]), uint32(n))
+	}
+	if err != nil {
 		return &FeatureError{Name: "IORING_REGISTER_RESTRICTIONS", MinVersion: "5.10", Err: err}
 	}
 	if err := r.register(registerEnable, nil, 0); err != nil {

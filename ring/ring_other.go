@@ -18,3 +18,23 @@ func (r *Ring) Has(f Feature) bool { return false }
 
 // Require returns a *FeatureError on this platform.
 func (r *Ring) Require(f Feature) error { return featureError(f, false) }
+
+// BufRing is not available on this platform.
+type BufRing struct{}
+
+// RegisterBufRing returns a *FeatureError on this platform.
+func (r *Ring) RegisterBufRing(bgid uint16, entries, bufSize int) (*BufRing, error) {
+	return nil, featureError(FeatureBufRing, false)
+}
+
+// Buf returns nil on this platform.
+func (br *BufRing) Buf(bid uint16, n int) []byte { return nil }
+
+// Recycle does nothing on this platform.
+func (br *BufRing) Recycle(bid uint16) {}
+
+// RecycleBatch does nothing on this platform.
+func (br *BufRing) RecycleBatch(bids []uint16) {}
+
+// Close does nothing on this platform.
+func (br *BufRing) Close() error { return nil }
