@@ -62,8 +62,12 @@ type rxStream struct {
 	pool   *chunkPool
 	limit  int32
 	bundle bool
-	held   atomic.Int32 // chunks delivered, not released
-	parked atomic.Bool  // stopped for want of buffers; changes under rx.mu
+	// oneShot: one buffer per request, re-armed after each. AF_UNIX:
+	// a multishot RECV there can miss a shutdown that races the last
+	// data and stay armed forever (6.18; liburing issue 1549).
+	oneShot bool
+	held    atomic.Int32 // chunks delivered, not released
+	parked  atomic.Bool  // stopped for want of buffers; changes under rx.mu
 	// Under rx.mu.
 	capCancel bool // io_uring: the request was cancelled at the limit
 	limited   bool // io_uring: the request was armed with a byte budget
@@ -105,6 +109,9 @@ func (s *Socket) ReceiveChunks(h func(c *Chunk, err error)) error {
 		return err
 	}
 	st := &rxStream{h: h, pool: pool, limit: int32(s.opts.chunkLimit), bundle: pool.bundle}
+	if s.u != nil && isUnix(s.fd) {
+		st.oneShot, st.bundle = true, false
+	}
 	if st.limit <= 0 {
 		st.limit = defaultChunkLimit
 	}
@@ -164,8 +171,11 @@ func (c *Chunk) Release() {
 	c.b, c.s = nil, nil // before the buffer goes back: a delivery may reuse c
 	st := s.rx.stream
 	held := st.held.Add(-1)
-	p.out.Add(-1)
 	p.put(bid)
+	if p.out.Add(-1) == 0 && p.closed.Load() {
+		p.unmap() // the engine closed while this chunk was out
+		return
+	}
 	if st.parked.Load() && held <= st.limit/2 {
 		s.streamResume()
 	}
@@ -312,7 +322,7 @@ func (u *uring) streamArm(s *Socket) {
 	// cannot take more buffers than the limit before the kernel sees a
 	// cancel.
 	budget := int64(st.limit-st.held.Load()) * int64(st.pool.size)
-	useBudget := budget > 0 && budget <= math.MaxInt32 && !st.pool.noBudget.Load()
+	useBudget := budget > 0 && budget <= math.MaxInt32 && !st.pool.noBudget.Load() && !st.oneShot
 	s.rx.mu.Lock()
 	st.limited = useBudget
 	s.rx.mu.Unlock()
@@ -320,7 +330,9 @@ func (u *uring) streamArm(s *Socket) {
 	sqe, err := u.r.GetSQE()
 	if err == nil {
 		ring.PrepRecvMultishot(sqe, s.fd, st.pool.br.Group(), st.bundle)
-		if useBudget {
+		if st.oneShot {
+			sqe.SetIoprio(0) // a plain RECV that selects a buffer
+		} else if useBudget {
 			sqe.SetSpliceFdIn(int32(budget)) // optlen: the union's other name
 		}
 		sqe.SetUserData(ud)
@@ -453,6 +465,10 @@ type chunkPool struct {
 
 	noBudget atomic.Bool // io_uring: the kernel refused a multishot byte budget
 
+	// io_uring: the ring closed; the buffer ring's memory goes once no
+	// chunk is out (a relay may still read what it holds).
+	closed, freed atomic.Bool
+
 	// Streams parked on an empty pool, resumed as buffers come back.
 	nwait   atomic.Int32
 	waitMu  sync.Mutex
@@ -497,6 +513,22 @@ func (p *chunkPool) put(bid uint16) {
 	p.mu.Lock()
 	p.free = append(p.free, bid)
 	p.mu.Unlock()
+}
+
+// closeRing is the ring's close: the pool's memory is freed now, or by
+// the Release of the last chunk out.
+func (p *chunkPool) closeRing() {
+	p.closed.Store(true)
+	if p.out.Load() == 0 {
+		p.unmap()
+	}
+}
+
+// unmap unmaps the buffer ring, once.
+func (p *chunkPool) unmap() {
+	if p.br != nil && p.freed.CompareAndSwap(false, true) {
+		p.br.Close()
+	}
 }
 
 // wait parks s until buffers come back.
@@ -595,4 +627,10 @@ type delivery struct {
 func (d *delivery) run() {
 	d.s.rx.stream.h(d.c, d.err)
 	d.s.raisedDone(1)
+}
+
+// isUnix reports an AF_UNIX socket.
+func isUnix(fd int) bool {
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	return err == nil && dom == unix.AF_UNIX
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -545,4 +546,80 @@ func TestReceiveChunksPeerReset(t *testing.T) {
 			t.Fatalf("got %q, %d last calls", k.h.b.String(), k.ends)
 		}
 	})
+}
+
+// AF_UNIX streams end with io.EOF every time, with every byte: on io_uring
+// their requests are single-shot (a multishot RECV there can miss a
+// shutdown racing the last data and stay armed).
+func TestReceiveChunksUnixEOF(t *testing.T) {
+	eachStreamBackend(t, EngineConfig{RecvBufferSize: 4096}, func(t *testing.T, eng *Engine) {
+		dir := t.TempDir()
+		for round := range 40 {
+			l, err := net.Listen("unix", fmt.Sprintf("%s/%d", dir, round))
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer := make(chan net.Conn, 1)
+			go func() { c, _ := l.Accept(); peer <- c }()
+			c, err := net.Dial("unix", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := <-peer
+			l.Close()
+			s, err := FromConn(c, WithEngine(eng))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := newChunkSink()
+			if err := s.ReceiveChunks(k.handle); err != nil {
+				t.Fatal(err)
+			}
+			data := bytes.Repeat([]byte{byte(round), 1, 2, 3}, 64<<10) // 256 KiB
+			go func() { p.Write(data); p.(*net.UnixConn).CloseWrite() }()
+			if err := k.waitEnd(t); err != io.EOF {
+				t.Fatalf("round %d: end %v", round, err)
+			}
+			if !bytes.Equal(k.h.b.Bytes(), data) {
+				t.Fatalf("round %d: %d of %d bytes, or out of order", round, k.n, len(data))
+			}
+			s.Close()
+			c.Close()
+			p.Close()
+		}
+	})
+}
+
+// The io_uring pool's memory outlives the engine until the last chunk out
+// is released, then goes.
+func TestReceiveChunksPoolFreedAfterLastRelease(t *testing.T) {
+	eng, err := NewEngine(EngineConfig{Backend: BackendIOURing})
+	if err != nil {
+		t.Skip(err)
+	}
+	s, p := rxPair(t, eng)
+	got := make(chan *Chunk, 1)
+	if err := s.ReceiveChunks(func(c *Chunk, err error) {
+		if c != nil {
+			got <- c
+		}
+	}); errors.Is(err, ring.ErrNotSupported) {
+		eng.Close()
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	p.Write([]byte("held across the engine's close"))
+	c := <-got
+	pool, _ := eng.chunkPool(s)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if pool.freed.Load() || string(c.Bytes()) != "held across the engine's close" {
+		t.Fatalf("freed %v, bytes %q", pool.freed.Load(), c.Bytes())
+	}
+	c.Release()
+	if !pool.freed.Load() {
+		t.Fatal("the pool outlived its last chunk")
+	}
 }

@@ -88,7 +88,13 @@ func (u *uring) close() error {
 	if u.unmetric != nil {
 		u.unmetric()
 	}
-	return u.r.Close()
+	err := u.r.Close()
+	u.poolMu.Lock()
+	if u.pool != nil {
+		u.pool.closeRing()
+	}
+	u.poolMu.Unlock()
+	return err
 }
 
 func (u *uring) add(s *Socket) { s.w.idx = u.socks.put(s) }
