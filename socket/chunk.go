@@ -10,7 +10,10 @@ import (
 // taken from a provided buffer ring only when data arrived. The handler
 // may keep it past its return — typically it sends Bytes on another
 // socket and calls Release from that send's Completed — and must call
-// Release exactly once when done; a Chunk must not be used after. While a
+// Release exactly once when done; a Chunk must not be used after (the
+// engine reuses it for the buffer's next delivery, so a second Release is
+// caught — it panics — only until then). Its bytes stay readable until
+// Release, even past the Engine's Close. While a
 // socket holds its limit of chunks (WithChunkLimit) it receives no more:
 // a relay whose far side stops reading stops reading its near side, as a
 // proxy should.
