@@ -100,7 +100,8 @@ type rxState struct {
 // goroutine. err != nil: nothing was received, nothing will be raised, and
 // e is free again; err is one of sendop.ErrNilArgs, ErrNoBuffer,
 // ErrBufferConflict, ErrInProgress, ErrBadFlags, ErrReceiveBufferList,
-// ErrEmptyBuffer, ErrClosed or ErrNotConnected.
+// ErrEmptyBuffer, ErrClosed, ErrNotConnected or ErrReceiving (the socket
+// receives with ReceiveChunks).
 //
 // BytesTransferred is the number of bytes received, at most len(Buffer);
 // 0 with Success means the peer has closed its side (end of stream).
