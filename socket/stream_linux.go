@@ -237,44 +237,8 @@ const (
 // re-arms (true), parks, or ends the stream with the handler's last call.
 func (s *Socket) streamStopped(res int32, why int) (again bool) {
 	st := s.rx.stream
-	var final error
-	enobufs := false
 	s.rx.mu.Lock()
-	// At the limit: the cancel did it, or the kernel stopped at the
-	// arm's byte budget (res > 0 without CQEFMore) with the limit reached.
-	capped := why == stopCapped || st.capCancel || res > 0 && st.held.Load() >= st.limit
-	st.capCancel = false
-	limited := st.limited
-	st.limited = false
-	switch {
-	case s.life.closing():
-		final = ErrClosed
-	case why == stopFailed:
-		final = s.opError("read", syscall.Errno(-res))
-	case why == stopRes && res == 0:
-		final = io.EOF
-	case res == -int32(unix.ENOBUFS):
-		enobufs = true
-		st.parked.Store(true)
-	case res == -int32(unix.EINVAL) && limited:
-		// The kernel has no byte budget for multishot receives (before
-		// 6.15): arm without one from now on; the cancel at the limit
-		// still bounds the stream, if less tightly.
-		st.pool.noBudget.Store(true)
-		again = true
-	case capped && (res >= 0 || retriable(res)):
-		// Parked first, then held read: a Release in between sees the
-		// park and resumes the stream; one before it shows in held.
-		st.parked.Store(true)
-		if st.held.Load() <= st.limit/2 {
-			st.parked.Store(false)
-			again = true
-		}
-	case res > 0 || retriable(res):
-		again = true
-	default:
-		final = s.opError("read", syscall.Errno(-res))
-	}
+	final, enobufs, again := s.streamNextLocked(res, why)
 	if final != nil {
 		st.ended = true
 		s.unraised.Add(1) // before the side lets go: Close must wait for it
@@ -294,6 +258,48 @@ func (s *Socket) streamStopped(res int32, why int) (again bool) {
 		s.releaseClose()
 	}
 	return again
+}
+
+// streamNextLocked decides, with rx.mu held, what follows a stopped
+// request: the stream's end (final), a park on the empty pool (enobufs) or
+// at the limit, or another request (again).
+func (s *Socket) streamNextLocked(res int32, why int) (final error, enobufs, again bool) {
+	st := s.rx.stream
+	// At the limit: the cancel did it, or the kernel stopped at the
+	// arm's byte budget (res > 0 without CQEFMore) with the limit reached.
+	capped := why == stopCapped || st.capCancel || res > 0 && st.held.Load() >= st.limit
+	st.capCancel = false
+	limited := st.limited
+	st.limited = false
+	switch {
+	case s.life.closing():
+		return ErrClosed, false, false
+	case why == stopFailed:
+		return s.opError("read", syscall.Errno(-res)), false, false
+	case why == stopRes && res == 0:
+		return io.EOF, false, false
+	case res == -int32(unix.ENOBUFS):
+		st.parked.Store(true)
+		return nil, true, false
+	case res == -int32(unix.EINVAL) && limited:
+		// The kernel has no byte budget for multishot receives (before
+		// 6.15): arm without one from now on; the cancel at the limit
+		// still bounds the stream, if less tightly.
+		st.pool.noBudget.Store(true)
+		return nil, false, true
+	case capped && (res >= 0 || retriable(res)):
+		// Parked first, then held read: a Release in between sees the
+		// park and resumes the stream; one before it shows in held.
+		st.parked.Store(true)
+		if st.held.Load() > st.limit/2 {
+			return nil, false, false
+		}
+		st.parked.Store(false)
+		return nil, false, true
+	case res > 0 || retriable(res):
+		return nil, false, true
+	}
+	return s.opError("read", syscall.Errno(-res)), false, false
 }
 
 // streamCloseLocked ends a parked stream of a closing socket (nothing of
