@@ -72,7 +72,9 @@
 // its buffers and Close returns. From a Completed handler Close returns at
 // once and the release follows the last completion: the goroutine raising
 // Completed locks itself to its OS thread while it runs handlers and
-// publishes the thread's id, which is how Close knows it is on it. CloseWrite is the
+// publishes the thread's id, which is how Close knows it is on it (so a
+// handler must not call runtime.UnlockOSThread more often than it called
+// LockOSThread). CloseWrite is the
 // graceful half-close: queued sends complete, then FIN. Sockets made by
 // FromConn leave the connection open and its deadlines alone.
 //
