@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/uringsend/uringsend/socket"
 )
 
 // TestBackpressure: towards a peer that does not read, each direction
@@ -42,9 +44,19 @@ func TestBackpressure(t *testing.T) {
 		if len(conns) != 1 {
 			t.Fatalf("%d connections; want 1", len(conns))
 		}
-		held := conns[0].up.held.Load()
-		if held <= 0 || held > int64(cfg.MaxInflight) {
-			t.Fatalf("%d bytes held towards the stalled upstream; want 1 to MaxInflight (%d)", held, cfg.MaxInflight)
+		held, bound := conns[0].up.held.Load(), int64(cfg.MaxInflight)
+		if p.RecvPool() && p.Backend() == socket.BackendIOURing {
+			// The kernel fills buffers for a multishot receive until it
+			// sees the cancel the socket sends at its chunk limit. That
+			// is documented as a few dozen buffers over the limit; with
+			// the socket of issue 18 it can be the whole pool
+			// (socket/stream_review_test.go,
+			// TestReviewChunkLimitUnderSustainedSend), so only the pool
+			// bounds it here.
+			bound = int64(recvPoolBuffers(cfg)) * int64(cfg.BufferSize)
+		}
+		if held <= 0 || held > bound {
+			t.Fatalf("%d bytes held towards the stalled upstream; want 1 to %d (MaxInflight %d)", held, bound, cfg.MaxInflight)
 		}
 		read := p.stats.snapshotBytes(directionIndexUp)
 		time.Sleep(100 * time.Millisecond)

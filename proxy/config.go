@@ -26,17 +26,36 @@ type Config struct {
 	// Backend is the engine's backend: socket.BackendAuto, BackendIOURing
 	// or BackendEpoll.
 	Backend string
-	// Recv is how the proxy reads: RecvEngine (Socket.ReceiveAsync, so
-	// the engine runs both the reads and the sends), RecvNet (Go's
+	// Recv is how the proxy reads: RecvEngine (the engine runs both the
+	// reads and the sends: Socket.ReceiveChunks into its receive pool,
+	// or ReceiveAsync into buffers of the proxy's own), RecvNet (Go's
 	// net.Conn.Read, a goroutine per direction), or RecvAuto: the engine
 	// on io_uring, Go's net on epoll.
 	Recv string
+	// RecvOwnBuffers makes receive mode engine read into buffers of the
+	// proxy's own (Socket.ReceiveAsync; an idle connection holds one per
+	// direction) instead of the engine's receive pool (ReceiveChunks;
+	// an idle connection holds none). The proxy does so by itself on
+	// kernels without multishot receive (before 6.0).
+	RecvOwnBuffers bool
+	// RecvPool is the number of buffers (of BufferSize) in the engine's
+	// receive pool, shared by every connection of a ring (receive mode
+	// engine); 0: 1024. A direction holds at most MaxInflight of them,
+	// so the pool runs dry — and every connection waits until sends
+	// complete or SendTimeout resets the stalled ones — only once
+	// RecvPool/(MaxInflight/BufferSize) directions are backed up at
+	// once. Pages are used only as buffers fill, but a busy proxy ends
+	// up touching the whole pool.
+	RecvPool int
 	// MaxInflight bounds the bytes of buffers each direction of a
 	// connection has handed to the engine and not yet got back; past it,
 	// that direction stops reading until sends complete. At least
-	// BufferSize.
+	// BufferSize. With the receive pool, on io_uring, a direction may go
+	// past it by what the kernel received before it saw the stop (a few
+	// buffers).
 	MaxInflight Size
-	// BufferSize is the size of one read (and so of the largest send).
+	// BufferSize is the size of one read (and so of the largest send),
+	// and of the receive pool's buffers.
 	BufferSize Size
 	// SendTimeout bounds how long one send may wait on the wire for the
 	// peer to read; a connection whose send times out is reset. 0: none.
@@ -59,7 +78,8 @@ type Config struct {
 const (
 	DefaultBackend     = socket.BackendAuto
 	DefaultRecv        = RecvAuto
-	DefaultMaxInflight = 4 << 20
+	DefaultMaxInflight = 512 << 10 // 16 buffers: the kernel's socket buffers hold the rest
+	DefaultRecvPool    = 0         // the engine's: 1024 buffers a ring
 	DefaultBufferSize  = 32 << 10
 	DefaultSendTimeout = 30 * time.Second
 	DefaultIdleTimeout = 0 // off: the upstream decides how long an idle connection lives
@@ -80,6 +100,7 @@ func DefaultConfig() Config {
 		Backend:     DefaultBackend,
 		Recv:        DefaultRecv,
 		MaxInflight: DefaultMaxInflight,
+		RecvPool:    DefaultRecvPool,
 		BufferSize:  DefaultBufferSize,
 		SendTimeout: DefaultSendTimeout,
 		IdleTimeout: DefaultIdleTimeout,
@@ -94,9 +115,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "`address` to forward every client to, host:port (required)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics at http://`address`/metrics (e.g. 127.0.0.1:9465; empty: off)")
 	fs.StringVar(&c.Backend, "backend", c.Backend, "send engine backend: auto, io_uring or epoll")
-	fs.StringVar(&c.Recv, "recv", c.Recv, "how to read: engine (ReceiveAsync: reads and sends on the engine), net (Go's net, a goroutine per direction) or auto (engine on io_uring, net on epoll)")
-	fs.Var(&c.MaxInflight, "max-inflight", "bytes (`size`) each direction of a connection may have in flight before it stops reading (e.g. 4MiB)")
-	fs.Var(&c.BufferSize, "buffer-size", "`size` of one read (e.g. 32KiB)")
+	fs.StringVar(&c.Recv, "recv", c.Recv, "how to read: engine (reads and sends on the engine; reads into its receive pool), net (Go's net, a goroutine per direction) or auto (engine on io_uring, net on epoll)")
+	fs.BoolVar(&c.RecvOwnBuffers, "recv-own-buffers", c.RecvOwnBuffers, "-recv engine: read into buffers of the proxy's own (ReceiveAsync; an idle connection holds one per direction), not the engine's receive pool (the fallback before Linux 6.0)")
+	fs.IntVar(&c.RecvPool, "recv-pool", c.RecvPool, "-recv engine: `buffers` of -buffer-size in the engine's receive pool, shared by all connections (0: 1024); the pool runs dry once recv-pool/(max-inflight/buffer-size) directions are backed up at once")
+	fs.Var(&c.MaxInflight, "max-inflight", "bytes (`size`) each direction of a connection may have in flight before it stops reading (e.g. 512KiB)")
+	fs.Var(&c.BufferSize, "buffer-size", "`size` of one read and of the receive pool's buffers (e.g. 32KiB)")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", c.SendTimeout, "reset a connection whose peer has not taken a send for this long (0: never)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection with nothing read either way for this long; 0 (the default) never does: the upstream decides how long an idle client may stay (redis pooled and pub/sub clients idle for minutes). Set it only to reclaim connections of clients that vanished, longer than any idle time the clients expect")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", c.DialTimeout, "time limit for connecting to the upstream")
@@ -140,6 +163,9 @@ func (c *Config) Validate() error {
 	if c.MaxInflight > 1<<30 {
 		return fmt.Errorf("-max-inflight %v: want at most 1GiB", c.MaxInflight)
 	}
+	if c.RecvPool < 0 || c.RecvPool > maxRecvPool {
+		return fmt.Errorf("-recv-pool %d: want 0 to %d", c.RecvPool, maxRecvPool)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -174,6 +200,10 @@ func checkHostPort(flag, addr string, portZeroOK bool) error {
 	}
 	return nil
 }
+
+// maxRecvPool is the most buffers a provided buffer ring may have
+// (ring.MaxBufRingEntries).
+const maxRecvPool = 1 << 15
 
 // slots is the number of buffers one direction may have in flight.
 func (c *Config) slots() int { return max(1, int(c.MaxInflight/c.BufferSize)) }

@@ -50,6 +50,8 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.BufferSize = 100 }, "-buffer-size"},
 		{func(c *Config) { c.MaxInflight = 1 << 10 }, "at least -buffer-size"},
 		{func(c *Config) { c.MaxInflight = 2 << 30 }, "at most 1GiB"},
+		{func(c *Config) { c.RecvPool = -1 }, "-recv-pool"},
+		{func(c *Config) { c.RecvPool = 1<<15 + 1 }, "-recv-pool"},
 		{func(c *Config) { c.SendTimeout = -time.Second }, "-send-timeout"},
 		{func(c *Config) { c.IdleTimeout = -time.Second }, "-idle-timeout"},
 		{func(c *Config) { c.DialTimeout = 0 }, "-dial-timeout"},
@@ -70,9 +72,11 @@ func TestValidate(t *testing.T) {
 func TestRegisterFlags(t *testing.T) {
 	c := DefaultConfig()
 	applyFlags(t, &c, []string{"-listen", "127.0.0.1:6380", "-upstream", "127.0.0.1:6379", "-metrics-addr", "127.0.0.1:9465",
-		"-backend", "epoll", "-recv", "engine", "-max-inflight", "8MiB", "-buffer-size", "64KiB", "-send-timeout", "5s", "-idle-timeout", "0", "-dial-timeout", "1s"})
+		"-backend", "epoll", "-recv", "engine", "-max-inflight", "8MiB", "-buffer-size", "64KiB", "-send-timeout", "5s", "-idle-timeout", "0", "-dial-timeout", "1s",
+		"-recv-own-buffers", "-recv-pool", "4096"})
 	want := Config{Listen: "127.0.0.1:6380", Upstream: "127.0.0.1:6379", MetricsAddr: "127.0.0.1:9465", Backend: "epoll", Recv: "engine",
-		MaxInflight: 8 << 20, BufferSize: 64 << 10, SendTimeout: 5 * time.Second, IdleTimeout: 0, DialTimeout: time.Second}
+		MaxInflight: 8 << 20, BufferSize: 64 << 10, SendTimeout: 5 * time.Second, IdleTimeout: 0, DialTimeout: time.Second,
+		RecvOwnBuffers: true, RecvPool: 4096}
 	if c != want {
 		t.Fatalf("flags gave %+v\nwant %+v", c, want)
 	}

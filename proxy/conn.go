@@ -54,8 +54,8 @@ type conn struct {
 	cs, us           *socket.Socket // sends to the client, to the upstream
 	up, down         pump           // client→upstream, upstream→client
 
-	active     atomic.Bool // something was read or sent since the sweeper looked
-	lastActive time.Time   // the sweeper's
+	active     atomic.Bool   // something was read or sent since the sweeper looked
+	lastActive time.Duration // the sweeper's: since the proxy started
 
 	mu    sync.Mutex
 	end   endReason
@@ -63,14 +63,18 @@ type conn struct {
 
 	// Receive mode "engine" (engine.go): set once the connection stops
 	// (halt) or stops at once (dead); ev wakes the connection's
-	// goroutine when a pump ends or drains.
+	// goroutine when a pump ends or drains. With chunks (chunks.go) the
+	// connection has no goroutine: poke starts the one that closes it,
+	// once (closing).
 	engine     bool
+	chunked    bool
 	halt, dead atomic.Bool
 	ev         chan struct{}
+	closing    atomic.Bool
 }
 
 func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
-	c := &conn{p: p, client: client, upstream: upstream, lastActive: time.Now()}
+	c := &conn{p: p, client: client, upstream: upstream, lastActive: time.Since(p.started)}
 	var err error
 	if c.cs, err = socket.FromConn(client, p.opts...); err != nil {
 		return nil, err
@@ -79,18 +83,22 @@ func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
 		c.cs.Close()
 		return nil, err
 	}
-	if p.recvEngine {
+	switch {
+	case p.chunks:
+		c.engine, c.chunked = true, true
+		c.up.src, c.down.src = c.cs, c.us
+	case p.recvEngine:
 		// The goroutine waits on ev alone; kill wakes it there.
 		c.engine = true
 		c.ev = make(chan struct{}, 1)
+		c.up.eng, c.down.eng = new(enginePump), new(enginePump)
 		c.up.eng.free = c.up.eng.slots[:0]
 		c.down.eng.free = c.down.eng.slots[:0]
-		c.up.src = c.cs
-		c.down.src = c.us
-	} else {
+		c.up.src, c.down.src = c.cs, c.us
+	default:
 		c.dying = make(chan struct{})
 	}
-	if err := errors.Join(c.up.init(c, client, c.us, upstream), c.down.init(c, upstream, c.cs, client)); err != nil {
+	if err := errors.Join(c.up.init(c, client, c.us), c.down.init(c, upstream, c.cs)); err != nil {
 		c.cs.Close()
 		c.us.Close()
 		return nil, err
@@ -211,32 +219,38 @@ func (c *conn) stopping() endReason {
 }
 
 // pump moves one direction: it reads src into buffers and sends them on
-// dst without waiting for the sends to finish, with at most cap(free)
-// buffers in flight. In receive mode "engine" the reads are receives on
-// src's Socket and the pump has no goroutine (engine.go).
+// dst without waiting for the sends to finish, with at most
+// MaxInflight/BufferSize buffers in flight. In receive mode "engine" the
+// reads are on src's Socket and the pump has no goroutine (chunks.go,
+// engine.go). What only one mode needs is allocated for that mode: an
+// idle connection is this struct and its sockets.
 type pump struct {
 	c       *conn
-	srcConn *net.TCPConn
 	dst     *socket.Socket
-	dstConn *net.TCPConn
 	bytes   atomic.Uint64 // read from src
 	held    atomic.Int64  // bytes of buffers held by sends in flight
+	holding atomic.Int32  // buffers held: the proxy's own, or the engine's chunks
 
-	src *socket.Socket // receive mode "engine": the source
-	eng enginePump
+	src      *socket.Socket // receive mode "engine": the source
+	chunk    chunkPump      // … into the engine's receive pool (chunks.go)
+	eng      *enginePump    // … into buffers of the proxy's own (engine.go)
+	*netPump                // receive mode "net"
 
-	// first are the pump's first slots, made with the connection: one
+	// first are the pump's first slots, made with its first slot: one
 	// receives while the other's bytes are being sent; under churn a
-	// connection rarely needs a third.
-	first [2]slot
+	// connection rarely needs a third. A pump of chunks has none.
+	first *[2]slot
+}
 
-	// Receive mode "net". free holds slots whose send has completed; it
-	// has room for every slot, so a completion never blocks. created
-	// counts slots made (the pump's own), cur is the slot the pump holds.
+// netPump is a pump's state in receive mode "net". free holds slots whose
+// send has completed; it has room for every slot, so a completion never
+// blocks. created counts slots made (the pump's own), cur is the slot the
+// pump holds.
+type netPump struct {
 	free    chan *slot
 	created int
 	cur     *slot
-	// rc reads srcConn once it is readable (readable): a buffer is taken
+	// rc reads the source once it is readable (readable): a buffer is taken
 	// only then, so an idle connection holds none. rs, rn and rerr are
 	// readable's slot and result.
 	rc     syscall.RawConn
@@ -255,12 +269,12 @@ type slot struct {
 	sending bool // engine mode: e is (or was last) a send, not a receive
 }
 
-func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket, dstConn *net.TCPConn) error {
-	p.c, p.srcConn, p.dst, p.dstConn = c, src, dst, dstConn
+func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket) error {
+	p.c, p.dst = c, dst
 	if c.engine {
 		return nil // engine.go: the slots are on a list of the pump's
 	}
-	p.free = make(chan *slot, c.p.cfg.slots())
+	p.netPump = &netPump{free: make(chan *slot, c.p.cfg.slots())}
 	var err error
 	p.rc, err = src.SyscallConn()
 	p.readFn = p.readable
@@ -277,9 +291,28 @@ func slotCompleted(e *sendop.Args) {
 		p.c.stop(sendEnd(e))
 	}
 	p.held.Add(-int64(cap(*s.buf)))
+	p.putBuf(s)
+	p.free <- s // never blocks: free has room for every slot
+}
+
+// getBuf gives s a buffer of the proxy's pool; putBuf gives it back.
+func (p *pump) getBuf(s *slot) {
+	s.buf = p.c.p.bufs.Get().(*[]byte)
+	p.holding.Add(1)
+}
+
+func (p *pump) putBuf(s *slot) {
 	p.c.p.bufs.Put(s.buf)
 	s.buf = nil
-	p.free <- s // never blocks: free has room for every slot
+	p.holding.Add(-1)
+}
+
+// dstConn is the connection the pump sends on.
+func (p *pump) dstConn() *net.TCPConn {
+	if p == &p.c.up {
+		return p.c.upstream
+	}
+	return p.c.client
 }
 
 func sendEnd(e *sendop.Args) endReason {
@@ -294,6 +327,9 @@ func sendEnd(e *sendop.Args) endReason {
 // mode's Completed handler.
 func (p *pump) newSlot(created *int, completed func(*sendop.Args)) *slot {
 	var s *slot
+	if p.first == nil {
+		p.first = new([2]slot)
+	}
 	if *created < len(p.first) {
 		s = &p.first[*created]
 	} else {
@@ -330,8 +366,8 @@ func (p *pump) get() *slot {
 	return s
 }
 
-// read reads srcConn into s's buffer, taking one from the pool only once
-// srcConn is readable: a pump waiting on an idle source holds no buffer.
+// read reads the source into s's buffer, taking one from the pool only
+// once it is readable: a pump waiting on an idle source holds no buffer.
 // It returns io.EOF at end of stream; the read deadline and Close end it
 // with net's errors, as net.Conn.Read would.
 func (p *pump) read(s *slot) (int, error) {
@@ -354,7 +390,7 @@ func (p *pump) read(s *slot) (int, error) {
 func (p *pump) readable(fd uintptr) bool {
 	s := p.rs
 	if s.buf == nil {
-		s.buf = p.c.p.bufs.Get().(*[]byte)
+		p.getBuf(s)
 	}
 	for {
 		p.rn, p.rerr = unix.Read(int(fd), *s.buf)
@@ -363,8 +399,7 @@ func (p *pump) readable(fd uintptr) bool {
 		}
 	}
 	if p.rerr == unix.EAGAIN {
-		p.c.p.bufs.Put(s.buf)
-		s.buf = nil
+		p.putBuf(s)
 		return false
 	}
 	if p.rerr != nil {
@@ -406,7 +441,7 @@ func (p *pump) run() {
 		if rerr == io.EOF {
 			// FIN: once everything read is sent, pass it on.
 			if p.drain() {
-				p.dstConn.CloseWrite()
+				p.dstConn().CloseWrite()
 			}
 			return
 		}
@@ -426,8 +461,7 @@ func (p *pump) drain() bool {
 	if s := p.cur; s != nil {
 		p.cur = nil
 		if s.buf != nil {
-			p.c.p.bufs.Put(s.buf)
-			s.buf = nil
+			p.putBuf(s)
 		}
 		p.free <- s
 	}

@@ -17,28 +17,56 @@
 // Config.MaxInflight bytes of buffers in flight (in whole buffers of
 // Config.BufferSize); past that its reads wait for completions: the
 // backpressure that bounds memory per connection at about
-// 2 × (MaxInflight + BufferSize).
+// 2 × (MaxInflight + BufferSize). This is receive mode net (Config.Recv
+// RecvNet, the default on epoll).
 //
 // # Receive mode engine
 //
 // With Config.Recv RecvEngine (the default on io_uring) the engine runs
-// the reads too, and a direction has no goroutine: Socket.ReceiveAsync on
-// the source fills a slot's buffer; its Completed sends the bytes with
-// SendAsync on the destination and starts the next receive on another
-// slot; the send's Completed frees the slot. One receive per direction is
-// outstanding at a time, so bytes leave in the order they came; at most
-// MaxInflight bytes of slots are in flight, as above. A receive on the
-// wire holds its buffer (the kernel writes into it when bytes come): an
-// idle connection holds one per direction, 2 × BufferSize, until the
-// engine can wait for readability without one. The connection costs one
-// goroutine (on io_uring): the one that dialed the upstream and that
-// closes both sockets at the end. The handlers run on
-// the engine's reaper, so on io_uring one io_uring_enter submits the
-// receives and sends that the completions of many connections started.
-// SendTimeout is enforced there by the idle sweeper (a direction whose
-// sends have not progressed for SendTimeout is reset) rather than by a
-// LINK_TIMEOUT per send, which would double the ring's traffic. RecvNet
-// keeps the goroutine pumps of Go's net described above.
+// the reads too, and a direction has no goroutine. Its source runs one
+// stream receive, Socket.ReceiveChunks (chunks.go): on io_uring one
+// multishot RECV stays armed on the socket and the kernel takes a buffer
+// of the engine's receive pool (a provided buffer ring of
+// Config.RecvPool buffers of BufferSize, shared by the connections of a
+// ring) only when bytes arrive. Each filled buffer reaches the pump as a
+// chunk, in stream order, on the engine's goroutine; the pump sends its
+// bytes on the destination with SendAsync (no copy; the send's Args come
+// from a free list, so a chunk allocates nothing) and the send's
+// Completed gives the buffer back to the pool. A direction holds at most
+// MaxInflight/BufferSize chunks in sends (the socket's chunk limit); at
+// that limit its source stops receiving until sends complete — the
+// backpressure. So an idle connection holds no buffer, and on io_uring
+// no goroutine either: the one that dialed the upstream starts both
+// streams and returns, and the connection's last event (both directions
+// ended, Shutdown's drain done, a reset) starts the one that closes it.
+// On the epoll backend the engine reads each stream on a goroutine of its
+// own that takes a buffer only inside its recv(2).
+//
+// The receive pool is shared: when Config.RecvPool/(MaxInflight/BufferSize)
+// directions are backed up at once (their peers stopped reading) it runs
+// dry, and every connection of the ring waits until sends complete or
+// SendTimeout resets the stalled ones.
+//
+// Config.RecvOwnBuffers, and kernels without multishot receive (before
+// 6.0; New finds out once), read into buffers of the proxy's own instead
+// (engine.go): Socket.ReceiveAsync on the source fills a slot's buffer;
+// its Completed sends the bytes with SendAsync on the destination and
+// starts the next receive on another slot; the send's Completed frees the
+// slot. One receive per direction is outstanding at a time, so bytes
+// leave in the order they came; at most MaxInflight bytes of slots are in
+// flight. A receive on the wire holds its buffer: an idle connection
+// holds one per direction, 2 × BufferSize, and one goroutine (which
+// closes it at the end).
+//
+// In both, the handlers run on the engine's reaper, so on io_uring one
+// io_uring_enter submits the receives and sends that the completions of
+// many connections started. SendTimeout is enforced there by the idle
+// sweeper (a direction whose sends have not progressed for SendTimeout is
+// reset) rather than by a LINK_TIMEOUT per send, which would double the
+// ring's traffic. After the connection stops (Shutdown, Close, a reset),
+// bytes the kernel still hands over are dropped unsent and not counted
+// read, as bytes left unread in the socket are. RecvNet keeps the
+// goroutine pumps of Go's net described above.
 //
 // # Connection life
 //

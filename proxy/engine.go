@@ -7,8 +7,10 @@ import (
 	"github.com/uringsend/uringsend/sendop"
 )
 
-// Receive mode "engine": the engine runs the reads too. Each direction
-// turns Args around without a goroutine of its own:
+// Receive mode "engine" with buffers of the proxy's own
+// (Config.RecvOwnBuffers, or a kernel without multishot receive; the
+// receive pool's path is chunks.go): the engine runs the reads too. Each
+// direction turns Args around without a goroutine of its own:
 //
 //	ReceiveAsync(src) ─Completed─▶ SendAsync(dst, the bytes) ─Completed─▶ the slot is free
 //
@@ -59,7 +61,7 @@ func engineCompleted(e *sendop.Args) {
 // kick starts the next receive if none is outstanding and a slot is free,
 // and goes on while receives complete synchronously.
 func (p *pump) kick() {
-	ep := &p.eng
+	ep := p.eng
 	ep.mu.Lock()
 	if ep.kicking {
 		ep.mu.Unlock()
@@ -76,7 +78,7 @@ func (p *pump) kick() {
 		ep.receiving = true
 		ep.mu.Unlock()
 		if s.buf == nil {
-			s.buf = p.c.p.bufs.Get().(*[]byte)
+			p.getBuf(s)
 		}
 		s.sending = false
 		s.e.SetBuffer(*s.buf)
@@ -102,7 +104,7 @@ func (p *pump) kick() {
 // takeSlotLocked returns a slot for the next receive, or nil when none
 // may start.
 func (p *pump) takeSlotLocked() *slot {
-	ep := &p.eng
+	ep := p.eng
 	if ep.receiving || ep.srcDone || p.c.halt.Load() {
 		return nil
 	}
@@ -125,8 +127,7 @@ func (p *pump) takeSlotLocked() *slot {
 // free list with the pump's lock held.
 func (p *pump) release(s *slot) {
 	if s.buf != nil {
-		p.c.p.bufs.Put(s.buf)
-		s.buf = nil
+		p.putBuf(s)
 	}
 }
 
@@ -139,7 +140,7 @@ func (p *pump) received(s *slot) {
 			p.bytes.Add(uint64(n)) // read, though no longer sent: the connection dies
 		}
 		p.release(s)
-		ep := &p.eng
+		ep := p.eng
 		ep.mu.Lock()
 		ep.receiving, ep.srcDone = false, true
 		ep.eof = err == nil && n == 0
@@ -156,7 +157,7 @@ func (p *pump) received(s *slot) {
 	s.e.SetBuffer((*s.buf)[:n])
 	s.sending = true
 	p.held.Add(int64(cap(*s.buf)))
-	ep := &p.eng
+	ep := p.eng
 	ep.mu.Lock()
 	ep.sends++
 	ep.mu.Unlock()
@@ -193,7 +194,7 @@ func (p *pump) sent(s *slot) {
 		p.c.stop(sendEnd(&s.e))
 	}
 	p.release(s)
-	ep := &p.eng
+	ep := p.eng
 	ep.mu.Lock()
 	ep.sends--
 	ep.completed++
@@ -210,7 +211,7 @@ func (p *pump) sent(s *slot) {
 // while the connection stops, to the connection's goroutine. A source
 // that ended with end of stream passes it on once its sends are done.
 func (p *pump) check() {
-	ep := &p.eng
+	ep := p.eng
 	ep.mu.Lock()
 	fin := ep.srcDone && ep.sends == 0 && !ep.receiving && !ep.ended
 	if fin {
@@ -220,7 +221,7 @@ func (p *pump) check() {
 	halfClose := fin && ep.eof && !ep.sendErr
 	ep.mu.Unlock()
 	if halfClose && !p.c.dead.Load() {
-		p.dstConn.CloseWrite()
+		p.dstConn().CloseWrite()
 	}
 	if fin || quiet && p.c.halt.Load() {
 		p.c.notify()
@@ -233,7 +234,10 @@ func (p *pump) check() {
 // time the oldest send has been waiting for the peer, give or take one
 // sweep — never less than SendTimeout.
 func (p *pump) stalled(now time.Time) bool {
-	ep := &p.eng
+	if p.c.chunked {
+		return p.chunkStalled(now)
+	}
+	ep := p.eng
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	if ep.sends == 0 || ep.completed != ep.seen || ep.progressed.IsZero() {
@@ -258,8 +262,13 @@ func (p *pump) quiet() bool {
 	return p.eng.sends == 0
 }
 
-// notify wakes the connection's goroutine.
+// notify wakes the connection's goroutine; with chunks, where the
+// connection has none, it pokes it.
 func (c *conn) notify() {
+	if c.chunked {
+		c.poke()
+		return
+	}
 	select {
 	case c.ev <- struct{}{}:
 	default:

@@ -91,9 +91,25 @@ func echoServer(t testing.TB, handle func(c *net.TCPConn)) string {
 	return ln.Addr().String()
 }
 
-// buffers is the number of slots the pump has made, in either mode.
+// buffers is the number of slots the pump has made (net mode, engine mode
+// with buffers of its own), or the chunks it holds (the receive pool).
 func (p *pump) buffers() int {
-	p.eng.mu.Lock()
-	defer p.eng.mu.Unlock()
-	return p.created + p.eng.created
+	switch {
+	case p.netPump != nil:
+		return p.created
+	case p.eng != nil:
+		p.eng.mu.Lock()
+		defer p.eng.mu.Unlock()
+		return p.eng.created
+	}
+	return int(p.holding.Load())
+}
+
+// recvPoolBuffers is the receive pool's size with cfg: the engine's 1024
+// when RecvPool is 0.
+func recvPoolBuffers(cfg Config) int {
+	if cfg.RecvPool == 0 {
+		return 1024
+	}
+	return cfg.RecvPool
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uringsend/uringsend/metrics"
+	"github.com/uringsend/uringsend/ring"
 	"github.com/uringsend/uringsend/socket"
 )
 
@@ -35,6 +36,7 @@ type Proxy struct {
 	dialer net.Dialer
 	opts   []socket.Option
 
+	started    time.Time       // monotonic origin of the sweeper's marks
 	dialCtx    context.Context // cancelled by Close: dials in progress give up
 	cancelDial context.CancelFunc
 
@@ -48,7 +50,9 @@ type Proxy struct {
 	stopOnce sync.Once
 	released atomic.Bool
 
-	recvEngine bool // reads are ReceiveAsync on the engine (Config.Recv)
+	recvEngine bool     // reads are on the engine (Config.Recv)
+	chunks     bool     // … into its receive pool (ReceiveChunks): chunks.go
+	sends      sendPool // chunks.go
 }
 
 // New validates cfg, starts the engine (and the metrics server when
@@ -63,11 +67,12 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	p := &Proxy{
-		cfg:    cfg,
-		log:    logger,
-		reg:    prometheus.NewRegistry(),
-		conns:  make(map[*conn]struct{}),
-		dialer: net.Dialer{Timeout: cfg.DialTimeout},
+		cfg:     cfg,
+		log:     logger,
+		reg:     prometheus.NewRegistry(),
+		conns:   make(map[*conn]struct{}),
+		dialer:  net.Dialer{Timeout: cfg.DialTimeout},
+		started: time.Now(),
 	}
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
 	size := int(cfg.BufferSize)
@@ -76,7 +81,7 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 	if err := p.reg.Register(p.stats); err != nil {
 		return nil, err
 	}
-	ecfg := socket.EngineConfig{Backend: cfg.Backend}
+	ecfg := socket.EngineConfig{Backend: cfg.Backend, RecvBuffers: cfg.RecvPool, RecvBufferSize: int(cfg.BufferSize)}
 	if cfg.MetricsAddr != "" {
 		m, err := metrics.New(p.reg, metrics.Options{})
 		if err != nil {
@@ -96,7 +101,18 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 		// goroutine only starts them, and with async completions it never
 		// takes other connections' completions from the reaper (which
 		// then has to be woken for them).
-		p.opts = append(p.opts, socket.WithAsyncCompletions())
+		p.opts = append(p.opts, socket.WithAsyncCompletions(), socket.WithChunkLimit(cfg.slots()))
+		if !cfg.RecvOwnBuffers {
+			switch err := probeChunks(eng); {
+			case err == nil:
+				p.chunks = true
+			case errors.Is(err, ring.ErrNotSupported):
+				logger.Info("receives go into buffers of the proxy's own", "reason", err)
+			default:
+				eng.Close()
+				return nil, fmt.Errorf("engine: receive pool: %w", err)
+			}
+		}
 	}
 	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		eng.Close()
@@ -129,6 +145,11 @@ func (p *Proxy) RecvMode() string {
 	}
 	return RecvNet
 }
+
+// RecvPool reports whether the proxy receives into the engine's receive
+// pool (receive mode engine, unless Config.RecvOwnBuffers or the kernel
+// has no multishot receive): then an idle connection holds no buffer.
+func (p *Proxy) RecvPool() bool { return p.chunks }
 
 // MetricsURL is the URL of the metrics endpoint, or "" without one.
 func (p *Proxy) MetricsURL() string {
@@ -276,15 +297,17 @@ func (p *Proxy) release() error {
 	return err
 }
 
-// handle proxies one accepted client until both directions have ended.
+// handle proxies one accepted client until both directions have ended —
+// or, with chunks, starts it: the connection then lives without a
+// goroutine, and the one that closes it counts handlers done.
 func (p *Proxy) handle(client *net.TCPConn) {
-	defer p.handlers.Done()
 	uc, err := p.dial()
 	if err != nil {
 		p.log.Warn("dial upstream", "upstream", p.cfg.Upstream, "client", client.RemoteAddr(), "err", err)
 		client.SetLinger(0)
 		client.Close()
 		p.stats.ended(endDialError)
+		p.handlers.Done()
 		return
 	}
 	c, err := p.newConn(client, uc)
@@ -295,13 +318,22 @@ func (p *Proxy) handle(client *net.TCPConn) {
 		client.Close()
 		uc.Close()
 		p.stats.ended(endClosed)
+		p.handlers.Done()
 		return
 	}
-	if c.engine {
+	switch {
+	case c.chunked:
+		c.startChunks()
+		// Stopped meanwhile (Close, Shutdown): its stop found nothing
+		// started to wait for.
+		c.poke()
+		return
+	case c.engine:
 		c.runEngine()
-	} else {
+	default:
 		c.run()
 	}
+	p.handlers.Done()
 }
 
 // dial connects to the upstream; a host name is resolved at each dial, so
@@ -338,9 +370,9 @@ func (p *Proxy) sweep() {
 		case now := <-t.C:
 			for _, c := range p.snapshot() {
 				if idle > 0 && !c.halt.Load() {
-					if c.active.Swap(false) {
-						c.lastActive = now
-					} else if now.Sub(c.lastActive) >= idle {
+					if at := now.Sub(p.started); c.active.Swap(false) {
+						c.lastActive = at
+					} else if at-c.lastActive >= idle {
 						c.stop(endIdle)
 						continue
 					}

@@ -13,6 +13,7 @@ const (
 	NameConnectionEnds   = "uringsend_proxy_connection_ends_total"
 	NameProxiedBytes     = "uringsend_proxy_read_bytes_total"
 	NameHeldBytes        = "uringsend_proxy_inflight_buffer_bytes"
+	NameHeldBuffers      = "uringsend_proxy_held_buffers"
 	labelReason          = "reason"
 	labelDirection       = "direction"
 	directionToUpstream  = "to_upstream"
@@ -29,7 +30,7 @@ type stats struct {
 	ends        [numEndReasons]atomic.Uint64
 	closedBytes [2]atomic.Uint64 // of connections that have ended, by direction
 
-	connsDesc, openDesc, endsDesc, bytesDesc, heldDesc *prometheus.Desc
+	connsDesc, openDesc, endsDesc, bytesDesc, heldDesc, bufsDesc *prometheus.Desc
 }
 
 func newStats(p *Proxy) *stats {
@@ -42,6 +43,8 @@ func newStats(p *Proxy) *stats {
 		bytesDesc: prometheus.NewDesc(NameProxiedBytes, "Bytes read from one side to be sent to the other, by direction (to_upstream, to_client).",
 			[]string{labelDirection}, nil),
 		heldDesc: prometheus.NewDesc(NameHeldBytes, "Bytes of read buffers held by sends the engine has not completed yet (each direction of a connection holds at most -max-inflight).",
+			nil, nil),
+		bufsDesc: prometheus.NewDesc(NameHeldBuffers, "Buffers the connections hold now: the proxy's own (being read into or sent) and the engine's receive pool's (being sent). An idle connection holds none, except with -recv-own-buffers (one per direction).",
 			nil, nil),
 	}
 }
@@ -71,6 +74,7 @@ func (s *stats) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.endsDesc
 	ch <- s.bytesDesc
 	ch <- s.heldDesc
+	ch <- s.bufsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -84,9 +88,11 @@ func (s *stats) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(s.bytesDesc, prometheus.CounterValue, float64(bytes[directionIndexUp]), directionToUpstream)
 	ch <- prometheus.MustNewConstMetric(s.bytesDesc, prometheus.CounterValue, float64(bytes[directionIndexClient]), directionToClient)
-	var held int64
+	var held, bufs int64
 	for _, c := range conns {
 		held += c.up.held.Load() + c.down.held.Load()
+		bufs += int64(c.up.holding.Load() + c.down.holding.Load())
 	}
 	ch <- prometheus.MustNewConstMetric(s.heldDesc, prometheus.GaugeValue, float64(held))
+	ch <- prometheus.MustNewConstMetric(s.bufsDesc, prometheus.GaugeValue, float64(bufs))
 }

@@ -1,8 +1,11 @@
 // Command uringproxy is a TCP proxy whose sends — and, with -recv engine
 // (the default on io_uring), reads — run on the uringsend engine (package
-// proxy):
+// proxy). Its reads go into the engine's receive pool (multishot receives
+// into a provided buffer ring, Linux 6.0), so an idle connection holds no
+// buffer; -recv-own-buffers (and older kernels) read into buffers of its
+// own:
 //
-//	uringproxy -listen 127.0.0.1:6380 -upstream 127.0.0.1:6379 [-metrics-addr 127.0.0.1:9465] [-recv engine|net|auto]
+//	uringproxy -listen 127.0.0.1:6380 -upstream 127.0.0.1:6379 [-metrics-addr 127.0.0.1:9465] [-recv engine|net|auto] [-recv-own-buffers]
 //
 // SIGTERM or SIGINT stops accepting, drains the sends in flight (for at
 // most 30 s) and exits 0; a second signal closes everything at once and
@@ -71,7 +74,14 @@ func run(args []string, sig <-chan os.Signal, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "uringproxy:", err)
 		return 1
 	}
-	msg := fmt.Sprintf("uringproxy: listening on %s, upstream %s, backend %s, recv %s", p.Addr(), cfg.Upstream, p.Backend(), p.RecvMode())
+	recv := p.RecvMode()
+	switch {
+	case p.RecvPool():
+		recv += " (receive pool)"
+	case recv == proxy.RecvEngine:
+		recv += " (own buffers)"
+	}
+	msg := fmt.Sprintf("uringproxy: listening on %s, upstream %s, backend %s, recv %s", p.Addr(), cfg.Upstream, p.Backend(), recv)
 	if u := p.MetricsURL(); u != "" {
 		msg += ", metrics " + u
 	}

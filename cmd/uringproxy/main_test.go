@@ -182,16 +182,27 @@ func (l *lineBuffer) String() string {
 // (pipelined SET/GET, 50 clients) runs through it, and redis-cli gets the
 // right replies, a 1 MiB value included. Then SIGTERM stops it with 0.
 func TestRedis(t *testing.T) {
-	for _, recv := range []string{"engine", "net"} {
-		t.Run("recv="+recv, func(t *testing.T) { testRedis(t, "-recv", recv) })
+	for _, mode := range []struct{ name, line string }{
+		{"engine", "recv engine (receive pool)"},
+		{"engine-own", "recv engine (own buffers)"},
+		{"net", "recv net"},
+	} {
+		t.Run("recv="+mode.name, func(t *testing.T) {
+			recv, own, _ := strings.Cut(mode.name, "-")
+			args := []string{"-recv", recv}
+			if own != "" {
+				args = append(args, "-recv-own-buffers")
+			}
+			testRedis(t, mode.line, args...)
+		})
 	}
 }
 
-func testRedis(t *testing.T, args ...string) {
+func testRedis(t *testing.T, line string, args ...string) {
 	redis := proxytest.Redis(t)
 	p := startBinary(t, redis, args...)
-	if want := "recv " + args[len(args)-1]; !strings.Contains(p.out.String(), want) {
-		t.Fatalf("the start line does not say %q:\n%s", want, p.out.String())
+	if !strings.Contains(p.out.String(), line) {
+		t.Fatalf("the start line does not say %q:\n%s", line, p.out.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
