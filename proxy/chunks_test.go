@@ -371,8 +371,7 @@ func TestChunksNoAllocations(t *testing.T) {
 			}
 			// The fewest of 3 rounds: a round may still make a chunkSend
 			// or two more, when more chunks than ever before are in
-			// flight at once (on io_uring up to the whole pool:
-			// TestBackpressure).
+			// flight at once.
 			best := -1.0
 			for range 3 {
 				chunks0 := completed()

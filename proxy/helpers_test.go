@@ -104,12 +104,3 @@ func (p *pump) buffers() int {
 	}
 	return int(p.holding.Load())
 }
-
-// recvPoolBuffers is the receive pool's size with cfg: the engine's 1024
-// when RecvPool is 0.
-func recvPoolBuffers(cfg Config) int {
-	if cfg.RecvPool == 0 {
-		return 1024
-	}
-	return cfg.RecvPool
-}
