@@ -114,7 +114,7 @@ func chunkCompleted(e *sendop.Args) {
 // stream already started gets its last call when the connection closes it.
 func (c *conn) startChunks() {
 	for _, p := range []*pump{&c.up, &c.down} {
-		if err := p.src.ReceiveChunks(p.onChunk); err != nil {
+		if err := p.src().ReceiveChunks(p.onChunk); err != nil {
 			if !c.halt.Load() { // else the connection is closing already
 				c.p.log.Warn("receive", "client", c.client.RemoteAddr(), "err", err)
 				c.stop(endReset)
@@ -176,7 +176,7 @@ func (p *pump) onChunk(ch *socket.Chunk, err error) {
 	s := c.p.sends.get()
 	s.ch, s.p = ch, p
 	s.e.SetBuffer(b)
-	pending, err := p.dst.SendAsync(&s.e)
+	pending, err := p.dst().SendAsync(&s.e)
 	switch {
 	case err != nil: // the socket is closing: the connection stops
 		if !c.halt.Load() {

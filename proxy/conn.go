@@ -86,7 +86,6 @@ func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
 	switch {
 	case p.chunks:
 		c.engine, c.chunked = true, true
-		c.up.src, c.down.src = c.cs, c.us
 	case p.recvEngine:
 		// The goroutine waits on ev alone; kill wakes it there.
 		c.engine = true
@@ -94,11 +93,10 @@ func (p *Proxy) newConn(client, upstream *net.TCPConn) (*conn, error) {
 		c.up.eng, c.down.eng = new(enginePump), new(enginePump)
 		c.up.eng.free = c.up.eng.slots[:0]
 		c.down.eng.free = c.down.eng.slots[:0]
-		c.up.src, c.down.src = c.cs, c.us
 	default:
 		c.dying = make(chan struct{})
 	}
-	if err := errors.Join(c.up.init(c, client, c.us), c.down.init(c, upstream, c.cs)); err != nil {
+	if err := errors.Join(c.up.init(c, client), c.down.init(c, upstream)); err != nil {
 		c.cs.Close()
 		c.us.Close()
 		return nil, err
@@ -226,20 +224,13 @@ func (c *conn) stopping() endReason {
 // idle connection is this struct and its sockets.
 type pump struct {
 	c       *conn
-	dst     *socket.Socket
-	bytes   atomic.Uint64 // read from src
+	bytes   atomic.Uint64 // read from the source
 	held    atomic.Int64  // bytes of buffers held by sends in flight
 	holding atomic.Int32  // buffers held: the proxy's own, or the engine's chunks
 
-	src      *socket.Socket // receive mode "engine": the source
-	chunk    chunkPump      // … into the engine's receive pool (chunks.go)
-	eng      *enginePump    // … into buffers of the proxy's own (engine.go)
-	*netPump                // receive mode "net"
-
-	// first are the pump's first slots, made with its first slot: one
-	// receives while the other's bytes are being sent; under churn a
-	// connection rarely needs a third. A pump of chunks has none.
-	first *[2]slot
+	chunk    chunkPump   // receive mode "engine" into the engine's receive pool (chunks.go)
+	eng      *enginePump // … into buffers of the proxy's own (engine.go)
+	*netPump             // receive mode "net"
 }
 
 // netPump is a pump's state in receive mode "net". free holds slots whose
@@ -247,6 +238,7 @@ type pump struct {
 // blocks. created counts slots made (the pump's own), cur is the slot the
 // pump holds.
 type netPump struct {
+	first   [2]slot // the first slots made (newSlot)
 	free    chan *slot
 	created int
 	cur     *slot
@@ -269,8 +261,8 @@ type slot struct {
 	sending bool // engine mode: e is (or was last) a send, not a receive
 }
 
-func (p *pump) init(c *conn, src *net.TCPConn, dst *socket.Socket) error {
-	p.c, p.dst = c, dst
+func (p *pump) init(c *conn, src *net.TCPConn) error {
+	p.c = c
 	if c.engine {
 		return nil // engine.go: the slots are on a list of the pump's
 	}
@@ -307,7 +299,22 @@ func (p *pump) putBuf(s *slot) {
 	p.holding.Add(-1)
 }
 
-// dstConn is the connection the pump sends on.
+// src and dst are the sockets the pump receives from and sends on;
+// dstConn is dst's connection.
+func (p *pump) src() *socket.Socket {
+	if p == &p.c.up {
+		return p.c.cs
+	}
+	return p.c.us
+}
+
+func (p *pump) dst() *socket.Socket {
+	if p == &p.c.up {
+		return p.c.us
+	}
+	return p.c.cs
+}
+
 func (p *pump) dstConn() *net.TCPConn {
 	if p == &p.c.up {
 		return p.c.upstream
@@ -322,16 +329,14 @@ func sendEnd(e *sendop.Args) endReason {
 	return endSendError
 }
 
-// newSlot makes the pump's next slot, one of first while they last: it
-// counts it in created (each mode keeps its own count) and gives it the
-// mode's Completed handler.
-func (p *pump) newSlot(created *int, completed func(*sendop.Args)) *slot {
+// newSlot makes the pump's next slot, one of first while they last (the
+// mode's own: one receives while the other's bytes are being sent; under
+// churn a connection rarely needs a third): it counts it in created and
+// gives it the mode's Completed handler.
+func (p *pump) newSlot(first *[2]slot, created *int, completed func(*sendop.Args)) *slot {
 	var s *slot
-	if p.first == nil {
-		p.first = new([2]slot)
-	}
-	if *created < len(p.first) {
-		s = &p.first[*created]
+	if *created < len(first) {
+		s = &first[*created]
 	} else {
 		s = new(slot)
 	}
@@ -351,7 +356,7 @@ func (p *pump) get() *slot {
 		case s = <-p.free:
 		default:
 			if p.created < cap(p.free) {
-				s = p.newSlot(&p.created, slotCompleted)
+				s = p.newSlot(&p.netPump.first, &p.created, slotCompleted)
 				s.e.Timeout = p.c.p.cfg.SendTimeout
 			} else {
 				select {
@@ -420,7 +425,7 @@ func (p *pump) run() {
 			p.c.active.Store(true)
 			s.e.SetBuffer((*s.buf)[:n])
 			p.held.Add(int64(cap(*s.buf)))
-			pending, err := p.dst.SendAsync(&s.e)
+			pending, err := p.dst().SendAsync(&s.e)
 			if !pending {
 				p.held.Add(-int64(cap(*s.buf)))
 			}

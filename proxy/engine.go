@@ -29,6 +29,7 @@ type enginePump struct {
 	mu        sync.Mutex
 	free      []*slot  // slots with nothing in flight (LIFO: the warmest first)
 	slots     [2]*slot // free's first backing array: room for the usual two
+	first     [2]slot  // the first slots made (newSlot)
 	created   int
 	receiving bool // a receive is outstanding
 	srcDone   bool // no more receives: end of stream, an error, or the connection stops
@@ -82,7 +83,7 @@ func (p *pump) kick() {
 		}
 		s.sending = false
 		s.e.SetBuffer(*s.buf)
-		pending, err := p.src.ReceiveAsync(&s.e)
+		pending, err := p.src().ReceiveAsync(&s.e)
 		switch {
 		case err != nil: // the socket is closing
 			p.release(s)
@@ -114,7 +115,7 @@ func (p *pump) takeSlotLocked() *slot {
 		return s
 	}
 	if ep.created < p.c.p.cfg.slots() {
-		s := p.newSlot(&ep.created, engineCompleted)
+		s := p.newSlot(&ep.first, &ep.created, engineCompleted)
 		// No Args.Timeout: a LINK_TIMEOUT per send doubles the ring's
 		// traffic. The sweeper watches the sends' progress instead
 		// (stalled).
@@ -161,7 +162,7 @@ func (p *pump) received(s *slot) {
 	ep.mu.Lock()
 	ep.sends++
 	ep.mu.Unlock()
-	pending, err := p.dst.SendAsync(&s.e)
+	pending, err := p.dst().SendAsync(&s.e)
 	// Only now may the next receive start: its bytes must be sent after
 	// these (the send's Completed may run on another ring's reaper).
 	ep.mu.Lock()
