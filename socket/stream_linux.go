@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -109,7 +110,7 @@ func (s *Socket) ReceiveChunks(h func(c *Chunk, err error)) error {
 		return err
 	}
 	st := &rxStream{h: h, pool: pool, limit: int32(s.opts.chunkLimit), bundle: pool.bundle}
-	if s.u != nil && isUnix(s.fd) {
+	if s.u != nil && s.unixDomain() {
 		st.oneShot, st.bundle = true, false
 	}
 	if st.limit <= 0 {
@@ -635,8 +636,16 @@ func (d *delivery) run() {
 	d.s.raisedDone(1)
 }
 
-// isUnix reports an AF_UNIX socket.
-func isUnix(fd int) bool {
-	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+// unixDomain reports an AF_UNIX socket: from the net.Conn's address
+// where there is one (no system call: a proxy opens thousands a second),
+// else from the kernel.
+func (s *Socket) unixDomain() bool {
+	switch s.laddr.(type) {
+	case *net.TCPAddr, *net.UDPAddr:
+		return false
+	case *net.UnixAddr:
+		return true
+	}
+	dom, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	return err == nil && dom == unix.AF_UNIX
 }
