@@ -746,8 +746,9 @@ func idleRound(kind, upstream string, conns int) (idleResult, error) {
 	}
 	res.perConn = float64(rss2-rss1) / float64(conns)
 	res.perConnCold = float64(rss2-rss0) / float64(conns)
-	res.note = fmt.Sprintf("%s: VmRSS %.1f MiB fresh, %.1f warmed up, %.1f with %d idle connections; %d goroutines, heap in use %.1f MiB, stacks %.1f MiB",
-		kind, float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss2)/(1<<20), conns, st.Goroutines, float64(st.HeapInuse)/(1<<20), float64(st.StackInuse)/(1<<20))
+	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	res.note = fmt.Sprintf("%s: VmRSS %.1f MiB fresh, %.1f warmed up, %.1f with %d idle connections; %d goroutines, heap %.1f MiB allocated (%.1f in use), stacks %.1f MiB, the runtime's own %.1f MiB",
+		kind, mib(uint64(rss0)), mib(uint64(rss1)), mib(uint64(rss2)), conns, st.Goroutines, mib(st.HeapAlloc), mib(st.HeapInuse), mib(st.StackInuse), mib(st.RuntimeSys))
 	if st.HeldBuffers >= 0 {
 		res.note += fmt.Sprintf("; buffers held by the idle connections (uringsend_proxy_held_buffers): %d, receive pool %v", st.HeldBuffers, st.RecvPool)
 		if kind == "uring" && (st.HeldBuffers != 0 || !st.RecvPool) {
