@@ -441,26 +441,36 @@ type stormProc struct {
 	upstream string
 }
 
-func startStorm() (*stormProc, error) {
+// startSelf starts this program again as a child with env added: the
+// child's stdin (closed to stop it) and its stdout, line by line.
+func startSelf(env ...string) (*exec.Cmd, io.WriteCloser, *bufio.Scanner, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), stormEnv+"=1")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	outp, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, in, bufio.NewScanner(outp), nil
+}
+
+func startStorm() (*stormProc, error) {
+	cmd, in, out, err := startSelf(stormEnv + "=1")
+	if err != nil {
 		return nil, err
 	}
-	s := &stormProc{cmd: cmd, in: in, out: bufio.NewScanner(outp)}
+	s := &stormProc{cmd: cmd, in: in, out: out}
 	if !s.out.Scan() {
 		s.stop()
 		return nil, errors.New("storm child: no upstream line")

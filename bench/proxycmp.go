@@ -148,25 +148,11 @@ type proxyChild struct {
 }
 
 func startProxyChild(kind, upstream string) (*proxyChild, error) {
-	self, err := os.Executable()
+	cmd, in, out, err := startSelf(proxyChildEnv+"="+kind, proxyUpstreamEnv+"="+upstream)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), proxyChildEnv+"="+kind, proxyUpstreamEnv+"="+upstream)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	outp, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &proxyChild{cmd: cmd, in: in, out: bufio.NewScanner(outp)}
+	c := &proxyChild{cmd: cmd, in: in, out: out}
 	if !c.out.Scan() || !strings.HasPrefix(c.out.Text(), "listen ") {
 		c.stop()
 		return nil, fmt.Errorf("proxy child %s: no listen line", kind)
