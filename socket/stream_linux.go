@@ -239,7 +239,7 @@ const (
 func (s *Socket) streamStopped(res int32, why int) (again bool) {
 	st := s.rx.stream
 	s.rx.mu.Lock()
-	final, enobufs, again := s.streamNextLocked(res, why)
+	enobufs, again, final := s.streamNextLocked(res, why)
 	if final != nil {
 		st.ended = true
 		s.unraised.Add(1) // before the side lets go: Close must wait for it
@@ -262,9 +262,9 @@ func (s *Socket) streamStopped(res int32, why int) (again bool) {
 }
 
 // streamNextLocked decides, with rx.mu held, what follows a stopped
-// request: the stream's end (final), a park on the empty pool (enobufs) or
-// at the limit, or another request (again).
-func (s *Socket) streamNextLocked(res int32, why int) (final error, enobufs, again bool) {
+// request: a park on the empty pool (enobufs) or at the limit, another
+// request (again), or the stream's end (final).
+func (s *Socket) streamNextLocked(res int32, why int) (enobufs, again bool, final error) {
 	st := s.rx.stream
 	// At the limit: the cancel did it, or the kernel stopped at the
 	// arm's byte budget (res > 0 without CQEFMore) with the limit reached.
@@ -274,33 +274,33 @@ func (s *Socket) streamNextLocked(res int32, why int) (final error, enobufs, aga
 	st.limited = false
 	switch {
 	case s.life.closing():
-		return ErrClosed, false, false
+		return false, false, ErrClosed
 	case why == stopFailed:
-		return s.opError("read", syscall.Errno(-res)), false, false
+		return false, false, s.opError("read", syscall.Errno(-res))
 	case why == stopRes && res == 0:
-		return io.EOF, false, false
+		return false, false, io.EOF
 	case res == -int32(unix.ENOBUFS):
 		st.parked.Store(true)
-		return nil, true, false
+		return true, false, nil
 	case res == -int32(unix.EINVAL) && limited:
 		// The kernel has no byte budget for multishot receives (before
 		// 6.15): arm without one from now on; the cancel at the limit
 		// still bounds the stream, if less tightly.
 		st.pool.noBudget.Store(true)
-		return nil, false, true
+		return false, true, nil
 	case capped && (res >= 0 || retriable(res)):
 		// Parked first, then held read: a Release in between sees the
 		// park and resumes the stream; one before it shows in held.
 		st.parked.Store(true)
 		if st.held.Load() > st.limit/2 {
-			return nil, false, false
+			return false, false, nil
 		}
 		st.parked.Store(false)
-		return nil, false, true
+		return false, true, nil
 	case res > 0 || retriable(res):
-		return nil, false, true
+		return false, true, nil
 	}
-	return s.opError("read", syscall.Errno(-res)), false, false
+	return false, false, s.opError("read", syscall.Errno(-res))
 }
 
 // streamCloseLocked ends a parked stream of a closing socket (nothing of
