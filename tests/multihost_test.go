@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -321,27 +320,8 @@ func buildUringsend(t *testing.T) string {
 type proc struct {
 	cmd    *exec.Cmd
 	out    string // stdout's file
-	stderr *lockedBuffer
+	stderr *promtest.SyncBuffer
 	done   chan struct{}
-}
-
-// lockedBuffer collects a process's stderr, written by exec's copying
-// goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startProc starts cmd with stdout to the file out and kills it (if still
@@ -353,7 +333,7 @@ func startProc(t *testing.T, cmd *exec.Cmd, out string) *proc {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	p := &proc{cmd: cmd, out: out, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: out, stderr: &promtest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = f, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -434,7 +414,7 @@ func startNetnsSink(t *testing.T, bin string, h *netnstest.Host, port, mport int
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &netnsSink{p: &proc{cmd: cmd, out: out, stderr: &lockedBuffer{}, done: make(chan struct{})}, out: out}
+	s := &netnsSink{p: &proc{cmd: cmd, out: out, stderr: &promtest.SyncBuffer{}, done: make(chan struct{})}, out: out}
 	listening := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)

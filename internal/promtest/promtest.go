@@ -77,7 +77,7 @@ type Prom struct {
 
 	client *http.Client
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *SyncBuffer
 	exited chan struct{}
 }
 
@@ -156,7 +156,7 @@ func start(t testing.TB, bin, cfg, data string) (*Prom, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd := exec.Command(bin,
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+data,
@@ -453,19 +453,21 @@ func (p *Prom) get(ctx context.Context, path string) (status int, body []byte, e
 	return resp.StatusCode, body, err
 }
 
-// syncBuffer collects the server's output.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer goroutine (exec's
+// copier of a child's output) and readers: the server's output here, a
+// child process's stderr in tests.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
