@@ -35,7 +35,12 @@ func TestOrderRandomShapes(t *testing.T) {
 			t.Run(network, func(t *testing.T) {
 				rng := newRand(t)
 				s, peer := streamPair(t, eng, network, pairConfig{sndbuf: 64 << 10, rcvbuf: 64 << 10})
-				r := startReader(t, peer, readOpts{chunk: 1 + rng.IntN(64<<10), pause: time.Millisecond, pauseEvery: 16})
+				// Reads of any size, with a pause after every 64 KiB or so
+				// (never fewer than 16 reads): pausing every 16 reads of a
+				// 15-byte chunk read 200 KB/s and left a 15 MB test
+				// unfinished at its deadline.
+				chunk := 1 + rng.IntN(64<<10)
+				r := startReader(t, peer, readOpts{chunk: chunk, pause: time.Millisecond, pauseEvery: max(16, (64<<10)/chunk)})
 				const n = 300
 				tr := newTracker(t, n)
 				args := make([]sendop.Args, n)
