@@ -156,6 +156,12 @@ func (br *BufRing) Entries() int { return len(br.ring) }
 // Size returns the size of each buffer.
 func (br *BufRing) Size() int { return br.size }
 
+// Memory returns every buffer of the ring, in id order, as one slice: the
+// range a caller checks a buffer's address against. It is not Go memory
+// (the garbage collector neither moves nor frees it), and it stays valid
+// until the BufRing is closed.
+func (br *BufRing) Memory() []byte { return br.bufs }
+
 // Buf returns the first n bytes of buffer bid: what a CQE naming bid with
 // res n received. Its capacity is the buffer's size, so an append never
 // reaches the next buffer. The slice is valid until bid is recycled or

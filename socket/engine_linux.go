@@ -42,6 +42,9 @@ type Engine struct {
 	recvBufs, recvBufSize int        // the receive pool's size (stream_linux.go)
 	poolMu                sync.Mutex // epoll: the engine's pool, made on first use
 	pool                  *chunkPool
+	// noPin: the rings' receive pools, which sockets' pin caches skip
+	// (chunks sent on are not Go memory).
+	noPin op.Exempt
 }
 
 // NewEngine starts an engine.

@@ -103,6 +103,7 @@ func newSocket(fd int, info sockInfo, rc syscall.RawConn, closer io.Closer, owne
 		}
 		s.opts.eng = e
 	}
+	s.pins.Exempt = &s.opts.eng.noPin
 	if rc != nil {
 		if err := rc.Control(func(f uintptr) { s.fd = int(f) }); err != nil {
 			return nil, err

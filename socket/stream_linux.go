@@ -599,6 +599,7 @@ func (u *uring) chunkPool(n, size int) (*chunkPool, error) {
 	}
 	p := newChunkPool(n, size)
 	p.br, p.bundle = br, u.r.Has(ring.FeatureRecvBundle)
+	u.eng.noPin.Add(br.Memory())
 	u.pool = p
 	return p, nil
 }

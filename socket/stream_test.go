@@ -513,6 +513,50 @@ func TestReceiveChunksRelay(t *testing.T) {
 	})
 }
 
+// A chunk is not Go memory: sending it on pins nothing, and the sending
+// socket's pin cache (which would keep a small entry past the send)
+// stays empty.
+func TestChunkSendPinsNothing(t *testing.T) {
+	eachStreamBackend(t, EngineConfig{}, func(t *testing.T, eng *Engine) {
+		in, pin := rxPair(t, eng)
+		out, pout := rxPair(t, eng)
+		sent := make(chan error, 1)
+		a := &sendop.Args{Completed: func(a *sendop.Args) {
+			a.UserToken.(*Chunk).Release()
+			sent <- a.Err()
+		}}
+		err := in.ReceiveChunks(func(c *Chunk, err error) {
+			if c == nil {
+				return
+			}
+			a.SetBuffer(c.Bytes())
+			a.UserToken = c
+			if pending, err := out.SendAsync(a); err != nil || !pending {
+				a.Completed(a)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pin.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 5)
+		if _, err := io.ReadFull(pout, got); err != nil || string(got) != "hello" {
+			t.Fatalf("peer read %q, %v", got, err)
+		}
+		out.mu.Lock()
+		n := out.pins.Len()
+		out.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("the sending socket caches %d pins after sending a chunk, want 0", n)
+		}
+	})
+}
+
 // A peer that resets the connection ends the stream with the reset, as a
 // *net.OpError that Is ECONNRESET, after every byte it sent before.
 func TestReceiveChunksPeerReset(t *testing.T) {

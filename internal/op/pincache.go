@@ -1,6 +1,10 @@
 package op
 
-import "unsafe"
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
 
 // PinCache keeps the memory of one socket's sends pinned from one send to
 // the next. runtime.Pinner's Pin and Unpin each take a span lock: a
@@ -31,6 +35,12 @@ import "unsafe"
 // Sweep and Release only when nothing sent from the cached memory is still
 // in the kernel. Its zero value is ready to use.
 type PinCache struct {
+	// Exempt, when set, names memory the cache never pins nor records:
+	// not Go memory (the engine's receive pools), which a Pinner would
+	// not pin anyway — recording it would only grow the table and count
+	// towards the cache's limits.
+	Exempt *Exempt
+
 	slots []pinSlot // open addressing by address; p == nil is an empty slot
 	n     int       // pointers held
 	bytes int       // bytes sent from them when they were added
@@ -72,6 +82,9 @@ func (c *PinCache) Len() int { return c.n }
 // room for it. It reports false when the cache is full: the caller pins p
 // itself for the duration of its send.
 func (c *PinCache) pin(p unsafe.Pointer, size int) bool {
+	if c.Exempt != nil && c.Exempt.has(p) {
+		return true
+	}
 	c.used = true
 	if c.slots != nil {
 		mask := uint(len(c.slots) - 1)
@@ -183,4 +196,44 @@ func (c *PinCache) release(keep int) {
 // pinHash spreads addresses (16-byte aligned and clustered) over the table.
 func pinHash(p unsafe.Pointer) uint {
 	return uint((uint64(uintptr(p)) >> 4) * 0x9E3779B97F4A7C15 >> 32)
+}
+
+// Exempt is a set of memory ranges outside the Go heap that pin caches
+// skip (PinCache.Exempt). It is shared by an engine's sockets; ranges are
+// added rarely (a receive pool made) and read on every pin, so readers
+// load a slice that Add replaces, never changes.
+type Exempt struct {
+	mu     sync.Mutex
+	ranges atomic.Pointer[[]memRange]
+}
+
+type memRange struct{ lo, n uintptr }
+
+// Add exempts b's memory. It must not be Go memory.
+func (x *Exempt) Add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var cur []memRange
+	if p := x.ranges.Load(); p != nil {
+		cur = *p
+	}
+	next := append(cur[:len(cur):len(cur)], memRange{uintptr(unsafe.Pointer(&b[0])), uintptr(len(b))})
+	x.ranges.Store(&next)
+}
+
+// has reports whether p lies in an exempt range.
+func (x *Exempt) has(p unsafe.Pointer) bool {
+	rs := x.ranges.Load()
+	if rs == nil {
+		return false
+	}
+	for _, r := range *rs {
+		if uintptr(p)-r.lo < r.n {
+			return true
+		}
+	}
+	return false
 }

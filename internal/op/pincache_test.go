@@ -4,6 +4,8 @@ package op
 
 import (
 	"runtime"
+
+	"golang.org/x/sys/unix"
 	"testing"
 	"unsafe"
 	"weak"
@@ -339,5 +341,32 @@ func benchPinCycle(b *testing.B, pc *PinCache) {
 		op.Advance(64)
 		op.Complete(0)
 		op.Decide()
+	}
+}
+
+// Memory outside the Go heap that the cache is told of (a receive pool)
+// is neither pinned nor recorded; Go memory still is.
+func TestPinCacheExempt(t *testing.T) {
+	mem, err := unix.Mmap(-1, 0, 1<<16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	pc := testPins(t)
+	pc.Exempt = new(Exempt)
+	pc.Exempt.Add(mem[:1<<15])
+	for _, off := range []int{0, 4096, 1<<15 - 1} {
+		if !pc.pin(unsafe.Pointer(&mem[off]), 1) {
+			t.Fatalf("pin of exempt memory at %d refused", off)
+		}
+	}
+	if pc.Len() != 0 {
+		t.Fatalf("cache holds %d pointers into exempt memory, want 0", pc.Len())
+	}
+	pc.pin(unsafe.Pointer(&mem[1<<15]), 1) // past the range: recorded
+	goMem := make([]byte, 64)
+	pc.pin(unsafe.Pointer(&goMem[0]), len(goMem))
+	if pc.Len() != 2 {
+		t.Fatalf("cache holds %d pointers, want 2 (one past the exempt range, one of Go memory)", pc.Len())
 	}
 }
