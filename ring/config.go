@@ -15,6 +15,12 @@ type Config struct {
 	// Cooperative task running saves an IPI per completion but lets task
 	// work wait until the submitting thread next enters the kernel.
 	NoCoopTaskrun bool
+	// FloatingReaper lets the reaper goroutine move between OS threads. By
+	// default it is locked to one for its life (runtime.LockOSThread):
+	// io_uring runs a request's task work on the thread that submitted
+	// it, so what the reaper submits completes on the thread that waits
+	// for it, instead of waking an arbitrary Go thread per completion.
+	FloatingReaper bool
 	// Unrestricted skips IORING_REGISTER_RESTRICTIONS: every opcode and
 	// SQE flag is allowed. By default the ring is created disabled, limited
 	// to the opcodes of DefaultOps and ExtraOps that the kernel has, to

@@ -116,6 +116,23 @@
 // that exactly one side clears, so a wake-up is never lost and never sent
 // twice.
 //
+// The reaper is locked to one OS thread for its life (unless
+// Config.FloatingReaper), which ReaperThread names. io_uring runs a
+// request's task work — the step that posts the CQE of a request that
+// waited for its socket, every receive of a multishot one — on the thread
+// that submitted it: what the reaper's thread submits completes where the
+// reaper waits, and what an arbitrary Go thread submitted wakes that
+// thread (its signal handling) for each such completion. A caller that
+// wants its requests completed by the reaper's thread hands them to the
+// reaper to submit (socket's stream receives do; Reaping tells a Handler
+// whether the reaper is the one harvesting). The locked thread also
+// registers the ring's fd with itself (IORING_REGISTER_RING_FDS, 5.18)
+// and waits through the registered index, sparing the kernel a file
+// lookup per wait. Measured on uringproxy: with the reaper floating, 15 %
+// of its samples were other threads' signal handling and it needed 1.16–
+// 1.23× the io.Copy proxy's CPU per request at redis -P 1; locked, 0.80–
+// 0.86×.
+//
 // # Closing
 //
 // Close walks the ring through the phases of its state word: open →

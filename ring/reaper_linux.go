@@ -1,8 +1,10 @@
 package ring
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +41,10 @@ type Reaper struct {
 	// Batches is called with the size of every batch handed over; for
 	// metrics. Set before StartReaper returns; nil means none.
 	batches func(n int)
+	// How waitKernel enters: the ring's fd, or the index registered with
+	// the locked reaper's thread.
+	fd    int
+	flags uint32
 }
 
 // drainBudget bounds how long Close waits for cancelled requests to post
@@ -75,6 +81,18 @@ func (r *Ring) TryHarvest(h Handler) (n int, ok bool) {
 	return n, true
 }
 
+// ReaperThread returns the OS thread id (gettid) the reaper is locked to,
+// or 0 when it floats (Config.FloatingReaper) or is not running. A
+// goroutine that finds its own thread id here is the reaper, since no
+// other goroutine runs on a locked thread: the place to submit requests
+// whose completions the reaper should take without waking another thread.
+func (r *Ring) ReaperThread() int32 { return r.reaperTID.Load() }
+
+// Reaping reports whether the holder of the completion lock is the
+// reaper (not an inline harvester). Only a Handler may ask, inside
+// HandleCQEs.
+func (r *Ring) Reaping() bool { return r.reaping }
+
 func (r *Ring) harvestLocked(h Handler, buf []CQE, onBatch func(int)) int {
 	total := 0
 	for {
@@ -96,14 +114,45 @@ func (r *Ring) harvestLocked(h Handler, buf []CQE, onBatch func(int)) int {
 // nothing is in the kernel, else in io_uring_enter — until Close lets it go.
 func (rp *Reaper) loop() {
 	defer close(rp.done)
+	rp.fd, rp.flags = rp.r.fd, enterGetEvents
+	if !rp.r.floating {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		rp.r.reaperTID.Store(int32(unix.Gettid()))
+		defer rp.r.reaperTID.Store(0)
+		if idx, ok := rp.r.registerRingFD(); ok {
+			rp.fd, rp.flags = int(idx), enterGetEvents|enterRegisteredRing
+			defer rp.r.unregisterRingFD(idx) // on this thread, before it is unlocked
+		}
+	}
 	for rp.round() {
 		// Nothing in the kernel: park in Go instead of io_uring_enter, so
 		// that sends completing inline (harvested by their submitters)
 		// never wake this goroutine. Submit and Wake unpark it.
 		if !rp.r.park() {
-			rp.r.waitKernel()
+			rp.waitKernel()
 		}
 	}
+}
+
+// registerRingFD registers the ring's fd with the calling thread (5.18)
+// and returns its index; false where the kernel cannot. The registration
+// belongs to the thread: only a locked reaper uses it, and unregisters it
+// before it leaves, since it holds the ring open until then.
+func (r *Ring) registerRingFD() (uint32, bool) {
+	if !r.Has(FeatureRegisterRingFD) {
+		return 0, false
+	}
+	upd := rsrcUpdate{offset: ^uint32(0), data: uint64(r.fd)}
+	if r.register(registerRingFDs, unsafe.Pointer(&upd), 1) != nil {
+		return 0, false
+	}
+	return upd.offset, true
+}
+
+func (r *Ring) unregisterRingFD(idx uint32) {
+	upd := rsrcUpdate{offset: idx}
+	r.register(unregisterRingFDs, unsafe.Pointer(&upd), 1)
 }
 
 // round hands everything in the CQ to the Handler, runs AfterHarvest and
@@ -115,7 +164,9 @@ func (rp *Reaper) round() bool {
 		r.cqMu.Unlock()
 		return false
 	}
+	r.reaping = true
 	r.harvestLocked(rp.h, rp.buf, rp.batches)
+	r.reaping = false
 	r.clear(stateWakeSeen) // awake: any Wake has done its job
 	r.cqMu.Unlock()
 	rp.h.AfterHarvest()
@@ -123,10 +174,11 @@ func (rp *Reaper) round() bool {
 }
 
 // waitKernel submits what is queued and waits for a completion, in one
-// io_uring_enter.
-func (r *Ring) waitKernel() {
+// io_uring_enter (through the registered ring fd where it has one).
+func (rp *Reaper) waitKernel() {
+	r := rp.r
 	r.stats.waits.Add(1)
-	_, errno := r.enter(r.pending(), 1, enterGetEvents, nil, 0)
+	_, errno := r.enterVia(rp.fd, r.pending(), 1, rp.flags, nil, 0)
 	switch errno {
 	case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY, unix.ETIME:
 	default:

@@ -70,6 +70,7 @@ type Ring struct {
 	cqEntries  uint32
 	cqes       []CQE
 	scratch    []CQE // harvest buffer, owned by whoever holds cqMu
+	reaping    bool  // the reaper holds cqMu (Reaping); written under cqMu
 
 	// state is the lifecycle word: phase, flags and users (state_linux.go).
 	state      atomic.Uint64
@@ -80,6 +81,8 @@ type Ring struct {
 	drained    chan struct{} // the last user → Close; capacity 1
 	reaperDone chan struct{} // closed by the reaper as it leaves
 	closeDone  chan struct{} // closed by Close once the ring is closed
+	floating   bool          // Config.FloatingReaper
+	reaperTID  atomic.Int32  // the locked reaper's thread; 0 if none
 
 	// The registered buffer rings by group id, which Close unregisters (a
 	// leaf lock: nothing else is taken while bufMu is held).
@@ -199,6 +202,7 @@ func (r *Ring) init(cfg *Config, restrict bool) error {
 	}
 	r.probeFeatures()
 	r.applyDisabled(cfg)
+	r.floating = cfg.FloatingReaper
 	if !r.probe[OpSend] {
 		return &FeatureError{Name: "IORING_OP_SEND", MinVersion: "5.6", Err: errDisabled}
 	}

@@ -281,8 +281,15 @@ func (w *waitArg) set(timeout time.Duration) (unsafe.Pointer, uintptr) {
 }
 
 func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argsz uintptr) (int, syscall.Errno) {
+	return r.enterVia(r.fd, toSubmit, minComplete, flags, arg, argsz)
+}
+
+// enterVia is enter through fd: the ring's, or with enterRegisteredRing
+// in flags the index the calling thread registered it under, which
+// spares the kernel the fd lookup (and its reference) of each call.
+func (r *Ring) enterVia(fd int, toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argsz uintptr) (int, syscall.Errno) {
 	r.stats.enters.Add(1)
-	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit),
+	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(toSubmit),
 		uintptr(minComplete), uintptr(flags), uintptr(arg), argsz)
 	if e := r.enterFault.Load(); e != 0 {
 		n, errno = 0, syscall.Errno(e)

@@ -110,7 +110,12 @@
 // ReceiveChunks is the relay's receive without a buffer of its own: one
 // multishot IORING_OP_RECV (6.0) stays armed and takes a buffer from the
 // ring's provided buffer ring (5.19; several with recv bundles, 6.10)
-// only when data arrives, so an idle connection holds none. Each buffer
+// only when data arrives, so an idle connection holds none. The request
+// is armed by the reaper, on the OS thread it is locked to: io_uring runs
+// each receive's completion work on the submitting thread, so a stream
+// armed from the goroutine that accepted the connection would wake that
+// goroutine's thread for every receive (ReceiveChunks from elsewhere hands
+// the arming to the reaper). Each buffer
 // the kernel filled reaches the handler as a Chunk, in stream order; the
 // handler sends its Bytes on (no copy) and Releases it when that send
 // completes. A socket whose handler holds WithChunkLimit chunks, or that

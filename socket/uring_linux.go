@@ -29,6 +29,8 @@ type uring struct {
 	flushMu  sync.Mutex
 	flushQ   []*Socket // batching sockets whose queue waits for a wire
 	flushSp  []*Socket
+	armQ     []*Socket // stream receives to arm from the reaper's thread (stream_linux.go); under flushMu
+	armSp    []*Socket
 	sweep    sweeper       // pin caches of idle sockets: sweep_linux.go
 	idle     atomic.Bool   // the reaper is done with AfterHarvest and will wait
 	stale    atomic.Uint64 // CQEs whose user_data matched no live send (must stay 0)
@@ -406,6 +408,7 @@ func (u *uring) AfterHarvest() {
 		u.idle.Store(false)
 		u.raise.raiseAll(u.eng, u.lat)
 		u.flushAll()
+		u.armAll()
 		u.idle.Store(true)
 		if !u.hasFlush() && !u.raise.needsWake() {
 			return
@@ -425,7 +428,7 @@ func (u *uring) scheduleFlush(s *Socket) {
 
 func (u *uring) hasFlush() bool {
 	u.flushMu.Lock()
-	n := len(u.flushQ)
+	n := len(u.flushQ) + len(u.armQ)
 	u.flushMu.Unlock()
 	return n > 0
 }
