@@ -322,6 +322,38 @@ func (p *pump) dstConn() *net.TCPConn {
 	return p.c.client
 }
 
+func (p *pump) srcConn() *net.TCPConn {
+	if p == &p.c.up {
+		return p.c.client
+	}
+	return p.c.upstream
+}
+
+// sourceReset is the sweeper's look at a pump that holds more than half
+// of what it may have in flight: backed up, or about to be, so that it has
+// stopped reading its source or soon will — and with nothing posted on the
+// source, nothing else would see that its peer has reset the connection
+// until the sends complete or SendTimeout. It reports a pending error on
+// the source (POLLERR: an RST, ...); the bytes still queued there are not
+// needed to tell.
+func (p *pump) sourceReset() bool {
+	cfg := &p.c.p.cfg
+	if p.held.Load() <= int64(cfg.slots())*int64(cfg.BufferSize)/2 {
+		return false
+	}
+	rc, err := p.srcConn().SyscallConn()
+	if err != nil {
+		return false
+	}
+	failed := false
+	rc.Control(func(fd uintptr) { // a closed connection's fd is not looked at
+		pfd := [1]unix.PollFd{{Fd: int32(fd)}}
+		n, err := unix.Poll(pfd[:], 0)
+		failed = err == nil && n == 1 && pfd[0].Revents&unix.POLLERR != 0
+	})
+	return failed
+}
+
 func sendEnd(e *sendop.Args) endReason {
 	if e.SocketError() == sendop.TimedOut {
 		return endSendTimeout

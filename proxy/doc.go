@@ -77,6 +77,11 @@
 //   - Resets: a read error other than EOF, or a failed send, on either
 //     side ends both: the connections are closed with SO_LINGER 0, so the
 //     peers see RST rather than a FIN that would pass for a clean end.
+//     A peer the proxy has stopped reading (backpressure: what it sent
+//     waits for the other peer) has nothing posted on its socket that
+//     would see its RST: the sweeper looks at the sources of backed-up
+//     directions for a pending error, so such a reset ends the
+//     connection within a second (or SendTimeout/8), not at SendTimeout.
 //   - Config.SendTimeout bounds each send on the wire (sendop.Args.Timeout):
 //     a peer that stops reading is dropped (with RST) once a send has
 //     waited that long.

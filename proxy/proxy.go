@@ -45,7 +45,7 @@ type Proxy struct {
 	stopping bool
 	serving  sync.WaitGroup // Serve loops
 	handlers sync.WaitGroup // connection goroutines
-	sweeper  chan struct{}  // closed to stop the idle sweeper
+	sweeper  chan struct{}  // closed to stop the sweeper
 	swept    chan struct{}  // closed when the sweeper has returned
 	stopOnce sync.Once
 	released atomic.Bool
@@ -125,10 +125,8 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	if cfg.IdleTimeout > 0 || p.recvEngine && cfg.SendTimeout > 0 {
-		p.sweeper, p.swept = make(chan struct{}), make(chan struct{})
-		go p.sweep()
-	}
+	p.sweeper, p.swept = make(chan struct{}), make(chan struct{})
+	go p.sweep()
 	return p, nil
 }
 
@@ -286,10 +284,8 @@ func (p *Proxy) release() error {
 		return ErrClosed
 	}
 	p.cancelDial()
-	if p.sweeper != nil {
-		close(p.sweeper)
-		<-p.swept
-	}
+	close(p.sweeper)
+	<-p.swept
 	err := p.eng.Close()
 	if p.msrv != nil {
 		err = errors.Join(err, p.msrv.Close())
@@ -349,19 +345,16 @@ func (p *Proxy) dial() (*net.TCPConn, error) {
 	return c.(*net.TCPConn), nil
 }
 
-// sweep closes idle connections and, in receive mode engine, resets
-// connections whose sends have made no progress for SendTimeout, until
-// release. While Shutdown drains, the send timeout still holds (as
-// sendop.Args.Timeout does in receive mode net) but the idle timeout does
-// not: a draining connection reads nothing.
+// sweep closes idle connections, resets connections whose source has
+// been reset while they were backed up (sourceReset) and, in receive mode
+// engine, connections whose sends have made no progress for SendTimeout,
+// until release. While Shutdown drains, the send timeout still holds (as
+// sendop.Args.Timeout does in receive mode net) but the idle timeout and
+// the look at the sources do not: a draining connection reads nothing.
 func (p *Proxy) sweep() {
 	defer close(p.swept)
 	idle := p.cfg.IdleTimeout
-	every := idle
-	if p.recvEngine && p.cfg.SendTimeout > 0 && (every == 0 || p.cfg.SendTimeout < every) {
-		every = p.cfg.SendTimeout
-	}
-	t := time.NewTicker(min(max(every/8, 5*time.Millisecond), time.Second))
+	t := time.NewTicker(p.sweepEvery())
 	defer t.Stop()
 	for {
 		select {
@@ -369,6 +362,10 @@ func (p *Proxy) sweep() {
 			return
 		case now := <-t.C:
 			for _, c := range p.snapshot() {
+				if !c.halt.Load() && (c.up.sourceReset() || c.down.sourceReset()) {
+					c.stop(endReset)
+					continue
+				}
 				if idle > 0 && !c.halt.Load() {
 					if at := now.Sub(p.started); c.active.Swap(false) {
 						c.lastActive = at
@@ -383,4 +380,21 @@ func (p *Proxy) sweep() {
 			}
 		}
 	}
+}
+
+// maxSweep is the longest time between two sweeps: how late, at most, a
+// reset of a backed-up connection's source is seen.
+const maxSweep = time.Second
+
+// sweepEvery is the sweeper's period: an eighth of the shortest timeout it
+// enforces, from 5 ms to maxSweep.
+func (p *Proxy) sweepEvery() time.Duration {
+	every := p.cfg.IdleTimeout
+	if p.recvEngine && p.cfg.SendTimeout > 0 && (every == 0 || p.cfg.SendTimeout < every) {
+		every = p.cfg.SendTimeout
+	}
+	if every == 0 {
+		return maxSweep
+	}
+	return min(max(every/8, 5*time.Millisecond), maxSweep)
 }

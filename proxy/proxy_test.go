@@ -97,15 +97,24 @@ func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 }
 
 // waitBackedUp waits until the proxy's one connection has stopped reading
-// from the client for want of completed sends to a stalled upstream: the
-// bytes read have not moved for 200 ms with buffers in flight towards the
-// upstream — all of MaxInflight, or with the receive pool more than half
-// of it (a stream parked at its chunk limit resumes at half).
+// from the client for want of completed sends to a stalled upstream
+// (waitDirectionBackedUp).
 func waitBackedUp(t testing.TB, p *Proxy) {
+	t.Helper()
+	waitDirectionBackedUp(t, p, directionIndexUp)
+}
+
+// waitDirectionBackedUp waits until the proxy's one connection has stopped
+// reading for direction (directionIndexUp or directionIndexClient) for
+// want of completed sends to a peer that does not read: the bytes read
+// have not moved for 200 ms with buffers in flight towards that peer —
+// all of MaxInflight, or with the receive pool more than half of it (a
+// stream parked at its chunk limit resumes at half).
+func waitDirectionBackedUp(t testing.TB, p *Proxy, direction int) {
 	t.Helper()
 	var last uint64
 	var since time.Time
-	waitFor(t, "the proxy to stop reading with MaxInflight towards the upstream", 10*time.Second, func() bool {
+	waitFor(t, "the proxy to stop reading with MaxInflight in flight", 10*time.Second, func() bool {
 		cs := p.snapshot()
 		if len(cs) != 1 {
 			return false
@@ -114,8 +123,12 @@ func waitBackedUp(t testing.TB, p *Proxy) {
 		if cs[0].chunked {
 			full = full/2 + 1
 		}
-		read := cs[0].up.bytes.Load()
-		if read != last || cs[0].up.held.Load() < full {
+		d := &cs[0].up
+		if direction == directionIndexClient {
+			d = &cs[0].down
+		}
+		read := d.bytes.Load()
+		if read != last || d.held.Load() < full {
 			last, since = read, time.Now()
 			return false
 		}

@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// tcpClose is TCP_CLOSE, a socket's state (TCP_INFO) after an RST; after a
+// FIN it would be CLOSE_WAIT.
+const tcpClose = 7
+
+// TestResetWhileBackedUp: one peer floods, the other reads nothing, until
+// the proxy has stopped reading from the first (backpressure); then one of
+// them resets (SO_LINGER 0). Whichever it is, the proxy resets the other
+// peer within 2 s — far from SendTimeout (30 s here) — and the connection
+// is gone from its count and its gauges. A reset of the peer the proxy
+// sends to fails the send on the wire at once; one of the peer it has
+// stopped reading (the flooder) has nothing posted on its socket that
+// would see it, and is found by the sweeper's look at the sources of
+// backed-up directions (at most a sweep, 1 s here, later).
+func TestResetWhileBackedUp(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		flooder  string // the peer that writes; the other reads nothing
+		resetter string
+	}{
+		{"to-client/client-resets", "upstream", "client"},
+		{"to-client/upstream-resets", "upstream", "upstream"},
+		{"to-upstream/client-resets", "client", "client"},
+		{"to-upstream/upstream-resets", "client", "upstream"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, cfg Config) {
+				testResetWhileBackedUp(t, cfg, tc.flooder, tc.resetter)
+			})
+		})
+	}
+}
+
+func testResetWhileBackedUp(t *testing.T, cfg Config, flooder, resetter string) {
+	cfg.MaxInflight = 128 << 10
+	cfg.BufferSize = 32 << 10
+	cfg.SendTimeout = 30 * time.Second
+	upstreams := make(chan *net.TCPConn, 1)
+	done := make(chan struct{})
+	defer close(done) // before the upstream's cleanup waits for its handler
+	cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
+		upstreams <- c
+		<-done
+	})
+	p := startProxy(t, cfg)
+	peers := map[string]*net.TCPConn{"client": dial(t, p)}
+	select {
+	case peers["upstream"] = <-upstreams:
+	case <-time.After(scaled(5 * time.Second)):
+		t.Fatal("the proxy did not dial the upstream")
+	}
+	other := map[string]string{"client": "upstream", "upstream": "client"}
+	direction := directionIndexUp
+	if flooder == "upstream" {
+		direction = directionIndexClient
+	}
+	peers[flooder].SetWriteBuffer(64 << 10)
+	peers[other[flooder]].SetReadBuffer(64 << 10)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := peers[flooder].Write(make([]byte, 64<<20))
+		wrote <- err // the 64 MiB never all fit: it fails with the reset or the close
+	}()
+	waitDirectionBackedUp(t, p, direction)
+
+	survivor := peers[other[resetter]]
+	survivor.SetReadDeadline(time.Now().Add(scaled(2 * time.Second)))
+	peers[resetter].SetLinger(0)
+	start := time.Now()
+	peers[resetter].Close()
+	state, err := waitReset(survivor)
+	took := time.Since(start)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t.Fatalf("the %s still connected %v after the %s's RST (SendTimeout %v)", other[resetter], took.Round(time.Millisecond), resetter, cfg.SendTimeout)
+	case err != nil:
+		t.Fatal(err)
+	case state != tcpClose:
+		t.Fatalf("the %s's socket is in TCP state %d after the proxy's RST; want %d (TCP_CLOSE)", other[resetter], state, tcpClose)
+	}
+	t.Logf("the %s was reset %v after the %s's RST", other[resetter], took.Round(time.Microsecond), resetter)
+	waitFor(t, "the connection to be closed", 5*time.Second, func() bool { return len(p.snapshot()) == 0 })
+	select {
+	case err := <-wrote:
+		switch {
+		case flooder == resetter && !errors.Is(err, net.ErrClosed):
+			t.Errorf("the %s's write ended with %v; want net.ErrClosed (the test closed it)", flooder, err)
+		case flooder != resetter && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE):
+			t.Errorf("the %s's write ended with %v; want ECONNRESET, or EPIPE after part of it", flooder, err)
+		}
+	case <-time.After(scaled(5 * time.Second)):
+		t.Fatalf("the %s's write still blocks after the reset", flooder)
+	}
+
+	// Ended once, reset: by the read of the resetter's side or by the send
+	// to it that failed — by the read (the sweeper's look) when the
+	// resetter was the flooder, to which nothing was being sent.
+	resets, sendErrors := ends(p, endReset), ends(p, endSendError)
+	if resets+sendErrors != 1 || resetter == flooder && resets != 1 {
+		t.Errorf("connection ends: reset %d, send_error %d; want 1 in all (reset, when the %s flooded and reset)", resets, sendErrors, flooder)
+	}
+	for r := endEOF; r < numEndReasons; r++ {
+		if r != endReset && r != endSendError && ends(p, r) != 0 {
+			t.Errorf("connection ends: %s %d; want 0", r, ends(p, r))
+		}
+	}
+	if err := testutil.CollectAndCompare(p.stats, strings.NewReader(`
+# HELP uringsend_proxy_open_connections Client connections being proxied now.
+# TYPE uringsend_proxy_open_connections gauge
+uringsend_proxy_open_connections 0
+# HELP uringsend_proxy_held_buffers Buffers the connections hold now: the proxy's own (being read into or sent) and the engine's receive pool's (being sent). An idle connection holds none, except with -recv-own-buffers (one per direction).
+# TYPE uringsend_proxy_held_buffers gauge
+uringsend_proxy_held_buffers 0
+# HELP uringsend_proxy_inflight_buffer_bytes Bytes of read buffers held by sends the engine has not completed yet (each direction of a connection holds at most -max-inflight).
+# TYPE uringsend_proxy_inflight_buffer_bytes gauge
+uringsend_proxy_inflight_buffer_bytes 0
+`), NameOpenConnections, NameHeldBuffers, NameHeldBytes); err != nil {
+		t.Error(err)
+	}
+}
+
+// waitReset waits, reading nothing, until c's socket reports that its
+// peer reset the connection (POLLHUP or POLLERR: c never shuts down its
+// own side, so no exchange of FINs ends in POLLHUP) and returns c's TCP
+// state then; os.ErrDeadlineExceeded at c's read deadline.
+func waitReset(c *net.TCPConn) (state uint8, err error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var ferr error
+	err = rc.Read(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd)}}
+		if _, ferr = unix.Poll(pfd, 0); ferr != nil {
+			return true
+		}
+		if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0 {
+			return false // wait for the next event
+		}
+		var info *unix.TCPInfo
+		if info, ferr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); ferr == nil {
+			state = info.State
+		}
+		return true
+	})
+	return state, errors.Join(err, ferr)
+}
