@@ -60,6 +60,25 @@ func sendUntilStuck(t *testing.T, s *Socket, n int) ([]sendop.Args, []atomic.Int
 	return args, counts, &wg
 }
 
+// waitQueued waits until s's kernel send queue holds bytes (SIOCOUTQ).
+func waitQueued(t *testing.T, s *Socket) {
+	t.Helper()
+	t0 := time.Now()
+	for {
+		n, err := unix.IoctlGetInt(s.FD(), unix.SIOCOUTQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Since(t0) > 2*time.Second {
+			t.Fatal("no byte of the sends reached the kernel's send queue in 2 s")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // newEngine makes an engine for the test, closed at its end; it skips the
 // test where the backend cannot run.
 func newEngine(t *testing.T, cfg EngineConfig) *Engine {
@@ -97,6 +116,11 @@ func TestCloseZeroCopyStalledPeerBounded(t *testing.T) {
 		s := stalledPair(t, eng)
 		const N = 64
 		args, counts, wg := sendUntilStuck(t, s, N)
+		// The close must find a zero-copy wire whose bytes the kernel
+		// holds: wait until the first wire has put some in (a Close
+		// within microseconds of the sends can find it not yet tried,
+		// and cancel it with nothing to notify).
+		waitQueued(t, s)
 		zc0 := eng.ZeroCopySends()
 		start := time.Now()
 		closed := make(chan error, 1)
