@@ -311,8 +311,11 @@ func (r *raiseQueue) needsWake() bool {
 }
 
 // raiseAll raises everything queued, in order, including what Completed
-// handlers queue meanwhile. Only the ring's reaper calls it.
-func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
+// handlers queue meanwhile. Only the ring's reaper (or the epoll
+// dispatcher) calls it; lockedTID is the thread the caller is locked to
+// for its life (ring.ReaperThread), or 0: then it locks itself for the
+// batch and asks gettid.
+func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch, lockedTID int32) {
 	r.raising.Store(true)
 	locked := false
 	for {
@@ -336,7 +339,10 @@ func (r *raiseQueue) raiseAll(eng *Engine, lb latencyBatch) {
 		if !locked {
 			locked = true
 			runtime.LockOSThread()
-			r.tid.Store(int32(unix.Gettid()))
+			if lockedTID == 0 {
+				lockedTID = int32(unix.Gettid())
+			}
+			r.tid.Store(lockedTID)
 		}
 		eng.raiseAll(&q, lb)
 		for i := range dq {

@@ -40,9 +40,9 @@ func (d *dispatcher) loop(e *Engine) {
 	for {
 		select {
 		case <-d.wake:
-			d.q.raiseAll(e, latencyBatch{})
+			d.q.raiseAll(e, latencyBatch{}, 0)
 		case <-d.stop:
-			d.q.raiseAll(e, latencyBatch{})
+			d.q.raiseAll(e, latencyBatch{}, 0)
 			return
 		}
 	}

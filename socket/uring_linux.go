@@ -406,7 +406,7 @@ func (u *uring) staleCQE(c *ring.CQE) {
 func (u *uring) AfterHarvest() {
 	for {
 		u.idle.Store(false)
-		u.raise.raiseAll(u.eng, u.lat)
+		u.raise.raiseAll(u.eng, u.lat, u.r.ReaperThread())
 		u.flushAll()
 		u.armAll()
 		u.idle.Store(true)
