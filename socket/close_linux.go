@@ -124,11 +124,7 @@ func (s *Socket) startClose() (done chan struct{}, first bool) {
 	s.cl.done = make(chan struct{})
 	s.cl.quiet = make(chan struct{})
 	s.mu.Unlock()
-	if s.opts.maxInflight > 0 { // WriteAsync waiters see the close
-		s.bpMu.Lock()
-		s.bpCond.Broadcast()
-		s.bpMu.Unlock()
-	}
+	s.wakeWriters() // WriteAsync waiters see the close
 	rxBusy := s.markRxClosing()
 	s.abortQueued() // sends that never reached the wire
 	if sendBusy || rxBusy {

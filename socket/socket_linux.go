@@ -38,9 +38,7 @@ type Socket struct {
 	writeFn func(fd uintptr) bool
 	loopFn  func()
 
-	bpMu          sync.Mutex
-	bpCond        sync.Cond
-	inflightBytes int
+	bp *backpressure // WithMaxInflightBytes: writer_linux.go; nil without
 	wres          int32 // epoll: result of writeOnce
 	wdone         bool
 	flush         bool         // batching: the reaper will put the queue on the wire
@@ -119,7 +117,9 @@ func newSocket(fd int, info sockInfo, rc syscall.RawConn, closer io.Closer, owne
 	if owned {
 		s.owner = closer
 	}
-	s.bpCond.L = &s.bpMu
+	if s.opts.maxInflight > 0 {
+		s.bp = newBackpressure()
+	}
 	s.conned.Store(info.connected)
 	if err := s.eng.add(s, info); err != nil {
 		return nil, err

@@ -244,39 +244,69 @@ func (st *readFromState) result(s *Socket) (int, error) {
 	return st.e.BytesTransferred(), st.e.Err()
 }
 
+// backpressure is WithMaxInflightBytes' count of the bytes WriteAsync has
+// in flight, and the writers waiting for room. Only sockets with the
+// option have one: the rest do not pay its 80 bytes.
+type backpressure struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	inflight int
+}
+
+func newBackpressure() *backpressure {
+	bp := &backpressure{}
+	bp.cond.L = &bp.mu
+	return bp
+}
+
 func (s *Socket) acquireBytes(n int) error {
-	if s.opts.maxInflight <= 0 {
+	bp := s.bp
+	if bp == nil {
 		return nil
 	}
-	s.bpMu.Lock()
-	defer s.bpMu.Unlock()
-	for s.inflightBytes > 0 && s.inflightBytes+n > s.opts.maxInflight {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	for bp.inflight > 0 && bp.inflight+n > s.opts.maxInflight {
 		if s.life.closing() {
 			return ErrClosed
 		}
-		s.bpCond.Wait()
+		bp.cond.Wait()
 	}
 	if s.life.closing() {
 		return ErrClosed
 	}
-	s.inflightBytes += n
+	bp.inflight += n
 	return nil
 }
 
 func (s *Socket) releaseBytes(n int) {
-	if s.opts.maxInflight <= 0 {
+	bp := s.bp
+	if bp == nil {
 		return
 	}
-	s.bpMu.Lock()
-	s.inflightBytes -= n
-	s.bpMu.Unlock()
-	s.bpCond.Broadcast()
+	bp.mu.Lock()
+	bp.inflight -= n
+	bp.mu.Unlock()
+	bp.cond.Broadcast()
+}
+
+// wakeWriters wakes the writers waiting for room: the socket is closing.
+func (s *Socket) wakeWriters() {
+	if bp := s.bp; bp != nil {
+		bp.mu.Lock()
+		bp.cond.Broadcast()
+		bp.mu.Unlock()
+	}
 }
 
 // InflightBytes returns the bytes WriteAsync has in flight on s (counted
 // only with WithMaxInflightBytes).
 func (s *Socket) InflightBytes() int {
-	s.bpMu.Lock()
-	defer s.bpMu.Unlock()
-	return s.inflightBytes
+	bp := s.bp
+	if bp == nil {
+		return 0
+	}
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	return bp.inflight
 }
