@@ -20,6 +20,9 @@ type Config struct {
 	// io_uring runs a request's task work on the thread that submitted
 	// it, so what the reaper submits completes on the thread that waits
 	// for it, instead of waking an arbitrary Go thread per completion.
+	// The cost: each ring holds an OS thread for its life (asleep while
+	// the ring is idle), which a program with a few engines never notices
+	// and one that makes hundreds of rings might.
 	FloatingReaper bool
 	// Unrestricted skips IORING_REGISTER_RESTRICTIONS: every opcode and
 	// SQE flag is allowed. By default the ring is created disabled, limited
