@@ -272,8 +272,8 @@ func (p *pump) chunkEnd(err error) {
 // source that ended with end of stream, every send done and none failed,
 // passes the FIN on.
 func (p *pump) chunkFinished(st uint64) {
-	if st&(csEOF|csFailed) == csEOF && !p.c.dead.Load() {
-		p.dstConn().CloseWrite()
+	if st&(csEOF|csFailed) == csEOF {
+		p.passEOF()
 	}
 	p.c.notify()
 }

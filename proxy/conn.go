@@ -16,13 +16,18 @@ import (
 	"github.com/uringsend/uringsend/socket"
 )
 
+// tcpClose is TCP_CLOSE (include/net/tcp_states.h), a socket's state in
+// TCP_INFO after an RST; after a FIN it is CLOSE_WAIT. x/sys/unix has it
+// only as BPF_TCP_CLOSE.
+const tcpClose = 7
+
 // endReason says why a connection ended. The first reason recorded wins.
 type endReason int32
 
 const (
 	endNone        endReason = iota
 	endEOF                   // both directions ended with FIN
-	endReset                 // a read failed (RST from a peer, ...)
+	endReset                 // a peer reset: a read failed, or passEOF or the sweeper saw the RST
 	endSendError             // a send failed
 	endSendTimeout           // a send waited longer than SendTimeout
 	endIdle                  // IdleTimeout
@@ -227,6 +232,7 @@ type pump struct {
 	bytes   atomic.Uint64 // read from the source
 	held    atomic.Int64  // bytes of buffers held by sends in flight
 	holding atomic.Int32  // buffers held: the proxy's own, or the engine's chunks
+	shut    atomic.Bool   // passEOF shuts down the destination's write side (set before the FIN goes)
 
 	chunk    chunkPump   // receive mode "engine" into the engine's receive pool (chunks.go)
 	eng      *enginePump // … into buffers of the proxy's own (engine.go)
@@ -354,6 +360,57 @@ func (p *pump) sourceReset() bool {
 	return failed
 }
 
+// passEOF passes the source's end of stream on, once every send of the
+// direction has succeeded: it shuts down the destination's write side
+// (FIN) — unless the source has been reset, which ends the connection as
+// a reset (RST to both peers, reason reset), never with a FIN that would
+// pass for a clean end. End of stream alone does not tell: after an RST
+// the kernel reports ECONNRESET once, to whichever call on the socket
+// comes first, and a receive after a send that took it reads end of
+// stream. The socket's state tells: an RST leaves it in TCP_CLOSE, a FIN
+// in CLOSE_WAIT — unless the proxy has shut down the source's write side
+// itself (the other direction ended first): then a FIN too ends in
+// TCP_CLOSE (from LAST_ACK, or TIME_WAIT handed to the kernel), but the
+// other direction's sends are all done, nothing else takes the report,
+// and a receive after an RST fails. An RST right after a real FIN is
+// passed on as a reset. One getsockopt per direction that ends with end
+// of stream; nothing per chunk.
+func (p *pump) passEOF() {
+	if p.c.dead.Load() {
+		return
+	}
+	if !p.other().shut.Load() && p.sourceState() == tcpClose {
+		p.c.stop(endReset)
+		return
+	}
+	p.shut.Store(true)
+	p.dstConn().CloseWrite()
+}
+
+// sourceState is the TCP state of the source (TCP_INFO's tcpi_state), or
+// 0 when it cannot be read (the connection is being closed).
+func (p *pump) sourceState() uint8 {
+	rc, err := p.srcConn().SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var state uint8
+	rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			state = info.State
+		}
+	})
+	return state
+}
+
+// other is the pump of the other direction: its destination is p's source.
+func (p *pump) other() *pump {
+	if p == &p.c.up {
+		return &p.c.down
+	}
+	return &p.c.up
+}
+
 func sendEnd(e *sendop.Args) endReason {
 	if e.SocketError() == sendop.TimedOut {
 		return endSendTimeout
@@ -478,7 +535,7 @@ func (p *pump) run() {
 		if rerr == io.EOF {
 			// FIN: once everything read is sent, pass it on.
 			if p.drain() {
-				p.dstConn().CloseWrite()
+				p.passEOF()
 			}
 			return
 		}

@@ -221,8 +221,8 @@ func (p *pump) check() {
 	quiet := ep.sends == 0
 	halfClose := fin && ep.eof && !ep.sendErr
 	ep.mu.Unlock()
-	if halfClose && !p.c.dead.Load() {
-		p.dstConn().CloseWrite()
+	if halfClose {
+		p.passEOF()
 	}
 	if fin || quiet && p.c.halt.Load() {
 		p.c.notify()

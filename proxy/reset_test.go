@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -12,10 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 )
-
-// tcpClose is TCP_CLOSE, a socket's state (TCP_INFO) after an RST; after a
-// FIN it would be CLOSE_WAIT.
-const tcpClose = 7
 
 // TestResetWhileBackedUp: one peer floods, the other reads nothing, until
 // the proxy has stopped reading from the first (backpressure); then one of
@@ -130,6 +127,91 @@ uringsend_proxy_held_buffers 0
 uringsend_proxy_inflight_buffer_bytes 0
 `), NameOpenConnections, NameHeldBuffers, NameHeldBytes); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestResetNotPassedAsFIN: one peer writes without pause, the other reads
+// some of it and resets (SO_LINGER 0). The proxy's send to the resetter
+// can meet the RST first and take the socket's one ECONNRESET report; its
+// receive from the resetter then reads end of stream, as after a FIN. The
+// writer must be reset all the same and never get a FIN first, which
+// would let a truncated stream pass for a complete one. Its TCP_INFO
+// tells, whatever its own write took of the RST: a FIN counts one in
+// tcpi_bytes_received, and the resetter sends no byte. 50 rounds each way
+// in every mode on both backends; every connection ends reset or
+// send_error, none eof.
+func TestResetNotPassedAsFIN(t *testing.T) {
+	for _, resetter := range []string{"client", "upstream"} {
+		t.Run(resetter+"-resets", func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, cfg Config) {
+				testResetNotPassedAsFIN(t, cfg, resetter)
+			})
+		})
+	}
+}
+
+func testResetNotPassedAsFIN(t *testing.T, cfg Config, resetter string) {
+	const rounds = 50
+	upstreams := make(chan *net.TCPConn, 1)
+	done := make(chan struct{})
+	defer close(done) // before the upstream's cleanup waits for its handlers
+	cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
+		upstreams <- c
+		<-done
+	})
+	p := startProxy(t, cfg)
+	other := map[string]string{"client": "upstream", "upstream": "client"}
+	buf := make([]byte, 16<<10)
+	fins := 0
+	start := time.Now()
+	for range rounds {
+		peers := map[string]*net.TCPConn{"client": dial(t, p)}
+		select {
+		case peers["upstream"] = <-upstreams:
+		case <-time.After(scaled(5 * time.Second)):
+			t.Fatal("the proxy did not dial the upstream")
+		}
+		writer, reader := peers[other[resetter]], peers[resetter]
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			for {
+				if _, err := writer.Write(buf); err != nil {
+					return // the proxy's RST, or the test closed it
+				}
+			}
+		}()
+		reader.SetReadDeadline(time.Now().Add(scaled(5 * time.Second)))
+		if _, err := io.ReadFull(reader, make([]byte, 64<<10)); err != nil {
+			t.Fatalf("the %s read: %v", resetter, err)
+		}
+		reader.SetLinger(0)
+		reader.Close()
+		writer.SetReadDeadline(time.Now().Add(scaled(2 * time.Second)))
+		info, err := waitReset(writer)
+		writer.Close()
+		<-wrote
+		switch {
+		case err != nil:
+			t.Fatalf("the %s after the %s's RST: %v", other[resetter], resetter, err)
+		case info.State != tcpClose:
+			t.Fatalf("the %s's socket is in TCP state %d after the proxy's RST; want %d (TCP_CLOSE)", other[resetter], info.State, tcpClose)
+		case info.Bytes_received != 0:
+			fins++
+		}
+	}
+	if fins > 0 {
+		t.Errorf("the %s got a FIN before the RST in %d of %d rounds after the %s reset", other[resetter], fins, rounds, resetter)
+	}
+	waitFor(t, "the connections to be closed", 5*time.Second, func() bool { return len(p.snapshot()) == 0 })
+	t.Logf("%d rounds in %v: reset %d, send_error %d", rounds, time.Since(start).Round(time.Millisecond), ends(p, endReset), ends(p, endSendError))
+	if n := ends(p, endReset) + ends(p, endSendError); n != rounds {
+		t.Errorf("connection ends: reset %d, send_error %d; want %d in all", ends(p, endReset), ends(p, endSendError), rounds)
+	}
+	for r := endEOF; r < numEndReasons; r++ {
+		if r != endReset && r != endSendError && ends(p, r) != 0 {
+			t.Errorf("connection ends: %s %d; want 0", r, ends(p, r))
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func newStats(p *Proxy) *stats {
 		p:         p,
 		connsDesc: prometheus.NewDesc(NameConnections, "Client connections accepted.", nil, nil),
 		openDesc:  prometheus.NewDesc(NameOpenConnections, "Client connections being proxied now.", nil, nil),
-		endsDesc: prometheus.NewDesc(NameConnectionEnds, "Client connections ended, by reason: eof (both directions ended with FIN), reset (a read failed), send_error, send_timeout, idle_timeout, shutdown, closed, dial_error (the upstream could not be reached).",
+		endsDesc: prometheus.NewDesc(NameConnectionEnds, "Client connections ended, by reason: eof (both directions ended with FIN), reset (a peer reset the connection, or a read failed), send_error, send_timeout, idle_timeout, shutdown, closed, dial_error (the upstream could not be reached).",
 			[]string{labelReason}, nil),
 		bytesDesc: prometheus.NewDesc(NameProxiedBytes, "Bytes read from one side to be sent to the other, by direction (to_upstream, to_client).",
 			[]string{labelDirection}, nil),
