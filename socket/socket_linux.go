@@ -38,11 +38,11 @@ type Socket struct {
 	writeFn func(fd uintptr) bool
 	loopFn  func()
 
-	bp *backpressure // WithMaxInflightBytes: writer_linux.go; nil without
-	wres          int32 // epoll: result of writeOnce
-	wdone         bool
-	flush         bool         // batching: the reaper will put the queue on the wire
-	unraised      atomic.Int64 // completed sends handed over whose Completed has not returned
+	bp       *backpressure // WithMaxInflightBytes: writer_linux.go; nil without
+	wres     int32         // epoll: result of writeOnce
+	wdone    bool
+	flush    bool         // batching: the reaper will put the queue on the wire
+	unraised atomic.Int64 // completed sends handed over whose Completed has not returned
 
 	cl closeState // close_linux.go
 
