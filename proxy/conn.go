@@ -395,11 +395,7 @@ func (p *pump) sourceState() uint8 {
 		return 0
 	}
 	var state uint8
-	rc.Control(func(fd uintptr) {
-		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			state = info.State
-		}
-	})
+	rc.Control(func(fd uintptr) { state = tcpState(int(fd)) })
 	return state
 }
 
