@@ -261,16 +261,27 @@ func (s *Socket) checkConnected() error {
 	if s.conned.Load() {
 		return nil
 	}
-	if _, err := peerAddr(s.fd); err != nil {
-		// A stream whose peer has reset it is not connected any more,
-		// but it was: its sends fail with the socket's error
-		// (ConnectionReset, Shutdown), not with ErrNotConnected.
-		if soErr, _ := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); !s.stream || soErr == 0 {
-			return ErrNotConnected
-		}
+	if _, err := peerAddr(s.fd); err != nil && !(s.stream && hadPeer(s.fd)) {
+		return ErrNotConnected
 	}
 	s.conned.Store(true)
 	return nil
+}
+
+// hadPeer reports whether a stream socket that has no peer now (getpeername
+// fails once a TCP connection is reset) had one: its sends and receives
+// then fail with the socket's error (ConnectionReset), not with
+// ErrNotConnected. It must not read SO_ERROR, which clears the error: the
+// first receive would then read a reset as a clean end of stream. A TCP
+// socket had a peer if any segment came from one (tcpi_segs_in); other
+// streams (AF_UNIX) keep no such count, and only a pending error, which
+// is read — and so spent — there.
+func hadPeer(fd int) bool {
+	if info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+		return info.Segs_in > 0
+	}
+	soErr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	return soErr != 0
 }
 
 // SendAsync starts sending e's Buffer or BufferList.
