@@ -48,13 +48,7 @@ func testResetWhileBackedUp(t *testing.T, cfg Config, flooder, resetter string) 
 	cfg.MaxInflight = 128 << 10
 	cfg.BufferSize = 32 << 10
 	cfg.SendTimeout = 30 * time.Second
-	upstreams := make(chan *net.TCPConn, 1)
-	done := make(chan struct{})
-	defer close(done) // before the upstream's cleanup waits for its handler
-	cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
-		upstreams <- c
-		<-done
-	})
+	upstreams := holdUpstreams(t, &cfg)
 	p := startProxy(t, cfg)
 	peers := map[string]*net.TCPConn{"client": dial(t, p)}
 	select {
@@ -154,13 +148,7 @@ func TestResetNotPassedAsFIN(t *testing.T) {
 
 func testResetNotPassedAsFIN(t *testing.T, cfg Config, resetter string) {
 	const rounds = 50
-	upstreams := make(chan *net.TCPConn, 1)
-	done := make(chan struct{})
-	defer close(done) // before the upstream's cleanup waits for its handlers
-	cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
-		upstreams <- c
-		<-done
-	})
+	upstreams := holdUpstreams(t, &cfg)
 	p := startProxy(t, cfg)
 	other := map[string]string{"client": "upstream", "upstream": "client"}
 	buf := make([]byte, 16<<10)
@@ -242,4 +230,21 @@ func waitReset(c *net.TCPConn) (info *unix.TCPInfo, err error) {
 		return true
 	})
 	return info, errors.Join(err, ferr)
+}
+
+// holdUpstreams points cfg at an upstream server that hands each
+// connection it accepts to the returned channel and keeps it open until
+// the test ends.
+func holdUpstreams(t *testing.T, cfg *Config) <-chan *net.TCPConn {
+	t.Helper()
+	upstreams := make(chan *net.TCPConn, 1)
+	done := make(chan struct{})
+	cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
+		upstreams <- c
+		<-done
+	})
+	// Registered after echoServer's cleanup, so it runs first: the
+	// handlers return before that cleanup waits for them.
+	t.Cleanup(func() { close(done) })
+	return upstreams
 }

@@ -422,10 +422,7 @@ func (u *uring) scheduleArm(s *Socket) {
 
 // armAll arms, on the reaper, every stream handed to it by scheduleArm.
 func (u *uring) armAll() {
-	u.flushMu.Lock()
-	q := u.armQ
-	u.armQ, u.armSp = u.armSp[:0], q[:0]
-	u.flushMu.Unlock()
+	q := u.takeQueued(&u.armQ, &u.armSp)
 	for i, s := range q {
 		q[i] = nil
 		u.streamArm(s)

@@ -433,13 +433,21 @@ func (u *uring) hasFlush() bool {
 	return n > 0
 }
 
+// takeQueued empties the reaper's queue *q (flushQ, armQ) and returns
+// what it held; *q gets the array of *spare, the one returned last time,
+// so neither queue allocates in steady state.
+func (u *uring) takeQueued(q, spare *[]*Socket) []*Socket {
+	u.flushMu.Lock()
+	taken := *q
+	*q, *spare = (*spare)[:0], taken[:0]
+	u.flushMu.Unlock()
+	return taken
+}
+
 // flushAll launches a wire for every socket waiting for one; the reaper's
 // next io_uring_enter submits them all at once.
 func (u *uring) flushAll() {
-	u.flushMu.Lock()
-	q := u.flushQ
-	u.flushQ, u.flushSp = u.flushSp[:0], q[:0]
-	u.flushMu.Unlock()
+	q := u.takeQueued(&u.flushQ, &u.flushSp)
 	for i, s := range q {
 		q[i] = nil
 		s.mu.Lock()
