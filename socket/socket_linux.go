@@ -273,12 +273,15 @@ func (s *Socket) checkConnected() error {
 // then fail with the socket's error (ConnectionReset), not with
 // ErrNotConnected. It must not read SO_ERROR, which clears the error: the
 // first receive would then read a reset as a clean end of stream. A TCP
-// socket had a peer if any segment came from one (tcpi_segs_in); other
-// streams (AF_UNIX) keep no such count, and only a pending error, which
-// is read — and so spent — there.
+// socket had a peer if its handshake completed, which leaves an RTT
+// sample (tcpi_rtt; the SYN-ACK's, or the final ACK's on the accepting
+// side); a refused connect's RST is a segment from the peer's host but
+// leaves none, and such a socket never had a peer. Other streams
+// (AF_UNIX) keep no such record, and only a pending error, which is read
+// — and so spent — there.
 func hadPeer(fd int) bool {
 	if info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-		return info.Segs_in > 0
+		return info.Rtt > 0
 	}
 	soErr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	return soErr != 0
