@@ -275,13 +275,14 @@ func (s *Socket) checkConnected() error {
 // first receive would then read a reset as a clean end of stream. A TCP
 // socket had a peer if its handshake completed, which leaves an RTT
 // sample (tcpi_rtt; the SYN-ACK's, or the final ACK's on the accepting
-// side); a refused connect's RST is a segment from the peer's host but
-// leaves none, and such a socket never had a peer. Other streams
-// (AF_UNIX) keep no such record, and only a pending error, which is read
-// — and so spent — there.
+// side) — which reads 0 below a microsecond, so also: its SYN was acked
+// (tcpi_bytes_acked counts it) or more than one segment came in. A
+// refused connect's one RST leaves none of these, and such a socket never
+// had a peer. Other streams (AF_UNIX) keep no such record, and only a
+// pending error, which is read — and so spent — there.
 func hadPeer(fd int) bool {
 	if info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-		return info.Rtt > 0
+		return info.Rtt > 0 || info.Bytes_acked > 0 || info.Segs_in > 1
 	}
 	soErr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	return soErr != 0

@@ -231,6 +231,7 @@ func (u *uring) prepTimed(s *Socket, ud uint64, timeout time.Duration) error {
 	sqe.SetFlags(ring.SQEIOLink)
 	sqe.SetUserData(ud)
 	s.w.ts = unix.NsecToTimespec(int64(timeout))
+	s.w.deadline = u.eng.now() + int64(timeout)
 	ring.PrepLinkTimeout(tmo, &s.w.ts)
 	tmo.SetUserData(ud | tmoBit<<32)
 	s.w.expect = 2
@@ -329,7 +330,7 @@ func (u *uring) absorb(s *Socket, c *ring.CQE) (last bool) {
 	res := c.Result()
 	switch flags := c.Flags(); {
 	case c.UserData()>>32&tmoBit != 0:
-		s.w.tmoFired = res == -int32(syscall.ETIME)
+		s.w.tmoFired = res == -int32(syscall.ETIME) || u.timeoutLost(s, res)
 	case flags&ring.CQEFNotif != 0:
 		// The kernel is done with the buffers, so the wire's sends may
 		// complete now. If it had to copy after all, zero-copy only
@@ -346,6 +347,22 @@ func (u *uring) absorb(s *Socket, c *ring.CQE) (last bool) {
 	}
 	s.w.expect--
 	return s.w.expect == 0
+}
+
+// timeoutLost reports, for the CQE of a send's LINK_TIMEOUT, a timeout
+// that fired without cancelling the send, and cancels the send itself.
+// When the thread that submitted the pair has exited, the kernel ends the
+// timeout with ECANCELED as its timer fires and leaves the send waiting
+// for its peer (task work of a dead task), so a Timeout would bound
+// nothing. The signs: ECANCELED while the send's own CQE is still due,
+// past the deadline, on a socket that is not closing (whose cancel ends
+// both). The send then completes with TimedOut like any other.
+func (u *uring) timeoutLost(s *Socket, res int32) bool {
+	if res != -int32(syscall.ECANCELED) || s.w.expect != 2 || s.life.closing() || u.eng.now() < s.w.deadline {
+		return false
+	}
+	u.cancelUD(uint64(s.w.gen.Load())<<32 | uint64(s.w.idx))
+	return true
 }
 
 // finish acts on a wire whose CQEs are all in: it retries one that did

@@ -46,6 +46,7 @@ type wireState struct {
 	expect   int
 	res      int32
 	ts       unix.Timespec
+	deadline int64 // when the timeout fires (Engine.now)
 	tmoFired bool
 }
 
