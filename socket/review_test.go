@@ -227,13 +227,15 @@ func TestReviewZeroCopyTimedMixExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Closed at the end, not after the Dial: closing it before the
+		// peer's Accept took the connection would reset it.
+		defer l.Close()
 		got := hashPeer(t, l, false)
 		var opts []Option
 		if batching {
 			opts = append(opts, WithBatching())
 		}
 		s, err := Dial("tcp", l.Addr().String(), append(opts, WithEngine(eng))...)
-		l.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
