@@ -18,7 +18,10 @@ type Handler interface {
 	HandleCQEs(cqes []CQE)
 	// AfterHarvest is called by the reaper goroutine only, without the
 	// completion lock, after each round of harvesting: the place to run
-	// user callbacks.
+	// user callbacks. The reaper is locked to its thread: AfterHarvest may
+	// call runtime.LockOSThread and UnlockOSThread in pairs, never an
+	// UnlockOSThread more (the reaper would float, and its ring fd stay
+	// registered with a thread it left).
 	AfterHarvest()
 }
 
@@ -179,8 +182,13 @@ func (rp *Reaper) waitKernel() {
 	r := rp.r
 	r.stats.waits.Add(1)
 	_, errno := r.enterVia(rp.fd, r.pending(), 1, rp.flags, nil, 0)
-	switch errno {
-	case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY, unix.ETIME:
+	switch {
+	case errno == 0, errno == unix.EINTR, errno == unix.EAGAIN, errno == unix.EBUSY, errno == unix.ETIME:
+	case rp.flags&enterRegisteredRing != 0 && (errno == unix.EINVAL || errno == unix.EBADF):
+		// Not on the thread that registered the index: a Handler
+		// unlocked the reaper's thread (more UnlockOSThread than it
+		// locked). Wait through the ring's fd from now on.
+		rp.fd, rp.flags = r.fd, enterGetEvents
 	default:
 		// EBADR (lost CQEs) or worse: nothing to wait on reliably;
 		// keep harvesting without spinning hot.
