@@ -117,66 +117,13 @@ func TestChunksExactBytesSmallPool(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Listen, cfg.Backend, cfg.Recv = "127.0.0.1:0", b, RecvEngine
 			cfg.BufferSize, cfg.MaxInflight, cfg.RecvPool = 4<<10, 32<<10, 64
-			const conns = 4
 			size := 8 << 20
 			if raceEnabled {
 				size = 2 << 20
 			}
-			type result struct {
-				sum [32]byte
-				n   int64
-			}
-			upGot := make(chan result, conns)
-			cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
-				var seed [1]byte
-				if _, err := io.ReadFull(c, seed[:]); err != nil {
-					t.Error(err)
-					return
-				}
-				s := uint64(seed[0])
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					writeChunks(c, randomBytes(s+100, size), s+100)
-					c.CloseWrite()
-				}()
-				sum, n, err := hashAll(c)
-				if err != nil {
-					t.Errorf("upstream read: %v", err)
-				}
-				<-done
-				upGot <- result{sum, n}
-			})
-			p := startProxy(t, cfg)
-			if !p.RecvPool() {
+			if p := transferBothWays(t, cfg, 4, size); !p.RecvPool() {
 				t.Fatal("the proxy does not use the receive pool")
 			}
-			var wg sync.WaitGroup
-			for i := range conns {
-				wg.Go(func() {
-					s := uint64(i + 1)
-					c := dial(t, p)
-					go func() {
-						writeChunks(c, append([]byte{byte(s)}, randomBytes(s, size)...), s)
-						c.CloseWrite()
-					}()
-					sum, n, err := hashAll(c)
-					if want := sha256.Sum256(randomBytes(s+100, size)); err != nil || n != int64(size) || sum != want {
-						t.Errorf("conn %d: client got %d bytes (%v), sha256 %x; want %d, %x", i, n, err, sum[:8], size, want[:8])
-					}
-				})
-			}
-			wg.Wait()
-			want := map[[32]byte]bool{}
-			for i := range conns {
-				want[sha256.Sum256(randomBytes(uint64(i+1), size))] = true
-			}
-			for range conns {
-				if r := <-upGot; r.n != int64(size) || !want[r.sum] {
-					t.Errorf("upstream got %d bytes, sha256 %x: not one of the payloads sent", r.n, r.sum[:8])
-				}
-			}
-			waitFor(t, "connections to end with eof", 10*time.Second, func() bool { return ends(p, endEOF) == conns })
 		})
 	}
 }

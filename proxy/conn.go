@@ -305,27 +305,14 @@ func (p *pump) putBuf(s *slot) {
 	p.holding.Add(-1)
 }
 
-// src and dst are the sockets the pump receives from and sends on;
-// dstConn is dst's connection.
+// src is the socket the pump receives from, srcConn its connection; the
+// pump sends on the other pump's source (dst, dstConn). Derived, not
+// stored: a connection keeps its size.
 func (p *pump) src() *socket.Socket {
 	if p == &p.c.up {
 		return p.c.cs
 	}
 	return p.c.us
-}
-
-func (p *pump) dst() *socket.Socket {
-	if p == &p.c.up {
-		return p.c.us
-	}
-	return p.c.cs
-}
-
-func (p *pump) dstConn() *net.TCPConn {
-	if p == &p.c.up {
-		return p.c.upstream
-	}
-	return p.c.client
 }
 
 func (p *pump) srcConn() *net.TCPConn {
@@ -334,6 +321,9 @@ func (p *pump) srcConn() *net.TCPConn {
 	}
 	return p.c.upstream
 }
+
+func (p *pump) dst() *socket.Socket   { return p.other().src() }
+func (p *pump) dstConn() *net.TCPConn { return p.other().srcConn() }
 
 // sourceReset is the sweeper's look at a pump that holds more than half
 // of what it may have in flight: backed up, or about to be, so that it has

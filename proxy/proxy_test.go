@@ -143,78 +143,86 @@ func ends(p *Proxy, r endReason) uint64 { return p.stats.ends[r].Load() }
 // once through several connections and compares SHA-256 at both ends.
 func TestTransferBothWays(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, cfg Config) {
-		const conns = 3
 		size := 24 << 20
 		if raceEnabled {
 			size = 6 << 20
 		}
-		type result struct {
-			sum [32]byte
-			n   int64
+		transferBothWays(t, cfg, 3, size)
+	})
+}
+
+// transferBothWays starts a proxy with cfg in front of an upstream that
+// hashes what arrives and sends its own payload, chosen by the first 8
+// bytes the client sends (its seed); conns clients send size random bytes
+// each and read as many back, at once; both ends compare SHA-256, and
+// every connection must end with EOF. It returns the proxy.
+func transferBothWays(t *testing.T, cfg Config, conns, size int) *Proxy {
+	t.Helper()
+	type result struct {
+		sum [32]byte
+		n   int64
+	}
+	upGot := make(chan result, conns)
+	cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
+		var seed [8]byte
+		if _, err := io.ReadFull(c, seed[:]); err != nil {
+			t.Error(err)
+			return
 		}
-		upGot := make(chan result, conns)
-		// The upstream hashes what arrives and sends its own payload,
-		// chosen by the first 8 bytes the client sends (its seed).
-		cfg.Upstream = echoServer(t, func(c *net.TCPConn) {
-			var seed [8]byte
-			if _, err := io.ReadFull(c, seed[:]); err != nil {
-				t.Error(err)
-				return
+		s := uint64(seed[0])
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := writeChunks(c, randomBytes(s+100, size), s+100); err != nil {
+				t.Errorf("upstream write: %v", err)
 			}
-			s := uint64(seed[0])
-			done := make(chan struct{})
+			c.CloseWrite()
+		}()
+		sum, n, err := hashAll(c)
+		if err != nil {
+			t.Errorf("upstream read: %v", err)
+		}
+		<-done
+		upGot <- result{sum, n}
+	})
+	p := startProxy(t, cfg)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			s := uint64(i + 1)
+			c := dial(t, p)
+			payload := randomBytes(s, size)
+			werr := make(chan error, 1)
 			go func() {
-				defer close(done)
-				if err := writeChunks(c, randomBytes(s+100, size), s+100); err != nil {
-					t.Errorf("upstream write: %v", err)
-				}
+				err := writeChunks(c, append([]byte{byte(s), 0, 0, 0, 0, 0, 0, 0}, payload...), s)
 				c.CloseWrite()
+				werr <- err
 			}()
 			sum, n, err := hashAll(c)
 			if err != nil {
-				t.Errorf("upstream read: %v", err)
+				t.Errorf("client read: %v", err)
 			}
-			<-done
-			upGot <- result{sum, n}
+			if err := <-werr; err != nil {
+				t.Errorf("client write: %v", err)
+			}
+			if want := sha256.Sum256(randomBytes(s+100, size)); n != int64(size) || sum != want {
+				t.Errorf("conn %d: client got %d bytes, sha256 %x; want %d, %x", i, n, sum[:8], size, want[:8])
+			}
 		})
-		p := startProxy(t, cfg)
-		var wg sync.WaitGroup
-		for i := range conns {
-			wg.Go(func() {
-				s := uint64(i + 1)
-				c := dial(t, p)
-				payload := randomBytes(s, size)
-				werr := make(chan error, 1)
-				go func() {
-					err := writeChunks(c, append([]byte{byte(s), 0, 0, 0, 0, 0, 0, 0}, payload...), s)
-					c.CloseWrite()
-					werr <- err
-				}()
-				sum, n, err := hashAll(c)
-				if err != nil {
-					t.Errorf("client read: %v", err)
-				}
-				if err := <-werr; err != nil {
-					t.Errorf("client write: %v", err)
-				}
-				if want := sha256.Sum256(randomBytes(s+100, size)); n != int64(size) || sum != want {
-					t.Errorf("conn %d: client got %d bytes, sha256 %x; want %d, %x", i, n, sum[:8], size, want[:8])
-				}
-			})
+	}
+	wg.Wait()
+	want := map[[32]byte]bool{}
+	for i := range conns {
+		want[sha256.Sum256(randomBytes(uint64(i+1), size))] = true
+	}
+	for range conns {
+		r := <-upGot
+		if r.n != int64(size) || !want[r.sum] {
+			t.Errorf("upstream got %d bytes, sha256 %x: not one of the payloads sent", r.n, r.sum[:8])
 		}
-		wg.Wait()
-		want := map[[32]byte]bool{}
-		for i := range conns {
-			want[sha256.Sum256(randomBytes(uint64(i+1), size))] = true
-		}
-		for range conns {
-			r := <-upGot
-			if r.n != int64(size) || !want[r.sum] {
-				t.Errorf("upstream got %d bytes, sha256 %x: not one of the payloads sent", r.n, r.sum[:8])
-			}
-		}
-		waitFor(t, "connections to end", 10*time.Second, func() bool { return ends(p, endEOF) == conns })
-	})
+	}
+	waitFor(t, "connections to end with eof", 10*time.Second, func() bool { return ends(p, endEOF) == uint64(conns) })
+	return p
 }
 
 // TestHalfClose: a FIN from one side reaches the other only after the
