@@ -5,7 +5,6 @@ package socket
 import (
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -42,9 +41,7 @@ func TestSendSubmittedByExitedThread(t *testing.T) {
 		var r sendop.Args
 		r.SetBuffer(make([]byte, 16))
 		r.Completed = func(e *sendop.Args) { done <- e }
-		exited := make(chan bool, 1)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		pending := onExitingThread(t, func() bool {
 			p, err := s.SendAsync(&e)
 			if err != nil {
 				t.Error(err)
@@ -54,12 +51,11 @@ func TestSendSubmittedByExitedThread(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			exited <- p
-		}()
-		if !<-exited {
+			return p
+		})
+		if !pending {
 			t.Fatal("the send completed at once: the peer's buffers took 8 MiB")
 		}
-		time.Sleep(50 * time.Millisecond) // let the thread go
 		go io.Copy(io.Discard, b)
 		if recv {
 			b.Write([]byte("ping"))

@@ -3,7 +3,9 @@
 package socket
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -15,33 +17,39 @@ import (
 // onExitingThread runs f on a goroutine locked to an OS thread other than
 // the main one, and lets the goroutine exit locked: Go then ends the
 // thread (the main thread it would only park). It returns f's result once
-// the thread is gone.
+// the thread is gone from /proc/self/task.
 func onExitingThread(t *testing.T, f func() bool) bool {
 	t.Helper()
 	hold := make(chan struct{})
 	defer close(hold)
 	for {
 		res := make(chan bool, 1)
-		onMain := make(chan bool, 1)
-		gone := make(chan struct{})
+		tid := make(chan int, 1)
 		go func() {
-			defer close(gone)
 			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-			if unix.Gettid() == unix.Getpid() {
-				onMain <- true
+			id := unix.Gettid()
+			if id == unix.Getpid() {
+				tid <- 0
 				<-hold // keep the main thread busy: the next try lands elsewhere
 				return
 			}
-			onMain <- false
+			tid <- id
 			res <- f()
 		}()
-		if <-onMain {
+		id := <-tid
+		if id == 0 {
 			continue
 		}
 		r := <-res
-		<-gone
-		time.Sleep(20 * time.Millisecond) // let the thread exit
-		return r
+		task := fmt.Sprintf("/proc/self/task/%d", id)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if _, err := os.Stat(task); os.IsNotExist(err) {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("thread %d still there 5 s after its locked goroutine returned", id)
+			}
+		}
 	}
 }
 
