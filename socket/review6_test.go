@@ -204,9 +204,9 @@ func TestReview6ReceiveChunksRacingClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range per {
-				s, p := dialPeerNoT(eng)
-				if s == nil {
-					errs <- fmt.Errorf("dial failed")
+				s, p, err := dialPeerErr(eng)
+				if err != nil {
+					errs <- err
 					return
 				}
 				var ends, chunks atomic.Int32
@@ -214,7 +214,7 @@ func TestReview6ReceiveChunksRacingClose(t *testing.T) {
 				if i%2 == 0 {
 					p.Write([]byte("data before the arm"))
 				}
-				err := s.ReceiveChunks(func(c *Chunk, err error) {
+				err = s.ReceiveChunks(func(c *Chunk, err error) {
 					if c != nil {
 						chunks.Add(1)
 						c.Release()
@@ -264,33 +264,6 @@ func TestReview6ReceiveChunksRacingClose(t *testing.T) {
 			t.Errorf("ring %d: %d chunks out after every stream ended", i, u.pool.out.Load())
 		}
 	}
-}
-
-// dialPeerNoT is dialPeer for goroutines other than the test's: nil on
-// failure; the caller closes both.
-func dialPeerNoT(eng *Engine, opts ...Option) (*Socket, net.Conn) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil
-	}
-	defer l.Close()
-	peer := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		peer <- c
-	}()
-	s, err := Dial("tcp", l.Addr().String(), append(opts, WithEngine(eng))...)
-	p := <-peer
-	if err != nil || p == nil {
-		if s != nil {
-			s.Close()
-		}
-		if p != nil {
-			p.Close()
-		}
-		return nil, nil
-	}
-	return s, p
 }
 
 // endRecorder counts a stream's last calls and keeps the first's error.
@@ -490,9 +463,9 @@ func TestReview6EngineChurnThreadsAndFDs(t *testing.T) {
 		if err != nil {
 			t.Skip(err)
 		}
-		s, p := dialPeerNoT(eng)
-		if s == nil {
-			t.Fatal("dial failed")
+		s, p, err := dialPeerErr(eng)
+		if err != nil {
+			t.Fatal(err)
 		}
 		r := newEndRecorder()
 		if err := s.ReceiveChunks(r.handle); errors.Is(err, ring.ErrNotSupported) {

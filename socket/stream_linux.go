@@ -411,14 +411,7 @@ func (u *uring) onStream(s *Socket, c *ring.CQE) {
 // wake of the reaper per arm when it is idle. An SQE published by the
 // reaper may still be carried into the kernel by another goroutine's
 // io_uring_enter; that costs only this saving.
-func (u *uring) scheduleArm(s *Socket) {
-	u.flushMu.Lock()
-	u.armQ = append(u.armQ, s)
-	u.flushMu.Unlock()
-	if u.idle.Load() {
-		u.r.Wake()
-	}
-}
+func (u *uring) scheduleArm(s *Socket) { u.handToReaper(&u.armQ, s) }
 
 // armAll arms, on the reaper, every stream handed to it by scheduleArm.
 func (u *uring) armAll() {

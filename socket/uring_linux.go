@@ -434,9 +434,13 @@ func (u *uring) AfterHarvest() {
 }
 
 // scheduleFlush asks the reaper to put s's queue on the wire.
-func (u *uring) scheduleFlush(s *Socket) {
+func (u *uring) scheduleFlush(s *Socket) { u.handToReaper(&u.flushQ, s) }
+
+// handToReaper appends s to the reaper's queue *q (flushQ, armQ; taken
+// by takeQueued) and wakes the reaper if it is done with its round.
+func (u *uring) handToReaper(q *[]*Socket, s *Socket) {
 	u.flushMu.Lock()
-	u.flushQ = append(u.flushQ, s)
+	*q = append(*q, s)
 	u.flushMu.Unlock()
 	if u.idle.Load() {
 		u.r.Wake()

@@ -32,12 +32,23 @@ func eachBackend(t *testing.T, f func(t *testing.T, eng *Engine)) {
 }
 
 // dialPeer returns a Socket connected to a fresh loopback peer, and the
-// peer's side as a net.Conn.
+// peer's side as a net.Conn, both closed when the test ends.
 func dialPeer(t testing.TB, eng *Engine, opts ...Option) (*Socket, net.Conn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s, p, err := dialPeerErr(eng, opts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); p.Close() })
+	return s, p
+}
+
+// dialPeerErr is dialPeer for goroutines other than the test's: it
+// returns the error instead, and the caller closes both.
+func dialPeerErr(eng *Engine, opts ...Option) (*Socket, net.Conn, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
 	}
 	defer l.Close()
 	peer := make(chan net.Conn, 1)
@@ -47,15 +58,14 @@ func dialPeer(t testing.TB, eng *Engine, opts ...Option) (*Socket, net.Conn) {
 	}()
 	s, err := Dial("tcp", l.Addr().String(), append(opts, WithEngine(eng))...)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err // the deferred Close ends the Accept
 	}
 	p := <-peer
 	if p == nil {
 		s.Close()
-		t.Fatal("accept failed")
+		return nil, nil, errors.New("accept failed")
 	}
-	t.Cleanup(func() { s.Close(); p.Close() })
-	return s, p
+	return s, p, nil
 }
 
 // io.Copy into a Socket (ReadFrom) moves every byte in order.
